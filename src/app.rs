@@ -1,0 +1,358 @@
+//! Composition: binds pullgate's socket, routes each gRPC call (gate, pass-through or
+//! refusal), sets up logging, and shuts down gracefully.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::UnixListener;
+use tower::ServiceExt;
+
+use crate::config::{Config, LogConfig, LogFormat, ServerConfig};
+use crate::cri::{self, box_body, status_response, ProxyBody, Route};
+use crate::intercept::PullImageGate;
+use crate::upstream::Upstream;
+
+/// Why pullgate could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("socket {path} is in use by a running process; refusing to take it over")]
+    SocketInUse { path: PathBuf },
+    #[error("{path} exists and is not a socket; refusing to replace it")]
+    NotASocket { path: PathBuf },
+    #[error("cannot prepare socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Routes one gRPC call. Cheap to clone: one per connection.
+#[derive(Clone)]
+pub struct CriRouter {
+    upstream: Upstream,
+    gate: PullImageGate,
+}
+
+impl CriRouter {
+    pub fn new(upstream: Upstream) -> CriRouter {
+        CriRouter {
+            gate: PullImageGate::new(upstream.clone()),
+            upstream,
+        }
+    }
+
+    pub async fn handle(&self, mut request: Request<Incoming>) -> Response<ProxyBody> {
+        match cri::route(request.uri().path()) {
+            Route::PullImage(api) => {
+                request.extensions_mut().insert(api);
+                match self.gate.clone().oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+            Route::PassThrough { .. } => self.pass_through(request).await,
+            Route::Refused { service } => {
+                tracing::warn!(service, "refused a call to a non-CRI service");
+                status_response(cri::refused_service_status(service))
+            }
+        }
+    }
+
+    async fn pass_through(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        let started = Instant::now();
+        let path = request.uri().path().to_owned();
+        let request = request.map(box_body);
+        match self.upstream.forward(request).await {
+            Ok(response) => {
+                tracing::debug!(
+                    path,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "forwarded"
+                );
+                response.map(box_body)
+            }
+            Err(error) => {
+                tracing::warn!(path, %error, "forwarding failed");
+                status_response(error.to_status())
+            }
+        }
+    }
+}
+
+/// Installs the global tracing subscriber. `RUST_LOG`, when set, overrides the
+/// configured level so an operator can turn on debug output without editing files.
+pub fn init_logging(log: &LogConfig) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A second init (tests) keeps the first subscriber; that is harmless.
+    drop(result);
+}
+
+/// A bound listening socket, removed again on shutdown if it is still ours.
+pub struct BoundSocket {
+    listener: UnixListener,
+    path: PathBuf,
+    identity: (u64, u64),
+}
+
+impl BoundSocket {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the socket file unless something else has replaced it meanwhile.
+    fn remove(&self) {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == self.identity => {
+                if let Err(error) = std::fs::remove_file(&self.path) {
+                    tracing::warn!(path = %self.path.display(), %error, "could not remove socket");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Binds `server.socket`: a stale socket file (nobody listening) is replaced, a live
+/// one is left alone, anything that is not a socket is never deleted.
+pub fn bind_socket(server: &ServerConfig) -> Result<BoundSocket, AppError> {
+    let path = &server.socket;
+    let socket_error = |source| AppError::Socket {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => return Err(AppError::SocketInUse { path: path.clone() }),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tracing::info!(path = %path.display(), "replacing stale socket");
+                    std::fs::remove_file(path).map_err(socket_error)?;
+                }
+                Err(e) => return Err(socket_error(e)),
+            }
+        }
+        Ok(_) => return Err(AppError::NotASocket { path: path.clone() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(socket_error(e)),
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(socket_error)?;
+    }
+    // bind() creates the socket with the umask's mode, which without group/other
+    // write bits nobody else can connect to; the configured mode is applied before
+    // the first accept.
+    let listener = UnixListener::bind(path).map_err(socket_error)?;
+    if let Some(gid) = server.socket_gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(socket_error)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(server.socket_mode))
+        .map_err(socket_error)?;
+    let meta = std::fs::symlink_metadata(path).map_err(socket_error)?;
+    Ok(BoundSocket {
+        listener,
+        path: path.clone(),
+        identity: (meta.dev(), meta.ino()),
+    })
+}
+
+/// Serves the CRI on `socket` until `shutdown` completes, then stops accepting,
+/// removes the socket and gives in-flight calls `config.server.shutdown_grace`.
+pub async fn serve(config: &Config, socket: BoundSocket, shutdown: impl Future<Output = ()>) {
+    let upstream = Upstream::new(
+        &config.upstream.containerd_socket,
+        config.upstream.connect_timeout,
+    );
+    let router = CriRouter::new(upstream);
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    tokio::pin!(shutdown);
+
+    tracing::info!(
+        socket = %socket.path.display(),
+        containerd = %config.upstream.containerd_socket.display(),
+        "serving the CRI"
+    );
+    notify_systemd_ready();
+
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = socket.listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let router = router.clone();
+                    let service = hyper::service::service_fn(move |request| {
+                        let router = router.clone();
+                        async move { Ok::<_, Infallible>(router.handle(request).await) }
+                    });
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(%error, "client connection ended with an error");
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+
+    socket.remove();
+    drop(socket);
+    let grace = config.server.shutdown_grace;
+    tracing::info!(
+        ?grace,
+        "shutting down: no new connections, waiting for in-flight calls"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all calls finished"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(?grace, "grace period over; dropping the remaining calls");
+        }
+    }
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop pullgate with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stop requested");
+}
+
+/// Tells systemd (Type=notify) that the socket is bound and calls are served, so
+/// the kubelet, ordered after pullgate, never finds the socket missing.
+fn notify_systemd_ready() {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let socket = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(socket) => socket,
+        Err(error) => {
+            tracing::warn!(%error, "sd_notify: cannot create socket");
+            return;
+        }
+    };
+    let bytes = target.as_encoded_bytes();
+    let result = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| socket.send_to_addr(b"READY=1", &addr))
+    } else {
+        socket.send_to(b"READY=1", Path::new(&target))
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, "sd_notify READY=1 failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn server_config(dir: &Path) -> ServerConfig {
+        ServerConfig {
+            socket: dir.join("sub/pullgate.sock"),
+            ..Config::default().server
+        }
+    }
+
+    #[tokio::test]
+    async fn binds_with_configured_mode_and_creates_parent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = server_config(dir.path());
+        server.socket_mode = 0o600;
+        let bound = bind_socket(&server).expect("binds");
+        let meta = std::fs::symlink_metadata(bound.path()).expect("exists");
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        bound.remove();
+        assert!(!server.socket.exists());
+    }
+
+    #[tokio::test]
+    async fn stale_socket_is_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = server_config(dir.path());
+        std::fs::create_dir_all(server.socket.parent().expect("parent")).expect("mkdir");
+        // A listener that is closed again leaves its socket file behind.
+        drop(std::os::unix::net::UnixListener::bind(&server.socket).expect("bind stale"));
+        assert!(server.socket.exists());
+        let bound = bind_socket(&server).expect("stale socket replaced");
+        assert!(std::os::unix::net::UnixStream::connect(bound.path()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn live_socket_is_not_stolen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = server_config(dir.path());
+        let first = bind_socket(&server).expect("first bind");
+        match bind_socket(&server) {
+            Err(AppError::SocketInUse { path }) => assert_eq!(path, server.socket),
+            other => panic!("expected SocketInUse, got {:?}", other.map(|b| b.path)),
+        }
+        // The first listener still owns a working socket.
+        assert!(std::os::unix::net::UnixStream::connect(first.path()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn regular_file_is_never_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = server_config(dir.path());
+        std::fs::create_dir_all(server.socket.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&server.socket, b"precious").expect("write");
+        match bind_socket(&server) {
+            Err(AppError::NotASocket { path }) => assert_eq!(path, server.socket),
+            other => panic!("expected NotASocket, got {:?}", other.map(|b| b.path)),
+        }
+        assert_eq!(
+            std::fs::read(&server.socket).expect("still there"),
+            b"precious"
+        );
+    }
+
+    #[tokio::test]
+    async fn replaced_socket_is_not_removed_on_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = server_config(dir.path());
+        let bound = bind_socket(&server).expect("binds");
+        std::fs::remove_file(&server.socket).expect("rm");
+        std::fs::write(&server.socket, b"someone else's").expect("write");
+        bound.remove();
+        assert!(server.socket.exists());
+    }
+}
