@@ -1,0 +1,178 @@
+//! Shared test support: start the real `pullgate` binary, find the integration
+//! harness (real containerd + registry), and a CRI client on real sockets.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use pullgate::cri::client::CriClient;
+
+/// The containerd + registry started by `integration/harness up`, described by the
+/// environment it writes. `None` (skip) outside the harness, except under `CI=true`
+/// where a missing harness is a failure: CI must never pass by skipping.
+pub struct Harness {
+    pub dir: PathBuf,
+    pub containerd_socket: PathBuf,
+    pub registry: String,
+    pub busybox: String,
+    pub busybox_digest: String,
+    pub pause: String,
+    pub script: PathBuf,
+}
+
+impl Harness {
+    pub fn from_env(test: &str) -> Option<Harness> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let Some(dir) = var("PULLGATE_IT_DIR") else {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!(
+                    "{test}: PULLGATE_IT_DIR is not set under CI=true; run the tests with \
+                     integration/run-tests, which starts containerd and the registry"
+                );
+            }
+            eprintln!(
+                "SKIPPED {test}: no integration harness (run integration/run-tests to start \
+                 containerd and a registry)"
+            );
+            return None;
+        };
+        let need = |name: &str| {
+            var(name).unwrap_or_else(|| panic!("{name} missing from the harness environment"))
+        };
+        Some(Harness {
+            dir: PathBuf::from(dir),
+            containerd_socket: PathBuf::from(need("PULLGATE_IT_CONTAINERD_SOCK")),
+            registry: need("PULLGATE_IT_REGISTRY"),
+            busybox: need("PULLGATE_IT_BUSYBOX"),
+            busybox_digest: need("PULLGATE_IT_BUSYBOX_DIGEST"),
+            pause: need("PULLGATE_IT_PAUSE"),
+            script: PathBuf::from(need("PULLGATE_IT_HARNESS")),
+        })
+    }
+
+    /// Runs `integration/harness <verb>` (e.g. `stop-containerd`) and checks it worked.
+    pub fn run(&self, verb: &str) {
+        let status = Command::new(&self.script)
+            .arg(verb)
+            .env("PULLGATE_IT_DIR", &self.dir)
+            .status()
+            .unwrap_or_else(|e| panic!("running {} {verb}: {e}", self.script.display()));
+        assert!(status.success(), "harness {verb} failed: {status}");
+    }
+
+    pub fn direct_client(&self) -> CriClient {
+        CriClient::connect(&self.containerd_socket).expect("client for containerd")
+    }
+}
+
+/// A running `pullgate serve`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Pullgate {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Pullgate {
+    /// Writes a config for `containerd_socket` (plus `extra` TOML appended to its
+    /// `[server]` section) and starts the binary; waits until the socket is bound.
+    pub fn start(containerd_socket: &Path, extra_server: &str) -> Pullgate {
+        Pullgate::start_with_log(containerd_socket, extra_server, "text")
+    }
+
+    pub fn start_with_log(containerd_socket: &Path, extra_server: &str, format: &str) -> Pullgate {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("pullgate.sock");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nsocket = {socket:?}\n{extra_server}\n[upstream]\ncontainerd_socket = {containerd_socket:?}\n[log]\nformat = {format:?}\nlevel = \"pullgate=debug,info\"\n"
+            ),
+        )
+        .expect("write config");
+        let log = dir.path().join("pullgate.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_pullgate"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn pullgate");
+        let mut pullgate = Pullgate {
+            child,
+            socket,
+            log,
+            dir,
+        };
+        pullgate.wait_for_socket();
+        pullgate
+    }
+
+    fn wait_for_socket(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "pullgate exited early ({status}); log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("pullgate did not bind {} in 20s", self.socket.display());
+    }
+
+    pub fn client(&self) -> CriClient {
+        CriClient::connect(&self.socket).expect("client for pullgate")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("pullgate still running after {limit:?}");
+    }
+}
+
+impl Drop for Pullgate {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .arg(self.child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
