@@ -47,6 +47,11 @@ impl CriClient {
         })
     }
 
+    /// The underlying channel, for calls the generated clients cannot make.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// Calls an arbitrary unary method with an empty request message and discards
     /// the response message. Used to reach methods the generated clients do not know
     /// (a newer kubelet's) and services that are not the CRI.

@@ -1,0 +1,610 @@
+//! End to end through pullgate's socket against a real containerd and a real
+//! registry, both started by `integration/harness up` (see integration/run-tests).
+//! Each step is checked against containerd's own answer where one exists.
+//!
+//! The tests share one containerd, and one of them stops and restarts it, so they
+//! run one at a time (`SERIAL`).
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use pullgate::cri::{v1, v1alpha2};
+use support::{CriClient, Harness, Pullgate};
+use tokio_stream::StreamExt;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+fn image_spec(image: &str) -> Option<v1::ImageSpec> {
+    Some(v1::ImageSpec {
+        image: image.to_owned(),
+        ..Default::default()
+    })
+}
+
+async fn pull(client: &CriClient, image: &str) -> Result<String, tonic::Status> {
+    client
+        .image
+        .clone()
+        .pull_image(v1::PullImageRequest {
+            image: image_spec(image),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().image_ref)
+}
+
+async fn image_status(client: &CriClient, image: &str) -> Option<v1::Image> {
+    client
+        .image
+        .clone()
+        .image_status(v1::ImageStatusRequest {
+            image: image_spec(image),
+            verbose: false,
+        })
+        .await
+        .expect("ImageStatus")
+        .into_inner()
+        .image
+}
+
+async fn remove_image(client: &CriClient, image: &str) {
+    client
+        .image
+        .clone()
+        .remove_image(v1::RemoveImageRequest {
+            image: image_spec(image),
+        })
+        .await
+        .expect("RemoveImage");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_status_and_image_calls_match_containerd() {
+    let Some(harness) = Harness::from_env("version_status_and_image_calls_match_containerd") else {
+        return;
+    };
+    let _serial = serial().await;
+    let pullgate = Pullgate::start(&harness.containerd_socket, "");
+    let proxied = pullgate.client();
+    let direct = harness.direct_client();
+
+    // Version and Status: the same answer as containerd gives directly.
+    let version = proxied
+        .runtime
+        .clone()
+        .version(v1::VersionRequest::default())
+        .await
+        .expect("Version")
+        .into_inner();
+    assert_eq!(version.runtime_name, "containerd");
+    assert_eq!(version.runtime_api_version, "v1");
+    let direct_version = direct
+        .runtime
+        .clone()
+        .version(v1::VersionRequest::default())
+        .await
+        .expect("direct Version")
+        .into_inner();
+    assert_eq!(version, direct_version);
+    let status = proxied
+        .runtime
+        .clone()
+        .status(v1::StatusRequest { verbose: false })
+        .await
+        .expect("Status")
+        .into_inner();
+    let conditions = &status.status.expect("status").conditions;
+    let runtime_ready = conditions
+        .iter()
+        .find(|c| c.r#type == "RuntimeReady")
+        .expect("RuntimeReady condition");
+    assert!(runtime_ready.status, "{conditions:?}");
+
+    // Start from a store without the image.
+    if image_status(&direct, &harness.busybox).await.is_some() {
+        remove_image(&direct, &harness.busybox).await;
+    }
+    assert!(image_status(&proxied, &harness.busybox).await.is_none());
+
+    // PullImage by tag.
+    let image_ref = pull(&proxied, &harness.busybox).await.expect("pull by tag");
+    assert!(image_ref.starts_with("sha256:"), "{image_ref}");
+    let by_tag = image_status(&proxied, &harness.busybox)
+        .await
+        .expect("present after pull");
+    assert_eq!(by_tag.id, image_ref);
+    assert!(by_tag.repo_tags.contains(&harness.busybox), "{by_tag:?}");
+    let repo = harness.busybox.rsplit_once(':').expect("tag").0;
+    let pinned = format!("{repo}@{}", harness.busybox_digest);
+    assert!(by_tag.repo_digests.contains(&pinned), "{by_tag:?}");
+    assert_eq!(
+        image_status(&direct, &harness.busybox).await,
+        Some(by_tag.clone())
+    );
+
+    // ListImages through pullgate equals containerd's list and has our image.
+    let listed = proxied
+        .image
+        .clone()
+        .list_images(v1::ListImagesRequest::default())
+        .await
+        .expect("ListImages")
+        .into_inner()
+        .images;
+    assert!(listed.iter().any(|i| i.id == image_ref), "{listed:?}");
+    let direct_listed = direct
+        .image
+        .clone()
+        .list_images(v1::ListImagesRequest::default())
+        .await
+        .expect("direct ListImages")
+        .into_inner()
+        .images;
+    let ids = |images: &[v1::Image]| images.iter().map(|i| i.id.clone()).collect::<HashSet<_>>();
+    assert_eq!(ids(&listed), ids(&direct_listed));
+
+    // RemoveImage, then PullImage by digest.
+    remove_image(&proxied, &harness.busybox).await;
+    assert!(image_status(&direct, &harness.busybox).await.is_none());
+    let by_digest_ref = pull(&proxied, &pinned).await.expect("pull by digest");
+    assert_eq!(by_digest_ref, image_ref, "same image, same id");
+    let status = image_status(&proxied, &pinned).await.expect("present");
+    assert!(status.repo_digests.contains(&pinned), "{status:?}");
+
+    // One log line per intercepted call, naming the image and the outcome.
+    let log = pullgate.log_text();
+    let pulls: Vec<&str> = log.lines().filter(|l| l.contains(" PullImage ")).collect();
+    assert_eq!(pulls.len(), 2, "{log}");
+    assert!(
+        pulls[0].contains(&format!("image=\"{}\"", harness.busybox)),
+        "{log}"
+    );
+    assert!(pulls[0].contains("grpc_status=\"Ok\""), "{log}");
+    assert!(pulls[1].contains(&format!("image=\"{pinned}\"")), "{log}");
+    // Pass-through calls are logged at debug level only.
+    assert!(log.contains("DEBUG"), "{log}");
+    assert!(
+        log.contains("path=\"/runtime.v1.ImageService/ImageStatus\""),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_errors_and_unknown_methods_come_back_as_containerd_says() {
+    let Some(harness) =
+        Harness::from_env("pull_errors_and_unknown_methods_come_back_as_containerd_says")
+    else {
+        return;
+    };
+    let _serial = serial().await;
+    let pullgate = Pullgate::start(&harness.containerd_socket, "");
+    let proxied = pullgate.client();
+    let direct = harness.direct_client();
+
+    // A missing image: containerd's NotFound, message unchanged.
+    let missing = format!("{}/library/does-not-exist:1.0", harness.registry);
+    let via_pullgate = pull(&proxied, &missing).await.expect_err("missing image");
+    let via_containerd = pull(&direct, &missing).await.expect_err("missing image");
+    assert_eq!(
+        via_pullgate.code(),
+        tonic::Code::NotFound,
+        "{via_pullgate:?}"
+    );
+    assert_eq!(via_pullgate.code(), via_containerd.code());
+    assert_eq!(via_pullgate.message(), via_containerd.message());
+    assert!(
+        via_pullgate.message().contains("not found"),
+        "{via_pullgate:?}"
+    );
+
+    // A CRI method containerd does not know: containerd's own Unimplemented.
+    let unknown = proxied
+        .call_empty("/runtime.v1.RuntimeService/FrobnicateFromTheFuture")
+        .await
+        .expect_err("unknown method");
+    assert_eq!(unknown.code(), tonic::Code::Unimplemented, "{unknown:?}");
+    assert!(!unknown.message().contains("pullgate"), "{unknown:?}");
+    assert!(
+        unknown.message().contains("FrobnicateFromTheFuture"),
+        "{unknown:?}"
+    );
+
+    // containerd's own API: served by containerd directly, refused by pullgate.
+    direct
+        .call_empty("/containerd.services.version.v1.Version/Version")
+        .await
+        .expect("containerd serves its version API directly");
+    let refused = proxied
+        .call_empty("/containerd.services.version.v1.Version/Version")
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::Unimplemented);
+    assert!(refused.message().starts_with("pullgate: "), "{refused:?}");
+
+    // Request metadata reaches containerd and the call still succeeds.
+    let mut request = tonic::Request::new(v1::VersionRequest::default());
+    request
+        .metadata_mut()
+        .insert("x-pullgate-test", "metadata".parse().expect("ascii"));
+    let response = proxied
+        .runtime
+        .clone()
+        .version(request)
+        .await
+        .expect("Version");
+    assert_eq!(
+        response
+            .metadata()
+            .get("content-type")
+            .map(|v| v.as_bytes()),
+        Some(&b"application/grpc"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn v1alpha2_version_and_pull_work() {
+    let Some(harness) = Harness::from_env("v1alpha2_version_and_pull_work") else {
+        return;
+    };
+    let _serial = serial().await;
+    let pullgate = Pullgate::start(&harness.containerd_socket, "");
+    let client = pullgate.client();
+    let version = client
+        .runtime_v1alpha2
+        .clone()
+        .version(v1alpha2::VersionRequest::default())
+        .await
+        .expect("v1alpha2 Version")
+        .into_inner();
+    assert_eq!(version.runtime_name, "containerd");
+    assert_eq!(version.runtime_api_version, "v1alpha2");
+
+    let image_ref = client
+        .image_v1alpha2
+        .clone()
+        .pull_image(v1alpha2::PullImageRequest {
+            image: Some(v1alpha2::ImageSpec {
+                image: harness.busybox.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("v1alpha2 PullImage")
+        .into_inner()
+        .image_ref;
+    assert!(image_ref.starts_with("sha256:"));
+    let status = image_status(&client, &harness.busybox)
+        .await
+        .expect("pulled");
+    assert_eq!(status.id, image_ref);
+    let log = pullgate.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" PullImage ") && l.contains("api=\"runtime.v1alpha2\"")),
+        "{log}"
+    );
+}
+
+fn pod_config(name: &str) -> v1::PodSandboxConfig {
+    v1::PodSandboxConfig {
+        metadata: Some(v1::PodSandboxMetadata {
+            name: name.to_owned(),
+            uid: format!("{name}-uid"),
+            namespace: "pullgate-e2e".to_owned(),
+            attempt: 0,
+        }),
+        // Host network: no CNI on these machines. No hostname: runc refuses it there.
+        linux: Some(v1::LinuxPodSandboxConfig {
+            security_context: Some(v1::LinuxSandboxSecurityContext {
+                namespace_options: Some(v1::NamespaceOption {
+                    network: v1::NamespaceMode::Node as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_network_pod_lifecycle_with_exec_and_events() {
+    let Some(harness) = Harness::from_env("host_network_pod_lifecycle_with_exec_and_events") else {
+        return;
+    };
+    let _serial = serial().await;
+    let pullgate = Pullgate::start(&harness.containerd_socket, "");
+    let client = pullgate.client();
+    let mut runtime = client.runtime.clone();
+
+    // Subscribe to container events first, through pullgate (server streaming).
+    // containerd 1.6 does not implement GetContainerEvents (evented PLEG arrived in
+    // 1.7): then the answer must be containerd's own, unchanged. The streaming
+    // itself is also covered against an in-process upstream in tests/passthrough.rs.
+    let through = runtime.get_container_events(v1::GetEventsRequest {}).await;
+    let direct = harness
+        .direct_client()
+        .runtime
+        .get_container_events(v1::GetEventsRequest {})
+        .await;
+    let mut events = match (through, direct) {
+        (Ok(stream), Ok(_)) => Some(stream.into_inner()),
+        (Err(through), Err(direct)) => {
+            assert_eq!(through.code(), direct.code(), "{through:?}");
+            assert_eq!(through.message(), direct.message());
+            assert!(!through.message().contains("pullgate"), "{through:?}");
+            None
+        }
+        (through, direct) => panic!(
+            "GetContainerEvents differs: through pullgate {:?}, direct {:?}",
+            through.map(drop),
+            direct.map(drop)
+        ),
+    };
+
+    let image_ref = pull(&client, &harness.busybox).await.expect("pull");
+    let name = format!("e2e-{}", std::process::id());
+    let sandbox_config = pod_config(&name);
+    let pod_id = runtime
+        .run_pod_sandbox(v1::RunPodSandboxRequest {
+            config: Some(sandbox_config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id;
+
+    let container_id = runtime
+        .create_container(v1::CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(v1::ContainerConfig {
+                metadata: Some(v1::ContainerMetadata {
+                    name: "main".to_owned(),
+                    attempt: 0,
+                }),
+                image: image_spec(&image_ref),
+                command: vec!["/bin/sleep".to_owned()],
+                args: vec!["3600".to_owned()],
+                linux: Some(v1::LinuxContainerConfig {
+                    security_context: Some(v1::LinuxContainerSecurityContext {
+                        namespace_options: Some(v1::NamespaceOption {
+                            network: v1::NamespaceMode::Node as i32,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            sandbox_config: Some(sandbox_config),
+        })
+        .await
+        .expect("CreateContainer")
+        .into_inner()
+        .container_id;
+    runtime
+        .start_container(v1::StartContainerRequest {
+            container_id: container_id.clone(),
+        })
+        .await
+        .expect("StartContainer");
+    let state = runtime
+        .container_status(v1::ContainerStatusRequest {
+            container_id: container_id.clone(),
+            verbose: false,
+        })
+        .await
+        .expect("ContainerStatus")
+        .into_inner()
+        .status
+        .expect("status")
+        .state;
+    assert_eq!(state, v1::ContainerState::ContainerRunning as i32);
+
+    let exec = runtime
+        .exec_sync(v1::ExecSyncRequest {
+            container_id: container_id.clone(),
+            cmd: vec!["/bin/echo".into(), "hello from pullgate".into()],
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    assert_eq!(exec.exit_code, 0);
+    assert_eq!(exec.stdout, b"hello from pullgate\n");
+
+    runtime
+        .stop_container(v1::StopContainerRequest {
+            container_id: container_id.clone(),
+            timeout: 2,
+        })
+        .await
+        .expect("StopContainer");
+    runtime
+        .remove_container(v1::RemoveContainerRequest {
+            container_id: container_id.clone(),
+        })
+        .await
+        .expect("RemoveContainer");
+    runtime
+        .stop_pod_sandbox(v1::StopPodSandboxRequest {
+            pod_sandbox_id: pod_id.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+    runtime
+        .remove_pod_sandbox(v1::RemovePodSandboxRequest {
+            pod_sandbox_id: pod_id.clone(),
+        })
+        .await
+        .expect("RemovePodSandbox");
+
+    // The event stream carried our container's created/started/stopped/deleted.
+    if let Some(events) = events.as_mut() {
+        let wanted = [
+            v1::ContainerEventType::ContainerCreatedEvent,
+            v1::ContainerEventType::ContainerStartedEvent,
+            v1::ContainerEventType::ContainerStoppedEvent,
+            v1::ContainerEventType::ContainerDeletedEvent,
+        ];
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while seen.len() < wanted.len() && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+                Ok(Some(Ok(event))) if event.container_id == container_id => {
+                    seen.push(event.container_event_type);
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(status))) => panic!("event stream failed: {status:?}"),
+                Ok(None) => panic!("event stream ended early"),
+                Err(_) => {}
+            }
+        }
+        let wanted: Vec<i32> = wanted.iter().map(|t| *t as i32).collect();
+        assert_eq!(seen, wanted, "container events through pullgate");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containerd_restart_gives_unavailable_then_recovers() {
+    let Some(harness) = Harness::from_env("containerd_restart_gives_unavailable_then_recovers")
+    else {
+        return;
+    };
+    let _serial = serial().await;
+    let pullgate = Pullgate::start(&harness.containerd_socket, "");
+    let client = pullgate.client();
+    let version = || async {
+        client
+            .runtime
+            .clone()
+            .version(v1::VersionRequest::default())
+            .await
+    };
+    version().await.expect("containerd up");
+
+    harness.run("stop-containerd");
+    let status = version().await.expect_err("containerd down");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().starts_with("pullgate: "), "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains(&harness.containerd_socket.display().to_string()),
+        "{status:?}"
+    );
+    let status = pull(&client, &harness.busybox).await.expect_err("down");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+
+    harness.run("start-containerd");
+    // The same client and the same pullgate process recover without a restart.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let recovered = loop {
+        match version().await {
+            Ok(v) => break v.into_inner(),
+            Err(status) if Instant::now() < deadline => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => panic!("no recovery within 30s: {status:?}"),
+        }
+    };
+    assert_eq!(recovered.runtime_name, "containerd");
+    pull(&client, &harness.busybox)
+        .await
+        .expect("pull after recovery");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_call_finish_and_removes_socket() {
+    let Some(harness) = Harness::from_env("sigterm_lets_in_flight_call_finish_and_removes_socket")
+    else {
+        return;
+    };
+    let _serial = serial().await;
+    let mut pullgate = Pullgate::start(&harness.containerd_socket, "shutdown_grace = \"20s\"");
+    let client = pullgate.client();
+    let image_ref = pull(&client, &harness.busybox).await.expect("pull");
+    let name = format!("e2e-term-{}", std::process::id());
+    let sandbox_config = pod_config(&name);
+    let mut runtime = client.runtime.clone();
+    let pod_id = runtime
+        .run_pod_sandbox(v1::RunPodSandboxRequest {
+            config: Some(sandbox_config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id;
+    let container_id = runtime
+        .create_container(v1::CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(v1::ContainerConfig {
+                metadata: Some(v1::ContainerMetadata {
+                    name: "main".to_owned(),
+                    attempt: 0,
+                }),
+                image: image_spec(&image_ref),
+                command: vec!["/bin/sleep".to_owned(), "3600".to_owned()],
+                ..Default::default()
+            }),
+            sandbox_config: Some(sandbox_config),
+        })
+        .await
+        .expect("CreateContainer")
+        .into_inner()
+        .container_id;
+    runtime
+        .start_container(v1::StartContainerRequest {
+            container_id: container_id.clone(),
+        })
+        .await
+        .expect("StartContainer");
+
+    // A 2-second exec is in flight when SIGTERM arrives; it must still complete.
+    let mut exec_client = runtime.clone();
+    let exec_id = container_id.clone();
+    let exec = tokio::spawn(async move {
+        exec_client
+            .exec_sync(v1::ExecSyncRequest {
+                container_id: exec_id,
+                cmd: vec!["/bin/sh".into(), "-c".into(), "sleep 2; echo done".into()],
+                timeout: 20,
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pullgate.signal("TERM");
+    let result = exec
+        .await
+        .expect("join")
+        .expect("in-flight ExecSync completes");
+    assert_eq!(result.into_inner().stdout, b"done\n");
+    assert_eq!(pullgate.wait_exit(Duration::from_secs(25)), Some(0));
+    assert!(!pullgate.socket.exists(), "socket removed");
+
+    // Clean up directly against containerd.
+    let mut direct = harness.direct_client().runtime;
+    let _ = direct
+        .stop_pod_sandbox(v1::StopPodSandboxRequest {
+            pod_sandbox_id: pod_id.clone(),
+        })
+        .await;
+    direct
+        .remove_pod_sandbox(v1::RemovePodSandboxRequest {
+            pod_sandbox_id: pod_id,
+        })
+        .await
+        .expect("cleanup");
+}
