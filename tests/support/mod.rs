@@ -176,3 +176,20 @@ impl Drop for Pullgate {
         }
     }
 }
+
+/// `../shared/vectors/<name>` (the team's signature vectors beside the repo), or
+/// `None` with a note when they are absent (a clone outside the team). Under
+/// `CI=true` their absence is a failure: CI must not pass by skipping.
+pub fn vectors_dir(name: &str, test: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/vectors")
+        .join(name);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: {} is missing under CI=true", dir.display());
+    }
+    eprintln!("SKIPPED {test}: {} not found (vectors live beside the repo)", dir.display());
+    None
+}
