@@ -7,6 +7,7 @@
 //! socket_mode = "0660"                     # octal permission bits of that socket
 //! socket_group = "root"                    # group owning the socket (name or number)
 //! shutdown_grace = "10s"                   # in-flight calls get this long on SIGTERM
+//! worker_threads = 1                       # async runtime threads (1 = single-threaded)
 //!
 //! [upstream]
 //! containerd_socket = "/run/containerd/containerd.sock"
@@ -39,6 +40,10 @@ pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A local unix socket either accepts at once or is not there; 2 s covers a loaded node.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One runtime thread: lowest added latency on small nodes (see benches/passthrough.rs).
+pub const DEFAULT_WORKER_THREADS: usize = 1;
+/// More threads than this buys nothing for a node-local proxy.
+const MAX_WORKER_THREADS: usize = 64;
 /// `sun_path` is 108 bytes on Linux including the terminating NUL.
 const MAX_UNIX_SOCKET_PATH: usize = 107;
 /// Upper bound on the grace period; anything longer is almost certainly a typo.
@@ -59,6 +64,7 @@ pub struct ServerConfig {
     /// Numeric group id the socket is handed to; `None` keeps the process's group.
     pub socket_gid: Option<u32>,
     pub shutdown_grace: Duration,
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +95,7 @@ impl Default for Config {
                 socket_mode: DEFAULT_SOCKET_MODE,
                 socket_gid: None,
                 shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+                worker_threads: DEFAULT_WORKER_THREADS,
             },
             upstream: UpstreamConfig {
                 containerd_socket: PathBuf::from(DEFAULT_CONTAINERD_SOCKET),
@@ -143,6 +150,7 @@ struct RawServer {
     socket_mode: Option<String>,
     socket_group: Option<String>,
     shutdown_grace: Option<String>,
+    worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +234,17 @@ impl Config {
             }
         };
 
+        let worker_threads = raw
+            .server
+            .worker_threads
+            .unwrap_or(defaults.server.worker_threads);
+        if worker_threads == 0 || worker_threads > MAX_WORKER_THREADS {
+            return Err(field_error(
+                "server.worker_threads",
+                format!("{worker_threads} is not between 1 and {MAX_WORKER_THREADS}"),
+            ));
+        }
+
         let containerd_socket = raw
             .upstream
             .containerd_socket
@@ -271,6 +290,7 @@ impl Config {
                 socket_mode,
                 socket_gid,
                 shutdown_grace,
+                worker_threads,
             },
             upstream: UpstreamConfig {
                 containerd_socket,
@@ -396,6 +416,7 @@ mod tests {
             socket_mode = "0600"
             socket_group = "0"
             shutdown_grace = "1500ms"
+            worker_threads = 4
             [upstream]
             containerd_socket = "/tmp/ctd/ctd.sock"
             connect_timeout = "1m"
@@ -409,6 +430,7 @@ mod tests {
         assert_eq!(config.server.socket_mode, 0o600);
         assert_eq!(config.server.socket_gid, Some(0));
         assert_eq!(config.server.shutdown_grace, Duration::from_millis(1500));
+        assert_eq!(config.server.worker_threads, 4);
         assert_eq!(
             config.upstream.containerd_socket,
             Path::new("/tmp/ctd/ctd.sock")
@@ -491,6 +513,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("sockett"), "{message}");
+    }
+
+    #[test]
+    fn worker_threads_are_bounded() {
+        let (field, _) = field_error("[server]\nworker_threads = 0\n");
+        assert_eq!(field, "server.worker_threads");
+        let (field, _) = field_error("[server]\nworker_threads = 65\n");
+        assert_eq!(field, "server.worker_threads");
     }
 
     #[test]

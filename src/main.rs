@@ -60,10 +60,17 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
         }
     };
     app::init_logging(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread by default: measured lower added latency and higher throughput
+    // than a work-stealing pool on a 2-core node (fewer cross-thread wake-ups), and
+    // the kubelet's call rate is small. More can be configured.
+    let mut builder = if config.server.worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(config.server.worker_threads);
+        builder
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("pullgate: cannot start the async runtime: {error}");

@@ -2,14 +2,12 @@
 //! every forwarded call and redialled whenever containerd has gone away.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
+use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::UnixStream;
 
@@ -27,13 +25,13 @@ pub enum UpstreamError {
     Connect {
         socket: PathBuf,
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: DialError,
     },
     #[error("call to containerd at {socket} failed: {source}")]
     Call {
         socket: PathBuf,
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: hyper::Error,
     },
     #[error("request path {path:?} is not a valid URI path")]
     BadPath { path: String },
@@ -68,32 +66,36 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
-/// A cloneable handle to containerd's gRPC socket.
+/// A cloneable handle to containerd's gRPC socket: one multiplexed HTTP/2
+/// connection, dialled on first use and redialled once it has closed.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<UnixConnector, ProxyBody>,
-    socket: Arc<PathBuf>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    socket: PathBuf,
+    connect_timeout: Duration,
+    /// The live connection, if any. A std mutex: it is held only to clone the handle.
+    current: Mutex<Option<SendRequest<ProxyBody>>>,
+    /// Serialises dialling so a burst of calls after a restart makes one connection.
+    dialling: tokio::sync::Mutex<()>,
 }
 
 impl Upstream {
     pub fn new(socket: &Path, connect_timeout: Duration) -> Upstream {
-        let socket = Arc::new(socket.to_owned());
-        let connector = UnixConnector {
-            socket: Arc::clone(&socket),
-            timeout: connect_timeout,
-        };
-        let client = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-            .http2_keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            .build(connector);
-        Upstream { client, socket }
+        Upstream {
+            inner: Arc::new(Inner {
+                socket: socket.to_owned(),
+                connect_timeout,
+                current: Mutex::new(None),
+                dialling: tokio::sync::Mutex::new(()),
+            }),
+        }
     }
 
     pub fn socket(&self) -> &Path {
-        &self.socket
+        &self.inner.socket
     }
 
     /// Sends `request` to containerd unchanged except for the URI's scheme and
@@ -103,57 +105,87 @@ impl Upstream {
         &self,
         mut request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        // A fixed authority keeps every call on the one pooled HTTP/2 connection.
-        let uri: Uri =
-            format!("http://localhost{path}")
-                .parse()
-                .map_err(|_| UpstreamError::BadPath {
-                    path: path.to_owned(),
-                })?;
-        *request.uri_mut() = uri;
-        self.client.request(request).await.map_err(|source| {
-            let socket = self.socket.as_ref().clone();
-            if source.is_connect() {
-                UpstreamError::Connect { socket, source }
-            } else {
-                UpstreamError::Call { socket, source }
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(http::uri::Authority::from_static("localhost"));
+        parts.path_and_query = request.uri().path_and_query().cloned();
+        *request.uri_mut() = Uri::from_parts(parts).map_err(|_| UpstreamError::BadPath {
+            path: request.uri().path().to_owned(),
+        })?;
+        let mut sender = self.connection().await?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|source| UpstreamError::Call {
+                socket: self.inner.socket.clone(),
+                source,
+            })
+    }
+
+    /// The live connection, dialling a new one if there is none or it has closed.
+    async fn connection(&self) -> Result<SendRequest<ProxyBody>, UpstreamError> {
+        if let Some(sender) = self.live() {
+            return Ok(sender);
+        }
+        let _dialling = self.inner.dialling.lock().await;
+        // Another call may have dialled while this one waited.
+        if let Some(sender) = self.live() {
+            return Ok(sender);
+        }
+        let sender = self.dial().await.map_err(|source| UpstreamError::Connect {
+            socket: self.inner.socket.clone(),
+            source,
+        })?;
+        *self.lock_current() = Some(sender.clone());
+        Ok(sender)
+    }
+
+    fn live(&self) -> Option<SendRequest<ProxyBody>> {
+        self.lock_current()
+            .as_ref()
+            .filter(|sender| !sender.is_closed())
+            .cloned()
+    }
+
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<SendRequest<ProxyBody>>> {
+        // The guarded value is a plain handle; a panic elsewhere cannot leave it torn.
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn dial(&self) -> Result<SendRequest<ProxyBody>, DialError> {
+        let timeout = self.inner.connect_timeout;
+        let stream = tokio::time::timeout(timeout, UnixStream::connect(&self.inner.socket))
+            .await
+            .map_err(|_| DialError::Timeout(timeout))?
+            .map_err(DialError::Io)?;
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(DialError::Handshake)?;
+        let socket = self.inner.socket.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(socket = %socket.display(), %error, "containerd connection closed");
             }
-        })
+        });
+        tracing::debug!(socket = %self.inner.socket.display(), "connected to containerd");
+        Ok(sender)
     }
 }
 
-/// Dials containerd's socket for the HTTP client, whatever URI it is asked for.
-#[derive(Clone)]
-struct UnixConnector {
-    socket: Arc<PathBuf>,
-    timeout: Duration,
-}
-
-impl tower::Service<Uri> for UnixConnector {
-    type Response = TokioIo<UnixStream>;
-    type Error = std::io::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: Uri) -> Self::Future {
-        let socket = Arc::clone(&self.socket);
-        let timeout = self.timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, UnixStream::connect(&*socket)).await {
-                Ok(stream) => stream.map(TokioIo::new),
-                Err(_) => Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("connect timed out after {timeout:?}"),
-                )),
-            }
-        })
-    }
+/// Why dialling containerd failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("connect timed out after {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Io(std::io::Error),
+    #[error("HTTP/2 handshake failed: {0}")]
+    Handshake(#[source] hyper::Error),
 }
