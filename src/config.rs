@@ -366,6 +366,37 @@ fn resolve_group(name: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("group {name:?} does not exist in /etc/group"))
 }
 
+/// Renders the effective configuration as TOML (`pullgate check-config`).
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.server;
+        writeln!(f, "[server]")?;
+        writeln!(f, "socket = {:?}", s.socket.display().to_string())?;
+        writeln!(f, "socket_mode = \"{:04o}\"", s.socket_mode)?;
+        match s.socket_gid {
+            Some(gid) => writeln!(f, "socket_group = \"{gid}\"")?,
+            None => writeln!(f, "# socket_group: the process's group")?,
+        }
+        writeln!(f, "shutdown_grace = \"{}ms\"", s.shutdown_grace.as_millis())?;
+        writeln!(f, "worker_threads = {}", s.worker_threads)?;
+        let u = &self.upstream;
+        writeln!(f, "\n[upstream]")?;
+        writeln!(
+            f,
+            "containerd_socket = {:?}",
+            u.containerd_socket.display().to_string()
+        )?;
+        writeln!(
+            f,
+            "connect_timeout = \"{}ms\"",
+            u.connect_timeout.as_millis()
+        )?;
+        writeln!(f, "\n[log]")?;
+        writeln!(f, "format = \"{}\"", self.log.format)?;
+        writeln!(f, "level = {:?}", self.log.level)
+    }
+}
+
 impl fmt::Display for LogFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -513,6 +544,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("sockett"), "{message}");
+    }
+
+    #[test]
+    fn rendered_config_parses_back_to_itself() {
+        let config = parse(
+            "[server]\nsocket_mode = \"0640\"\nsocket_group = \"0\"\n[log]\nformat = \"json\"\n",
+        )
+        .expect("valid");
+        let rendered = config.to_string();
+        assert!(rendered.contains("socket_mode = \"0640\""), "{rendered}");
+        assert_eq!(parse(&rendered).expect("rendered config is valid"), config);
+    }
+
+    #[test]
+    fn shipped_example_config_states_the_defaults() {
+        let shipped = include_str!("../systemd/config.toml");
+        assert_eq!(
+            parse(shipped).expect("shipped config is valid"),
+            Config::default()
+        );
     }
 
     #[test]

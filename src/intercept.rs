@@ -131,7 +131,7 @@ fn log_outcome(
         api = api.as_str(),
         image,
         grpc_status = code,
-        message,
+        grpc_message = message,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "PullImage"
     );

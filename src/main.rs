@@ -38,7 +38,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => match Config::load_or_default(config.as_deref()) {
             Ok(config) => {
-                println!("{config:#?}");
+                use std::io::Write;
+                // A closed stdout (`| head`) is not an error worth a panic.
+                let _ = write!(std::io::stdout(), "{config}");
                 ExitCode::SUCCESS
             }
             Err(error) => {
