@@ -6,4 +6,6 @@ pub mod app;
 pub mod config;
 pub mod cri;
 pub mod intercept;
+pub mod reference;
 pub mod upstream;
+pub mod verify;
