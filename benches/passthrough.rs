@@ -73,6 +73,24 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) a process has used, from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
 struct Sequential {
     p50: Duration,
     p99: Duration,
@@ -110,6 +128,11 @@ async fn main() {
         }
     }
     let idle_rss = rss_kib(pid);
+    let containerd_pid: Option<u32> = std::env::var("PULLGATE_BENCH_CONTAINERD_PID")
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
+    let pullgate_cpu_before = cpu_time(pid);
+    let containerd_cpu_before = containerd_pid.map(cpu_time);
 
     // Sequential: calls alternate between the two targets so drift in the machine's
     // load affects both equally.
@@ -124,6 +147,10 @@ async fn main() {
             busy[t] += elapsed;
         }
     }
+    let pullgate_cpu = cpu_time(pid).saturating_sub(pullgate_cpu_before);
+    let containerd_cpu = containerd_pid
+        .zip(containerd_cpu_before)
+        .map(|(p, before)| cpu_time(p).saturating_sub(before));
     let sequential: Vec<Sequential> = latencies
         .iter_mut()
         .zip(busy)
@@ -198,6 +225,18 @@ async fn main() {
         "sequential added p50 latency: {:.1} us (target <= 50 us); throughput ratio pullgate/direct: {:.3} (target >= 0.9)",
         added_p50 * 1e6,
         sequential[1].per_second / sequential[0].per_second
+    );
+    // CPU per call: pullgate served SEQUENTIAL_CALLS calls; containerd served twice
+    // as many (direct and forwarded).
+    println!(
+        "CPU per call: pullgate {:.1} us{}",
+        pullgate_cpu.as_secs_f64() * 1e6 / SEQUENTIAL_CALLS as f64,
+        containerd_cpu
+            .map(|c| format!(
+                ", containerd {:.1} us",
+                c.as_secs_f64() * 1e6 / (2 * SEQUENTIAL_CALLS) as f64
+            ))
+            .unwrap_or_default()
     );
     println!("== {CONCURRENT_CALLERS} concurrent callers x {CONCURRENT_CALLS_PER_CALLER} calls ==");
     for (name, p50, p99, rate) in &concurrent {
