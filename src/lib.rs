@@ -5,5 +5,6 @@
 pub mod app;
 pub mod config;
 pub mod cri;
+pub mod envelope;
 pub mod intercept;
 pub mod upstream;
