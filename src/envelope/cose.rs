@@ -378,6 +378,18 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
                 scheme: signing_scheme,
             })
         }
+        SigningScheme::X509 if signing_time.is_none() => {
+            return Err(EnvelopeError::MissingHeader {
+                format: FORMAT,
+                header: HEADER_SIGNING_TIME,
+            })
+        }
+        SigningScheme::X509SigningAuthority if authentic_signing_time.is_none() => {
+            return Err(EnvelopeError::MissingHeader {
+                format: FORMAT,
+                header: HEADER_AUTHENTIC_SIGNING_TIME,
+            })
+        }
         _ => {}
     }
 

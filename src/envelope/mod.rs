@@ -22,6 +22,11 @@
 mod cose;
 mod jws;
 
+/// The test envelope builder shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/support/envelope_builder.rs"]
+pub(crate) mod test_builder;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -787,6 +792,366 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    use super::test_builder::{dummy_signer, EnvelopeSpec, Format};
+
+    const FORMATS: [Format; 2] = [Format::Cose, Format::Jws];
+
+    fn parse_spec(format: Format, spec: &EnvelopeSpec) -> Result<SignatureEnvelope, EnvelopeError> {
+        parse(format.media_type(), &spec.build(format, &dummy_signer))
+    }
+
+    /// Asserts the same error shape for both formats.
+    macro_rules! assert_both {
+        ($spec:expr, $pattern:pat $(if $guard:expr)?) => {
+            for format in FORMATS {
+                let result = parse_spec(format, &$spec);
+                assert!(
+                    matches!(result, Err($pattern) $(if $guard)?),
+                    "{format:?}: expected {}, got {result:?}",
+                    stringify!($pattern)
+                );
+            }
+        };
+    }
+
+    #[test]
+    fn valid_x509_envelope_parses_with_every_field() {
+        let spec = EnvelopeSpec {
+            expiry: Some(1_700_000_000),
+            timestamp_token: Some(b"token DER".to_vec()),
+            certificate_chain: vec![b"leaf".to_vec(), b"root".to_vec()],
+            extended_attributes: vec![("com.example.note".into(), "hi".into())],
+            ..EnvelopeSpec::default()
+        };
+        for format in FORMATS {
+            let env = parse_spec(format, &spec).expect("valid envelope");
+            assert_eq!(env.algorithm, SignatureAlgorithm::Ps256);
+            assert_eq!(env.signing_scheme, SigningScheme::X509);
+            assert_eq!(env.signing_time, Some(at(1_687_843_833)));
+            assert_eq!(env.authentic_signing_time, None);
+            assert_eq!(env.expiry, Some(at(1_700_000_000)));
+            assert_eq!(env.payload_content_type, PAYLOAD_CONTENT_TYPE);
+            assert_eq!(env.target_artifact.size, 517);
+            assert_eq!(env.certificate_chain, spec.certificate_chain);
+            assert_eq!(env.timestamp_token.as_deref(), Some(&b"token DER"[..]));
+            assert_eq!(env.signing_agent.as_deref(), Some("pullgate-tests/1.0"));
+            assert_eq!(
+                env.extended_attributes,
+                vec![ExtendedAttribute {
+                    key: "com.example.note".into(),
+                    critical: false
+                }]
+            );
+            assert_eq!(env.signed_bytes, spec.to_be_signed(format));
+            assert_eq!(env.signature, dummy_signer(&[]));
+        }
+    }
+
+    #[test]
+    fn valid_signing_authority_envelope_parses() {
+        for format in FORMATS {
+            let env = parse_spec(format, &EnvelopeSpec::signing_authority()).expect("valid");
+            assert_eq!(env.signing_scheme, SigningScheme::X509SigningAuthority);
+            assert_eq!(env.authentic_signing_time, Some(at(1_687_843_833)));
+            assert_eq!(env.signing_time, None);
+        }
+    }
+
+    #[test]
+    fn every_algorithm_parses() {
+        for alg in SignatureAlgorithm::ALL {
+            let spec = EnvelopeSpec {
+                alg: alg.jws_name().into(),
+                ..EnvelopeSpec::default()
+            };
+            for format in FORMATS {
+                assert_eq!(parse_spec(format, &spec).expect("valid").algorithm, alg);
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_algorithm_is_rejected() {
+        let spec = EnvelopeSpec {
+            alg: "RS256".into(),
+            cose_alg: Some(-257),
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(spec, EnvelopeError::UnsupportedAlgorithm { .. });
+    }
+
+    #[test]
+    fn missing_signing_scheme_is_rejected() {
+        let spec = EnvelopeSpec {
+            signing_scheme: None,
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::MissingHeader {
+                header: HEADER_SIGNING_SCHEME,
+                ..
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_signing_scheme_is_rejected() {
+        let spec = EnvelopeSpec {
+            signing_scheme: Some("notary.x509.other".into()),
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(spec, EnvelopeError::UnsupportedSigningScheme { .. });
+    }
+
+    #[test]
+    fn x509_requires_signing_time() {
+        let spec = EnvelopeSpec {
+            signing_time: None,
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::MissingHeader {
+                header: HEADER_SIGNING_TIME,
+                ..
+            }
+        );
+    }
+
+    #[test]
+    fn signing_authority_requires_authentic_signing_time() {
+        let spec = EnvelopeSpec {
+            authentic_signing_time: None,
+            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+            ..EnvelopeSpec::signing_authority()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::MissingHeader {
+                header: HEADER_AUTHENTIC_SIGNING_TIME,
+                ..
+            }
+        );
+    }
+
+    #[test]
+    fn authentic_signing_time_is_forbidden_for_x509() {
+        let spec = EnvelopeSpec {
+            authentic_signing_time: Some(1_687_843_833),
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::HeaderNotAllowed {
+                header: HEADER_AUTHENTIC_SIGNING_TIME,
+                scheme: SigningScheme::X509
+            }
+        );
+    }
+
+    #[test]
+    fn signing_time_is_forbidden_for_signing_authority() {
+        let spec = EnvelopeSpec {
+            signing_time: Some(1_687_843_833),
+            ..EnvelopeSpec::signing_authority()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::HeaderNotAllowed {
+                header: HEADER_SIGNING_TIME,
+                scheme: SigningScheme::X509SigningAuthority
+            }
+        );
+    }
+
+    #[test]
+    fn zero_signing_time_is_rejected() {
+        // Go's zero time, 0001-01-01T00:00:00Z.
+        let spec = EnvelopeSpec {
+            signing_time: Some(-62_135_596_800),
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::ZeroTime {
+                header: HEADER_SIGNING_TIME
+            }
+        );
+    }
+
+    #[test]
+    fn expiry_must_be_strictly_after_signing_time() {
+        for expiry in [1_687_843_833, 1_687_843_832] {
+            let spec = EnvelopeSpec {
+                expiry: Some(expiry),
+                ..EnvelopeSpec::default()
+            };
+            assert_both!(spec, EnvelopeError::TimeOrder { .. });
+            let spec = EnvelopeSpec {
+                expiry: Some(expiry),
+                ..EnvelopeSpec::signing_authority()
+            };
+            assert_both!(spec, EnvelopeError::TimeOrder { .. });
+        }
+    }
+
+    #[test]
+    fn crit_is_required() {
+        let spec = EnvelopeSpec {
+            crit: Some(Vec::new()),
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(spec, EnvelopeError::MissingHeader { header: "crit", .. });
+    }
+
+    #[test]
+    fn signing_scheme_must_be_critical() {
+        let spec = EnvelopeSpec {
+            crit: Some(vec!["com.example.a".into()]),
+            extended_attributes: vec![("com.example.a".into(), "x".into())],
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::NotMarkedCritical {
+                header: HEADER_SIGNING_SCHEME
+            }
+        );
+    }
+
+    #[test]
+    fn expiry_must_be_critical() {
+        let spec = EnvelopeSpec {
+            expiry: Some(1_800_000_000),
+            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::NotMarkedCritical {
+                header: HEADER_EXPIRY
+            }
+        );
+    }
+
+    #[test]
+    fn authentic_signing_time_must_be_critical() {
+        let spec = EnvelopeSpec {
+            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+            ..EnvelopeSpec::signing_authority()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::NotMarkedCritical {
+                header: HEADER_AUTHENTIC_SIGNING_TIME
+            }
+        );
+    }
+
+    #[test]
+    fn critical_header_must_be_present() {
+        let spec = EnvelopeSpec {
+            critical_attributes: vec!["com.example.absent".into()],
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::CriticalHeaderMissing { ref header } if header == "com.example.absent"
+        );
+    }
+
+    #[test]
+    fn duplicate_crit_entries_are_rejected() {
+        let spec = EnvelopeSpec {
+            crit: Some(vec![HEADER_SIGNING_SCHEME.into(), HEADER_SIGNING_SCHEME.into()]),
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::InvalidHeader { ref header, .. } if header == "crit"
+        );
+    }
+
+    #[test]
+    fn verification_plugin_is_unsupported_critical_or_not() {
+        for critical in [true, false] {
+            let spec = EnvelopeSpec {
+                extended_attributes: vec![(ATTRIBUTE_VERIFICATION_PLUGIN.into(), "p".into())],
+                critical_attributes: if critical {
+                    vec![ATTRIBUTE_VERIFICATION_PLUGIN.into()]
+                } else {
+                    Vec::new()
+                },
+                ..EnvelopeSpec::default()
+            };
+            assert_both!(
+                spec,
+                EnvelopeError::VerificationPluginRequired { ref plugin } if plugin == "p"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_critical_attribute_is_rejected() {
+        let spec = EnvelopeSpec {
+            extended_attributes: vec![("SomeKey".into(), "SomeValue".into())],
+            critical_attributes: vec!["SomeKey".into()],
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::UnknownCriticalAttribute { ref key } if key == "SomeKey"
+        );
+    }
+
+    #[test]
+    fn content_type_must_be_the_notary_payload() {
+        let spec = EnvelopeSpec {
+            content_type: Some("application/json".into()),
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(
+            spec,
+            EnvelopeError::PayloadContentType { ref found } if found == "application/json"
+        );
+        let spec = EnvelopeSpec {
+            content_type: None,
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(spec, EnvelopeError::MissingHeader { .. });
+    }
+
+    #[test]
+    fn certificate_chain_is_required() {
+        let spec = EnvelopeSpec {
+            certificate_chain: Vec::new(),
+            ..EnvelopeSpec::default()
+        };
+        assert_both!(spec, EnvelopeError::EmptyCertificateChain);
+    }
+
+    #[test]
+    fn payload_must_hold_a_target_descriptor() {
+        for payload in [&b"hello COSE"[..], br#"{"key":"hello JWS"}"#, b"[1,2]"] {
+            let spec = EnvelopeSpec {
+                payload: Some(payload.to_vec()),
+                ..EnvelopeSpec::default()
+            };
+            assert_both!(spec, EnvelopeError::Payload { .. });
+        }
+    }
+
+    #[test]
+    fn truncated_envelopes_fail_without_panicking() {
+        for format in FORMATS {
+            let bytes = EnvelopeSpec::default().build(format, &dummy_signer);
+            for end in 0..bytes.len() {
+                assert!(parse(format.media_type(), &bytes[..end]).is_err());
+            }
         }
     }
 
