@@ -4,7 +4,10 @@
 use std::time::SystemTime;
 
 use coset::cbor::value::Value;
-use coset::{iana::EnumI64, iana::WithPrivateRange, AsCborValue, CoseSign1, Label, RegisteredLabelWithPrivate};
+use coset::{
+    iana::EnumI64, iana::WithPrivateRange, AsCborValue, CoseSign1, Label,
+    RegisteredLabelWithPrivate,
+};
 
 use super::{
     system_time, EnvelopeError, EnvelopeFormat, ExtendedAttribute, Parts, SignatureAlgorithm,
@@ -519,6 +522,250 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::test_builder::{dummy_signer, EnvelopeSpec};
+    use crate::envelope::{parse as parse_envelope, SignatureEnvelope, COSE_MEDIA_TYPE};
+
+    fn parse_spec(spec: &EnvelopeSpec) -> Result<SignatureEnvelope, EnvelopeError> {
+        parse_envelope(COSE_MEDIA_TYPE, &spec.build_cose(&dummy_signer))
+    }
+
+    fn cbor(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        coset::cbor::ser::into_writer(value, &mut out).expect("CBOR to Vec");
+        out
+    }
+
+    fn header_named(result: Result<SignatureEnvelope, EnvelopeError>, name: &str) -> bool {
+        matches!(result, Err(EnvelopeError::InvalidHeader { ref header, .. }) if header == name)
+    }
+
+    #[test]
+    fn untagged_sign1_is_rejected() {
+        let spec = EnvelopeSpec {
+            untagged_cose: true,
+            ..EnvelopeSpec::default()
+        };
+        assert!(matches!(
+            parse_spec(&spec),
+            Err(EnvelopeError::UntaggedCose)
+        ));
+    }
+
+    #[test]
+    fn other_tags_and_garbage_are_malformed() {
+        let sign1 = EnvelopeSpec::default().build_cose(&dummy_signer);
+        // COSE_Sign (tag 98) around the same array.
+        let mut sign = vec![0xD8, 98];
+        sign.extend_from_slice(&sign1[1..]);
+        // Tag 18 in its two-byte form is not the 0xD2 prefix GOCOSE requires.
+        let mut long_tag = vec![0xD8, 18];
+        long_tag.extend_from_slice(&sign1[1..]);
+        let mut trailing = sign1.clone();
+        trailing.push(0x00);
+        for bytes in [sign, long_tag, trailing, b"{}".to_vec(), Vec::new()] {
+            assert!(
+                matches!(
+                    parse_envelope(COSE_MEDIA_TYPE, &bytes),
+                    Err(EnvelopeError::Malformed { .. })
+                ),
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn times_must_carry_cbor_tag_1() {
+        let spec = EnvelopeSpec {
+            cose_times_untagged: true,
+            ..EnvelopeSpec::default()
+        };
+        assert!(header_named(parse_spec(&spec), HEADER_SIGNING_TIME));
+        let spec = EnvelopeSpec {
+            cose_times_untagged: true,
+            ..EnvelopeSpec::signing_authority()
+        };
+        assert!(header_named(
+            parse_spec(&spec),
+            HEADER_AUTHENTIC_SIGNING_TIME
+        ));
+        let spec = EnvelopeSpec {
+            signing_time: None,
+            cose_protected_extra: vec![(
+                Value::Text(HEADER_SIGNING_TIME.into()),
+                Value::Tag(0, Box::new(Value::Text("2023-06-27T05:30:33Z".into()))),
+            )],
+            ..EnvelopeSpec::default()
+        };
+        assert!(header_named(parse_spec(&spec), HEADER_SIGNING_TIME));
+    }
+
+    #[test]
+    fn float_epoch_times_are_accepted() {
+        let spec = EnvelopeSpec {
+            signing_time: None,
+            cose_protected_extra: vec![(
+                Value::Text(HEADER_SIGNING_TIME.into()),
+                Value::Tag(1, Box::new(Value::Float(1_687_843_833.5))),
+            )],
+            ..EnvelopeSpec::default()
+        };
+        let env = parse_spec(&spec).expect("float epoch time");
+        assert_eq!(env.signing_time, system_time(1_687_843_833, 500_000_000));
+    }
+
+    #[test]
+    fn x5chain_must_be_an_unprotected_array() {
+        let spec = EnvelopeSpec {
+            cose_x5chain_single: true,
+            ..EnvelopeSpec::default()
+        };
+        assert!(header_named(parse_spec(&spec), "x5chain"));
+        let spec = EnvelopeSpec {
+            cose_x5chain_protected: true,
+            ..EnvelopeSpec::default()
+        };
+        assert!(header_named(parse_spec(&spec), "x5chain"));
+        let spec = EnvelopeSpec {
+            certificate_chain: vec![Vec::new(); MAX_CERTIFICATE_CHAIN + 1],
+            ..EnvelopeSpec::default()
+        };
+        assert!(matches!(
+            parse_spec(&spec),
+            Err(EnvelopeError::TooLarge {
+                what: "certificate chain",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn crit_belongs_in_the_protected_header_only() {
+        let spec = EnvelopeSpec {
+            cose_unprotected_extra: vec![(
+                Value::from(2),
+                Value::Array(vec![Value::Text(HEADER_SIGNING_SCHEME.into())]),
+            )],
+            ..EnvelopeSpec::default()
+        };
+        assert!(header_named(parse_spec(&spec), "crit"));
+    }
+
+    #[test]
+    fn a_label_in_both_buckets_is_rejected() {
+        let spec = EnvelopeSpec {
+            cose_unprotected_extra: vec![(
+                Value::Text(HEADER_SIGNING_SCHEME.into()),
+                Value::Text("notary.x509".into()),
+            )],
+            ..EnvelopeSpec::default()
+        };
+        assert!(header_named(parse_spec(&spec), HEADER_SIGNING_SCHEME));
+    }
+
+    #[test]
+    fn critical_integer_label_must_be_present() {
+        // crit naming kid (4), absent from the protected header.
+        let spec = EnvelopeSpec {
+            cose_protected_extra: Vec::new(),
+            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+            ..EnvelopeSpec::default()
+        };
+        let protected = spec.cose_protected();
+        let Value::Map(mut entries) = coset::cbor::de::from_reader(&protected[..]).expect("map")
+        else {
+            panic!("protected header is a map");
+        };
+        for (k, v) in &mut entries {
+            if *k == Value::from(2) {
+                *v = Value::Array(vec![
+                    Value::Text(HEADER_SIGNING_SCHEME.into()),
+                    Value::from(4),
+                ]);
+            }
+        }
+        let message = Value::Tag(
+            18,
+            Box::new(Value::Array(vec![
+                Value::Bytes(cbor(&Value::Map(entries))),
+                Value::Map(vec![(
+                    Value::from(33),
+                    Value::Array(vec![Value::Bytes(b"leaf".to_vec())]),
+                )]),
+                Value::Bytes(spec.target.payload_json()),
+                Value::Bytes(vec![1]),
+            ])),
+        );
+        assert!(matches!(
+            parse_envelope(COSE_MEDIA_TYPE, &cbor(&message)),
+            Err(EnvelopeError::CriticalHeaderMissing { ref header }) if header == "4"
+        ));
+    }
+
+    #[test]
+    fn payload_and_signature_must_be_present() {
+        let spec = EnvelopeSpec::default();
+        let build = |payload: Value, signature: Vec<u8>| {
+            cbor(&Value::Tag(
+                18,
+                Box::new(Value::Array(vec![
+                    Value::Bytes(spec.cose_protected()),
+                    Value::Map(vec![(
+                        Value::from(33),
+                        Value::Array(vec![Value::Bytes(b"leaf".to_vec())]),
+                    )]),
+                    payload,
+                    Value::Bytes(signature),
+                ])),
+            ))
+        };
+        let payload = Value::Bytes(spec.target.payload_json());
+        assert!(parse_envelope(COSE_MEDIA_TYPE, &build(payload.clone(), vec![1])).is_ok());
+        for bytes in [
+            build(Value::Null, vec![1]),
+            build(Value::Bytes(Vec::new()), vec![1]),
+            build(payload, Vec::new()),
+        ] {
+            assert!(matches!(
+                parse_envelope(COSE_MEDIA_TYPE, &bytes),
+                Err(EnvelopeError::Malformed { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn signed_bytes_keep_the_protected_header_verbatim() {
+        // A non-canonical (but valid) protected header: keys reversed.
+        let spec = EnvelopeSpec::default();
+        let Value::Map(mut entries) =
+            coset::cbor::de::from_reader(&spec.cose_protected()[..]).expect("map")
+        else {
+            panic!("protected header is a map");
+        };
+        entries.reverse();
+        let protected = cbor(&Value::Map(entries));
+        let payload = spec.target.payload_json();
+        let bytes = cbor(&Value::Tag(
+            18,
+            Box::new(Value::Array(vec![
+                Value::Bytes(protected.clone()),
+                Value::Map(vec![(
+                    Value::from(33),
+                    Value::Array(vec![Value::Bytes(b"leaf".to_vec())]),
+                )]),
+                Value::Bytes(payload.clone()),
+                Value::Bytes(vec![7; 3]),
+            ])),
+        ));
+        let env = parse_envelope(COSE_MEDIA_TYPE, &bytes).expect("valid");
+        let expected = cbor(&Value::Array(vec![
+            Value::Text("Signature1".into()),
+            Value::Bytes(protected),
+            Value::Bytes(Vec::new()),
+            Value::Bytes(payload),
+        ]));
+        assert_eq!(env.signed_bytes, expected);
+        assert_eq!(env.signature, vec![7; 3]);
+    }
 
     #[test]
     fn scanner_accepts_well_formed_items() {
@@ -559,14 +806,20 @@ mod tests {
         deep.push(0x00);
         assert!(matches!(
             scan_cbor(&deep),
-            Err(EnvelopeError::TooLarge { what: "CBOR nesting depth", .. })
+            Err(EnvelopeError::TooLarge {
+                what: "CBOR nesting depth",
+                ..
+            })
         ));
         let mut many = vec![0x9F];
         many.extend(std::iter::repeat_n(0x00, MAX_CBOR_ITEMS));
         many.push(0xFF);
         assert!(matches!(
             scan_cbor(&many),
-            Err(EnvelopeError::TooLarge { what: "CBOR data items", .. })
+            Err(EnvelopeError::TooLarge {
+                what: "CBOR data items",
+                ..
+            })
         ));
     }
 }

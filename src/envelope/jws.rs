@@ -11,11 +11,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    go_key_eq, parse_rfc3339, EnvelopeError, EnvelopeFormat, ExtendedAttribute, GoFields,
-    GoObject, Parts, SignatureAlgorithm, SigningScheme, ATTRIBUTE_VERIFICATION_PLUGIN,
+    go_key_eq, parse_rfc3339, EnvelopeError, EnvelopeFormat, ExtendedAttribute, GoFields, GoObject,
+    Parts, SignatureAlgorithm, SigningScheme, ATTRIBUTE_VERIFICATION_PLUGIN,
     HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY, HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME,
-    HEADER_SIGNING_TIME, HEADER_TIMESTAMP_SIGNATURE, MAX_CERTIFICATE_CHAIN,
-    MAX_PAYLOAD_BYTES, MAX_PROTECTED_HEADER_BYTES,
+    HEADER_SIGNING_TIME, HEADER_TIMESTAMP_SIGNATURE, MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES,
+    MAX_PROTECTED_HEADER_BYTES,
 };
 
 const FORMAT: EnvelopeFormat = EnvelopeFormat::Jws;
@@ -242,11 +242,12 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
         format: FORMAT,
         header: "alg",
     })?;
-    let algorithm =
-        SignatureAlgorithm::from_jws_name(&alg).ok_or_else(|| EnvelopeError::UnsupportedAlgorithm {
+    let algorithm = SignatureAlgorithm::from_jws_name(&alg).ok_or_else(|| {
+        EnvelopeError::UnsupportedAlgorithm {
             format: FORMAT,
             alg: alg.chars().take(64).collect(),
-        })?;
+        }
+    })?;
 
     // 5. Content type (its value is checked with the common checks).
     let content_type = cty.ok_or(EnvelopeError::MissingHeader {
@@ -303,7 +304,10 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
     let crit: Vec<&str> = match crit {
         Value::Array(items) if !items.is_empty() => items
             .iter()
-            .map(|v| v.as_str().ok_or_else(|| invalid("crit", "must hold only strings")))
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| invalid("crit", "must hold only strings"))
+            })
             .collect::<Result<_, _>>()?,
         _ => return Err(invalid("crit", "must be a non-empty array")),
     };
@@ -362,9 +366,13 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
         .collect::<Result<Vec<_>, _>>()?;
     let timestamp_token = match header.timestamp.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(STANDARD.decode(text).map_err(|_| EnvelopeError::InvalidBase64 {
-            field: HEADER_TIMESTAMP_SIGNATURE,
-        })?),
+        Some(text) => Some(
+            STANDARD
+                .decode(text)
+                .map_err(|_| EnvelopeError::InvalidBase64 {
+                    field: HEADER_TIMESTAMP_SIGNATURE,
+                })?,
+        ),
     };
 
     // 9. Signing input: the received members, verbatim.
@@ -389,4 +397,262 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
         signing_agent: header.signing_agent,
         extended,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::test_builder::{dummy_signer, EnvelopeSpec, JwsMember};
+    use crate::envelope::{parse as parse_envelope, SignatureEnvelope, JWS_MEDIA_TYPE};
+
+    fn parse_spec(spec: &EnvelopeSpec) -> Result<SignatureEnvelope, EnvelopeError> {
+        parse_envelope(JWS_MEDIA_TYPE, &spec.build_jws(&dummy_signer))
+    }
+
+    /// The default envelope as a JSON value, edited by `edit`, then parsed.
+    fn parse_edited(
+        edit: impl FnOnce(&mut serde_json::Map<String, Value>),
+    ) -> Result<SignatureEnvelope, EnvelopeError> {
+        let bytes = EnvelopeSpec::default().build_jws(&dummy_signer);
+        let mut value: serde_json::Map<String, Value> =
+            serde_json::from_slice(&bytes).expect("builder writes an object");
+        edit(&mut value);
+        parse_envelope(JWS_MEDIA_TYPE, &serde_json::to_vec(&value).expect("JSON"))
+    }
+
+    fn header_named(result: Result<SignatureEnvelope, EnvelopeError>, name: &str) -> bool {
+        matches!(result, Err(EnvelopeError::InvalidHeader { ref header, .. }) if header == name)
+    }
+
+    #[test]
+    fn padded_members_are_rejected() {
+        // The dummy signature is 64 bytes, so its base64 always needs padding;
+        // for the other members grow the content until it does.
+        for (member, field) in [
+            (JwsMember::Protected, "protected"),
+            (JwsMember::Payload, "payload"),
+            (JwsMember::Signature, "signature"),
+        ] {
+            let padded = (0..3).find_map(|extra| {
+                let mut spec = EnvelopeSpec {
+                    jws_padded: Some(member),
+                    extended_attributes: vec![("a".into(), "b".repeat(extra))],
+                    ..EnvelopeSpec::default()
+                };
+                spec.target.annotations = vec![("k".into(), "v".repeat(extra))];
+                let unpadded = EnvelopeSpec {
+                    jws_padded: None,
+                    ..spec.clone()
+                };
+                let tbs = String::from_utf8(unpadded.jws_to_be_signed()).expect("ascii");
+                let (protected, payload) = tbs.split_once('.').expect("two members");
+                let needs_padding = match member {
+                    JwsMember::Protected => protected.len() % 4 != 0,
+                    JwsMember::Payload => payload.len() % 4 != 0,
+                    JwsMember::Signature => true,
+                };
+                needs_padding.then_some(spec)
+            });
+            let spec = padded.expect("some content length needs padding");
+            let result = parse_spec(&spec);
+            assert!(
+                matches!(result, Err(EnvelopeError::PaddedBase64 { field: f }) if f == field),
+                "{member:?}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_base64_is_rejected() {
+        let result = parse_edited(|v| {
+            v.insert("payload".into(), "not base64!".into());
+        });
+        assert!(matches!(
+            result,
+            Err(EnvelopeError::InvalidBase64 { field: "payload" })
+        ));
+        let result = parse_edited(|v| {
+            v["header"]["x5c"] = serde_json::json!(["@@@"]);
+        });
+        assert!(matches!(
+            result,
+            Err(EnvelopeError::InvalidBase64 { field: "x5c" })
+        ));
+        let result = parse_edited(|v| {
+            v["header"][HEADER_TIMESTAMP_SIGNATURE] = "@@@".into();
+        });
+        assert!(matches!(
+            result,
+            Err(EnvelopeError::InvalidBase64 {
+                field: HEADER_TIMESTAMP_SIGNATURE
+            })
+        ));
+    }
+
+    #[test]
+    fn top_level_keys_match_like_go() {
+        let env = parse_edited(|v| {
+            let payload = v.remove("payload").expect("payload");
+            v.insert("PayLoad".into(), payload);
+            let signature = v.remove("signature").expect("signature");
+            v.insert("\u{17F}ignature".into(), signature);
+            let header = v.remove("header").expect("header");
+            let mut header = header.as_object().expect("object").clone();
+            let agent = header.remove(HEADER_SIGNING_AGENT).expect("agent");
+            header.insert("io.cncf.notary.SigningAgent".into(), agent);
+            header.insert("unknown".into(), serde_json::json!({"nested": [1, 2]}));
+            v.insert("HEADER".into(), header.into());
+            v.insert("extra".into(), serde_json::json!([null]));
+        })
+        .expect("Go-style keys parse");
+        assert_eq!(env.signing_agent.as_deref(), Some("pullgate-tests/1.0"));
+    }
+
+    #[test]
+    fn duplicate_top_level_keys_are_rejected() {
+        let bytes = EnvelopeSpec::default().build_jws(&dummy_signer);
+        let text = String::from_utf8(bytes).expect("JSON text");
+        let doubled = text.replacen('{', r#"{"Payload":"e30","#, 1);
+        assert!(matches!(
+            parse_envelope(JWS_MEDIA_TYPE, doubled.as_bytes()),
+            Err(EnvelopeError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn only_the_flattened_serialization_is_accepted() {
+        let spec = EnvelopeSpec::default();
+        let compact = format!(
+            "\"{}.{}\"",
+            String::from_utf8(spec.jws_to_be_signed()).expect("ascii"),
+            "c2ln"
+        );
+        for bytes in [compact.as_bytes(), b"[]", b"", b"{\"signatures\":[]}"] {
+            assert!(parse_envelope(JWS_MEDIA_TYPE, bytes).is_err());
+        }
+        assert!(matches!(
+            parse_envelope(JWS_MEDIA_TYPE, compact.as_bytes()),
+            Err(EnvelopeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_envelope(JWS_MEDIA_TYPE, b"{}"),
+            Err(EnvelopeError::MissingHeader {
+                header: "protected",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn empty_signature_is_rejected() {
+        let result = parse_envelope(
+            JWS_MEDIA_TYPE,
+            &EnvelopeSpec::default().build_jws(&|_: &[u8]| Vec::new()),
+        );
+        assert!(matches!(
+            result,
+            Err(EnvelopeError::MissingHeader {
+                header: "signature",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn registered_headers_may_not_be_listed_in_crit() {
+        for listed in ["alg", "cty", HEADER_SIGNING_TIME] {
+            let spec = EnvelopeSpec {
+                crit: Some(vec![HEADER_SIGNING_SCHEME.into(), listed.into()]),
+                ..EnvelopeSpec::default()
+            };
+            assert!(matches!(
+                parse_spec(&spec),
+                Err(EnvelopeError::CriticalHeaderNotAllowed { ref header }) if header == listed
+            ));
+        }
+    }
+
+    #[test]
+    fn case_variants_of_registered_headers_are_rejected() {
+        let spec = EnvelopeSpec {
+            extended_attributes: vec![("ALG".into(), "none".into())],
+            ..EnvelopeSpec::default()
+        };
+        assert!(header_named(parse_spec(&spec), "ALG"));
+    }
+
+    #[test]
+    fn duplicate_protected_keys_are_rejected() {
+        let spec = EnvelopeSpec::default();
+        let json = spec
+            .jws_protected_json()
+            .replacen('{', r#"{"alg":"PS384","#, 1);
+        let spec = EnvelopeSpec {
+            jws_protected_json: Some(json),
+            ..spec
+        };
+        assert!(header_named(parse_spec(&spec), "alg"));
+    }
+
+    #[test]
+    fn protected_header_must_be_a_json_object() {
+        let spec = EnvelopeSpec {
+            jws_protected_json: Some("[1]".into()),
+            ..EnvelopeSpec::default()
+        };
+        assert!(matches!(
+            parse_spec(&spec),
+            Err(EnvelopeError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn times_must_be_rfc3339() {
+        for text in ["1687843833", "2023-06-27 05:30:33Z", "2023-06-27T05:30:33"] {
+            let spec = EnvelopeSpec {
+                jws_time_text: Some(text.into()),
+                ..EnvelopeSpec::default()
+            };
+            assert!(
+                header_named(parse_spec(&spec), HEADER_SIGNING_TIME),
+                "{text}"
+            );
+        }
+        let spec = EnvelopeSpec {
+            jws_time_text: Some("0001-01-01T00:00:00Z".into()),
+            ..EnvelopeSpec::default()
+        };
+        assert!(matches!(
+            parse_spec(&spec),
+            Err(EnvelopeError::ZeroTime {
+                header: HEADER_SIGNING_TIME
+            })
+        ));
+    }
+
+    #[test]
+    fn alg_none_and_lowercase_are_unsupported() {
+        for alg in ["none", "ps256", "HS256"] {
+            let spec = EnvelopeSpec {
+                alg: alg.into(),
+                ..EnvelopeSpec::default()
+            };
+            assert!(matches!(
+                parse_spec(&spec),
+                Err(EnvelopeError::UnsupportedAlgorithm { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn x5c_is_bounded() {
+        let spec = EnvelopeSpec {
+            certificate_chain: vec![b"c".to_vec(); MAX_CERTIFICATE_CHAIN + 1],
+            ..EnvelopeSpec::default()
+        };
+        assert!(matches!(
+            parse_spec(&spec),
+            Err(EnvelopeError::Malformed { .. })
+        ));
+    }
 }

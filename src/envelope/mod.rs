@@ -551,7 +551,10 @@ pub(crate) fn go_key_eq(key: &str, name: &str) -> bool {
         }
     }
     key.chars().count() == name.chars().count()
-        && key.chars().zip(name.chars()).all(|(a, b)| fold(a) == fold(b))
+        && key
+            .chars()
+            .zip(name.chars())
+            .all(|(a, b)| fold(a) == fold(b))
 }
 
 /// Reads a JSON object whose keys are matched the Go way against `names`;
@@ -564,8 +567,7 @@ pub(crate) struct GoObject<T> {
 pub(crate) trait GoFields: Default {
     const NAMES: &'static [&'static str];
     const WHAT: &'static str;
-    fn field<'de, A: MapAccess<'de>>(&mut self, index: usize, map: &mut A)
-        -> Result<(), A::Error>;
+    fn field<'de, A: MapAccess<'de>>(&mut self, index: usize, map: &mut A) -> Result<(), A::Error>;
 }
 
 impl<'de, T: GoFields> Deserialize<'de> for GoObject<T> {
@@ -718,7 +720,10 @@ mod tests {
 
     #[test]
     fn rfc3339_accepts_go_forms() {
-        assert_eq!(parse_rfc3339("2020-11-09T07:00:00Z"), Some(at(1_604_905_200)));
+        assert_eq!(
+            parse_rfc3339("2020-11-09T07:00:00Z"),
+            Some(at(1_604_905_200))
+        );
         assert_eq!(
             parse_rfc3339("2023-01-11T10:02:54-08:00"),
             Some(at(1_673_460_174))
@@ -727,11 +732,11 @@ mod tests {
             parse_rfc3339("1970-01-01T00:00:00.5+00:00"),
             system_time(0, 500_000_000)
         );
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(at(1_709_164_800)));
         assert_eq!(
-            parse_rfc3339("0001-01-01T00:00:00Z"),
-            Some(go_zero_time())
+            parse_rfc3339("2024-02-29T00:00:00Z"),
+            Some(at(1_709_164_800))
         );
+        assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), Some(go_zero_time()));
     }
 
     #[test]
@@ -758,7 +763,10 @@ mod tests {
 
     #[test]
     fn go_key_matching_folds_case() {
-        assert!(go_key_eq("io.cncf.notary.SigningAgent", HEADER_SIGNING_AGENT));
+        assert!(go_key_eq(
+            "io.cncf.notary.SigningAgent",
+            HEADER_SIGNING_AGENT
+        ));
         assert!(go_key_eq("PAYLOAD", "payload"));
         assert!(go_key_eq("\u{17F}ignature", "signature"));
         assert!(!go_key_eq("payloads", "payload"));
@@ -1067,7 +1075,10 @@ mod tests {
     #[test]
     fn duplicate_crit_entries_are_rejected() {
         let spec = EnvelopeSpec {
-            crit: Some(vec![HEADER_SIGNING_SCHEME.into(), HEADER_SIGNING_SCHEME.into()]),
+            crit: Some(vec![
+                HEADER_SIGNING_SCHEME.into(),
+                HEADER_SIGNING_SCHEME.into(),
+            ]),
             ..EnvelopeSpec::default()
         };
         assert_both!(
@@ -1157,8 +1168,11 @@ mod tests {
 
     #[test]
     fn unsupported_media_type_is_named() {
-        let err = parse("application/vnd.oci.image.layer.v1.tar", b"invalid signature\n")
-            .expect_err("not an envelope");
+        let err = parse(
+            "application/vnd.oci.image.layer.v1.tar",
+            b"invalid signature\n",
+        )
+        .expect_err("not an envelope");
         assert!(matches!(
             err,
             EnvelopeError::UnsupportedMediaType { ref media_type }

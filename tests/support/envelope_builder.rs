@@ -57,7 +57,8 @@ impl Default for Target {
     fn default() -> Target {
         Target {
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            digest: "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9".into(),
+            digest: "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"
+                .into(),
             size: 517,
             annotations: Vec::new(),
             artifact_type: None,
@@ -295,7 +296,10 @@ impl EnvelopeSpec {
             unprotected.push((Value::from(33), self.cose_x5chain()));
         }
         if let Some(agent) = &self.signing_agent {
-            unprotected.push((Value::Text(SIGNING_AGENT.into()), Value::Text(agent.clone())));
+            unprotected.push((
+                Value::Text(SIGNING_AGENT.into()),
+                Value::Text(agent.clone()),
+            ));
         }
         if let Some(token) = &self.timestamp_token {
             unprotected.push((
