@@ -5,6 +5,7 @@
 pub mod app;
 pub mod config;
 pub mod cri;
+pub mod envelope;
 pub mod intercept;
 pub mod reference;
 pub mod upstream;
