@@ -1112,7 +1112,8 @@ fn vectors_mock_chain_leaf_is_not_self_signed() {
         load(&dir.join("truststore/x509/ca/valid-trust-store/NotationTestRoot.pem")).remove(0);
     assert!(root.is_self_signed());
     let e2e = load(&dir.join("truststore/x509/ca/e2e/e2e.crt")).remove(0);
-    validate_signing_chain(&[e2e.clone()]).expect("e2e.crt is a valid 1-certificate chain");
+    validate_signing_chain(std::slice::from_ref(&e2e))
+        .expect("e2e.crt is a valid 1-certificate chain");
     assert_eq!(
         signature_algorithm_for_key(&e2e).ok(),
         Some(SignatureAlgorithm::Ps256)

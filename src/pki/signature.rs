@@ -134,7 +134,7 @@ impl HashAlgorithm {
     }
 
     /// Output length in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             HashAlgorithm::Sha256 => 32,
             HashAlgorithm::Sha384 => 48,
@@ -267,7 +267,7 @@ pub fn verify_signature(
     match key {
         PublicKey::Rsa(key) => {
             let salt_len = match salt {
-                PssSaltPolicy::HashLength => Some(hash.len()),
+                PssSaltPolicy::HashLength => Some(hash.output_len()),
                 PssSaltPolicy::Any => None,
             };
             rsa_pss(key, hash, salt_len, &hashed, signature)
