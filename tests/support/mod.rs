@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub use pullgate::cri::client::CriClient;
 
+pub mod pki;
+
 /// The containerd + registry started by `integration/harness up`, described by the
 /// environment it writes. `None` (skip) outside the harness, except under `CI=true`
 /// where a missing harness is a failure: CI must never pass by skipping.

@@ -1,0 +1,649 @@
+//! Test PKI made with the real `openssl` CLI (OpenSSL 3.0 on these machines): roots,
+//! intermediates and leaves with chosen keys, validity windows, keyUsage / EKU /
+//! basicConstraints (critical or not), a signer for envelope signatures, and a real
+//! RFC 3161 TSA (`openssl ts -reply`).
+//!
+//! Keys are generated once per test process and per (key type, slot) and reused
+//! (RSA-4096 generation takes seconds). Different roles use different slots by
+//! default (root 0, intermediate 1, leaf 2, TSA root 3, TSA leaf 4), so a chain never
+//! reuses a key by accident; choose another slot with [`CertSpec::slot`].
+//!
+//! Certificates are issued with `openssl ca` because, unlike `openssl x509`/`req` in
+//! OpenSSL 3.0, it takes absolute `-startdate`/`-enddate`: expired and not-yet-valid
+//! certificates are made directly. `openssl ts -reply` stamps with the **current
+//! clock** (no faketime here): for time-specific timestamp tests choose certificate
+//! windows relative to now instead.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pullgate::pki::{Certificate, SignatureAlgorithm};
+
+/// Key types notation signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeySpec {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    P256,
+    P384,
+    P521,
+}
+
+impl KeySpec {
+    pub const ALL: [KeySpec; 6] = [
+        KeySpec::Rsa2048,
+        KeySpec::Rsa3072,
+        KeySpec::Rsa4096,
+        KeySpec::P256,
+        KeySpec::P384,
+        KeySpec::P521,
+    ];
+
+    /// The envelope algorithm this key signs with (NOTARY.md §3).
+    pub fn algorithm(self) -> SignatureAlgorithm {
+        match self {
+            KeySpec::Rsa2048 => SignatureAlgorithm::Ps256,
+            KeySpec::Rsa3072 => SignatureAlgorithm::Ps384,
+            KeySpec::Rsa4096 => SignatureAlgorithm::Ps512,
+            KeySpec::P256 => SignatureAlgorithm::Es256,
+            KeySpec::P384 => SignatureAlgorithm::Es384,
+            KeySpec::P521 => SignatureAlgorithm::Es512,
+        }
+    }
+
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096)
+    }
+
+    fn genpkey_args(self) -> Vec<&'static str> {
+        let rsa = |bits| vec!["-algorithm", "RSA", "-pkeyopt", bits];
+        let ec = |curve| {
+            vec![
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                curve,
+                "-pkeyopt",
+                "ec_param_enc:named_curve",
+            ]
+        };
+        match self {
+            KeySpec::Rsa2048 => rsa("rsa_keygen_bits:2048"),
+            KeySpec::Rsa3072 => rsa("rsa_keygen_bits:3072"),
+            KeySpec::Rsa4096 => rsa("rsa_keygen_bits:4096"),
+            KeySpec::P256 => ec("ec_paramgen_curve:P-256"),
+            KeySpec::P384 => ec("ec_paramgen_curve:P-384"),
+            KeySpec::P521 => ec("ec_paramgen_curve:P-521"),
+        }
+    }
+}
+
+/// Private keys (PEM) generated so far in this process, per (type, slot).
+type KeyCache = Mutex<HashMap<(KeySpec, u8), Arc<OnceLock<String>>>>;
+static KEYS: OnceLock<KeyCache> = OnceLock::new();
+
+/// The PEM private key for (spec, slot), generated on first use.
+pub fn private_key_pem(spec: KeySpec, slot: u8) -> String {
+    let cell = {
+        let mut keys = KEYS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        keys.entry((spec, slot)).or_default().clone()
+    };
+    cell.get_or_init(|| {
+        let out = openssl(
+            Command::new("openssl")
+                .arg("genpkey")
+                .args(spec.genpkey_args()),
+        );
+        String::from_utf8(out).expect("PEM key is ASCII")
+    })
+    .clone()
+}
+
+/// An RSA key of a size notation does not accept (for UnsupportedKey tests).
+pub fn odd_rsa_key_pem(bits: u32) -> String {
+    static ODD: OnceLock<Mutex<HashMap<u32, String>>> = OnceLock::new();
+    let mut map = ODD
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    map.entry(bits)
+        .or_insert_with(|| {
+            let out = openssl(
+                Command::new("openssl")
+                    .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+                    .arg(format!("rsa_keygen_bits:{bits}")),
+            );
+            String::from_utf8(out).expect("PEM key is ASCII")
+        })
+        .clone()
+}
+
+/// Runs an openssl command, panicking with its stderr on failure; returns stdout.
+fn openssl(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl failed: {cmd:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// What goes into one certificate. Start from [`CertSpec::leaf`], [`CertSpec::ca`] or
+/// [`CertSpec::tsa_leaf`] and adjust.
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    /// Subject in `openssl -subj` form, e.g. `/C=US/ST=WA/O=Notary/CN=leaf`.
+    pub subject: String,
+    pub key: KeySpec,
+    pub slot: u8,
+    /// `None`: use an RSA key of this many bits instead of `key` (odd sizes).
+    pub odd_rsa_bits: Option<u32>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+    /// `basicConstraints` line value, e.g. `critical,CA:TRUE,pathlen:0`; `None` = absent.
+    pub basic_constraints: Option<String>,
+    /// `keyUsage` line value, e.g. `critical,digitalSignature`; `None` = absent.
+    pub key_usage: Option<String>,
+    /// `extendedKeyUsage` line value, e.g. `codeSigning`; `None` = absent.
+    pub eku: Option<String>,
+    /// Further `name = value` extension lines (AIA, CRL DP, ...).
+    pub extra: Vec<String>,
+    /// Digest the issuer signs with (`sha256`, `sha384`, `sha1`, ...).
+    pub digest: String,
+    /// Issuer signs with RSASSA-PSS instead of PKCS#1 v1.5 (RSA issuers only).
+    pub pss: bool,
+}
+
+fn years(n: u64) -> Duration {
+    Duration::from_secs(n * 365 * 24 * 3600)
+}
+
+impl CertSpec {
+    fn base(subject: &str, slot: u8) -> CertSpec {
+        let now = SystemTime::now();
+        CertSpec {
+            subject: subject.to_string(),
+            key: KeySpec::Rsa2048,
+            slot,
+            odd_rsa_bits: None,
+            not_before: now - Duration::from_secs(3600),
+            not_after: now + years(10),
+            basic_constraints: None,
+            key_usage: None,
+            eku: None,
+            extra: Vec::new(),
+            digest: "sha256".to_string(),
+            pss: false,
+        }
+    }
+
+    /// A valid code-signing leaf (NOTARY.md §4): BC CA:FALSE, critical KU
+    /// digitalSignature, EKU codeSigning. Slot 2.
+    pub fn leaf(subject: &str) -> CertSpec {
+        CertSpec {
+            basic_constraints: Some("CA:FALSE".into()),
+            key_usage: Some("critical,digitalSignature".into()),
+            eku: Some("codeSigning".into()),
+            ..CertSpec::base(subject, 2)
+        }
+    }
+
+    /// A valid CA (root or intermediate): critical BC CA:TRUE, critical KU
+    /// keyCertSign,cRLSign. Slot 0 (use `.slot(1)` for an intermediate).
+    pub fn ca(subject: &str) -> CertSpec {
+        CertSpec {
+            basic_constraints: Some("critical,CA:TRUE".into()),
+            key_usage: Some("critical,keyCertSign,cRLSign".into()),
+            ..CertSpec::base(subject, 0)
+        }
+    }
+
+    /// A valid TSA leaf: critical EKU timeStamping only, KU digitalSignature. Slot 4.
+    pub fn tsa_leaf(subject: &str) -> CertSpec {
+        CertSpec {
+            basic_constraints: Some("CA:FALSE".into()),
+            key_usage: Some("critical,digitalSignature".into()),
+            eku: Some("critical,timeStamping".into()),
+            ..CertSpec::base(subject, 4)
+        }
+    }
+
+    pub fn key(mut self, key: KeySpec) -> CertSpec {
+        self.key = key;
+        self
+    }
+    pub fn slot(mut self, slot: u8) -> CertSpec {
+        self.slot = slot;
+        self
+    }
+    pub fn odd_rsa(mut self, bits: u32) -> CertSpec {
+        self.odd_rsa_bits = Some(bits);
+        self
+    }
+    pub fn validity(mut self, not_before: SystemTime, not_after: SystemTime) -> CertSpec {
+        self.not_before = not_before;
+        self.not_after = not_after;
+        self
+    }
+    pub fn basic_constraints(mut self, value: Option<&str>) -> CertSpec {
+        self.basic_constraints = value.map(str::to_string);
+        self
+    }
+    pub fn key_usage(mut self, value: Option<&str>) -> CertSpec {
+        self.key_usage = value.map(str::to_string);
+        self
+    }
+    pub fn eku(mut self, value: Option<&str>) -> CertSpec {
+        self.eku = value.map(str::to_string);
+        self
+    }
+    pub fn extra(mut self, line: &str) -> CertSpec {
+        self.extra.push(line.to_string());
+        self
+    }
+    pub fn digest(mut self, digest: &str) -> CertSpec {
+        self.digest = digest.to_string();
+        self
+    }
+    pub fn pss(mut self) -> CertSpec {
+        self.pss = true;
+        self
+    }
+
+    fn key_pem(&self) -> String {
+        match self.odd_rsa_bits {
+            Some(bits) => odd_rsa_key_pem(bits),
+            None => private_key_pem(self.key, self.slot),
+        }
+    }
+}
+
+/// An issued certificate with its private key, on disk and in memory.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    pub pem: String,
+    pub der: Vec<u8>,
+    pub key: KeySpec,
+    pub spec: CertSpec,
+}
+
+impl Issued {
+    /// The certificate parsed by the code under test.
+    pub fn cert(&self) -> Certificate {
+        Certificate::from_der(&self.der).expect("openssl-made certificate parses")
+    }
+}
+
+/// A root → intermediate → leaf chain.
+pub struct Chain {
+    pub root: Issued,
+    pub intermediate: Issued,
+    pub leaf: Issued,
+}
+
+impl Chain {
+    /// Leaf first, as envelopes carry it.
+    pub fn certs(&self) -> Vec<Certificate> {
+        vec![self.leaf.cert(), self.intermediate.cert(), self.root.cert()]
+    }
+}
+
+/// A TSA: root CA and a leaf with critical timeStamping EKU, plus the `openssl ts`
+/// configuration that answers with it.
+pub struct Tsa {
+    pub root: Issued,
+    pub leaf: Issued,
+    config: PathBuf,
+    dir: PathBuf,
+}
+
+/// One temporary directory of generated material.
+pub struct Pki {
+    dir: tempfile::TempDir,
+    counter: AtomicUsize,
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
+}
+
+/// `openssl ca` date: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280
+/// §4.1.2.5).
+fn asn1_date(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .expect("fixture dates are after 1970")
+        .as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if (1950..2050).contains(&y) {
+        format!("{:02}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z", y % 100)
+    } else {
+        format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z")
+    }
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        Pki {
+            dir: tempfile::tempdir().expect("tempdir"),
+            counter: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn fresh(&self, name: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let dir = self.dir.path().join(format!("{n:03}-{name}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    }
+
+    /// A self-signed certificate.
+    pub fn self_signed(&self, spec: &CertSpec) -> Issued {
+        self.make(spec, None)
+    }
+
+    /// A certificate issued by `issuer`.
+    pub fn issue(&self, spec: &CertSpec, issuer: &Issued) -> Issued {
+        self.make(spec, Some(issuer))
+    }
+
+    /// A valid root → intermediate → code-signing leaf chain, all with `key`.
+    pub fn chain(&self, key: KeySpec) -> Chain {
+        let root = self.self_signed(&CertSpec::ca("/C=US/ST=WA/O=Notary/CN=Test Root").key(key));
+        let intermediate = self.issue(
+            &CertSpec::ca("/C=US/ST=WA/O=Notary/CN=Test Intermediate")
+                .key(key)
+                .slot(1),
+            &root,
+        );
+        let leaf = self.issue(
+            &CertSpec::leaf("/C=US/ST=WA/L=Seattle/O=Notary/CN=Test Leaf").key(key),
+            &intermediate,
+        );
+        Chain {
+            root,
+            intermediate,
+            leaf,
+        }
+    }
+
+    fn make(&self, spec: &CertSpec, issuer: Option<&Issued>) -> Issued {
+        let dir = self.fresh("cert");
+        let key_path = dir.join("key.pem");
+        std::fs::write(&key_path, spec.key_pem()).expect("write key");
+        let csr = dir.join("req.csr");
+        openssl(
+            Command::new("openssl")
+                .args(["req", "-new", "-key"])
+                .arg(&key_path)
+                .args(["-subj", &spec.subject, "-out"])
+                .arg(&csr),
+        );
+        std::fs::write(dir.join("index.txt"), "").expect("index");
+        std::fs::write(
+            dir.join("serial"),
+            format!("{:02X}\n", self.counter.load(Ordering::SeqCst) + 0x10),
+        )
+        .expect("serial");
+        let mut ext = String::from("[ext]\n");
+        if let Some(v) = &spec.basic_constraints {
+            ext += &format!("basicConstraints = {v}\n");
+        }
+        if let Some(v) = &spec.key_usage {
+            ext += &format!("keyUsage = {v}\n");
+        }
+        if let Some(v) = &spec.eku {
+            ext += &format!("extendedKeyUsage = {v}\n");
+        }
+        ext += "subjectKeyIdentifier = hash\n";
+        if issuer.is_some() {
+            ext += "authorityKeyIdentifier = keyid\n";
+        }
+        for line in &spec.extra {
+            ext += line;
+            ext += "\n";
+        }
+        let config = format!(
+            "[ca]\ndefault_ca = ca_default\n[ca_default]\ndir = {dir}\ndatabase = {dir}/index.txt\n\
+             new_certs_dir = {dir}\nserial = {dir}/serial\npolicy = policy_any\nemail_in_dn = no\n\
+             unique_subject = no\ncopy_extensions = none\ndefault_md = sha256\n\
+             [policy_any]\ncountryName = optional\nstateOrProvinceName = optional\n\
+             localityName = optional\norganizationName = optional\n\
+             organizationalUnitName = optional\ncommonName = optional\n{ext}",
+            dir = dir.display()
+        );
+        let config_path = dir.join("ca.cnf");
+        std::fs::write(&config_path, config).expect("write ca.cnf");
+        let cert_path = dir.join("cert.pem");
+        let mut cmd = Command::new("openssl");
+        cmd.args(["ca", "-batch", "-notext", "-preserveDN", "-config"])
+            .arg(&config_path)
+            .args(["-extensions", "ext", "-md", &spec.digest])
+            .args(["-startdate", &asn1_date(spec.not_before)])
+            .args(["-enddate", &asn1_date(spec.not_after)])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-out")
+            .arg(&cert_path);
+        match issuer {
+            None => {
+                cmd.arg("-selfsign").arg("-keyfile").arg(&key_path);
+            }
+            Some(issuer) => {
+                cmd.arg("-cert")
+                    .arg(&issuer.cert_path)
+                    .arg("-keyfile")
+                    .arg(&issuer.key_path);
+            }
+        }
+        if spec.pss {
+            cmd.args([
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:digest",
+            ]);
+        }
+        openssl(&mut cmd);
+        let pem = std::fs::read_to_string(&cert_path).expect("read cert");
+        let der = openssl(
+            Command::new("openssl")
+                .args(["x509", "-outform", "DER", "-in"])
+                .arg(&cert_path),
+        );
+        Issued {
+            cert_path,
+            key_path,
+            pem,
+            der,
+            key: spec.key,
+            spec: spec.clone(),
+        }
+    }
+
+    /// The envelope signature `alg` makes over `message` with `key_path`'s key:
+    /// RSASSA-PSS (MGF1 same hash, salt = digest length) or ECDSA as fixed-width r||s.
+    pub fn sign(&self, key_path: &Path, alg: SignatureAlgorithm, message: &[u8]) -> Vec<u8> {
+        self.sign_with_salt(key_path, alg, message, "digest")
+    }
+
+    /// Like [`Pki::sign`] with an explicit PSS salt length (`digest`, `max`, or bytes).
+    pub fn sign_with_salt(
+        &self,
+        key_path: &Path,
+        alg: SignatureAlgorithm,
+        message: &[u8],
+        salt: &str,
+    ) -> Vec<u8> {
+        let dir = self.fresh("sign");
+        let msg = dir.join("msg");
+        std::fs::write(&msg, message).expect("write message");
+        let md = match alg.hash() {
+            pullgate::pki::signature::HashAlgorithm::Sha256 => "-sha256",
+            pullgate::pki::signature::HashAlgorithm::Sha384 => "-sha384",
+            pullgate::pki::signature::HashAlgorithm::Sha512 => "-sha512",
+        };
+        let mut cmd = Command::new("openssl");
+        cmd.args(["dgst", md, "-sign"]).arg(key_path);
+        let is_rsa = matches!(
+            alg,
+            SignatureAlgorithm::Ps256 | SignatureAlgorithm::Ps384 | SignatureAlgorithm::Ps512
+        );
+        if is_rsa {
+            cmd.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt"])
+                .arg(format!("rsa_pss_saltlen:{salt}"))
+                .args(["-sigopt", &format!("rsa_mgf1_md:{}", &md[1..])]);
+        }
+        let sig = openssl(cmd.arg(&msg));
+        if is_rsa {
+            return sig;
+        }
+        ecdsa_der_to_fixed(alg, &sig)
+    }
+
+    /// A TSA root and leaf (critical timeStamping EKU) with an `openssl ts` config.
+    pub fn tsa(&self, key: KeySpec) -> Tsa {
+        let root = self.self_signed(
+            &CertSpec::ca("/C=US/O=Test TSA/CN=Test TSA Root")
+                .key(key)
+                .slot(3),
+        );
+        let leaf = self.issue(
+            &CertSpec::tsa_leaf("/C=US/O=Test TSA/CN=Test TSA").key(key),
+            &root,
+        );
+        self.tsa_from(root, leaf)
+    }
+
+    /// A TSA from given certificates (e.g. a leaf that breaks a TSA rule).
+    pub fn tsa_from(&self, root: Issued, leaf: Issued) -> Tsa {
+        let dir = self.fresh("tsa");
+        std::fs::write(dir.join("tsaserial"), "01\n").expect("serial");
+        let chain = dir.join("chain.pem");
+        std::fs::write(&chain, format!("{}{}", leaf.pem, root.pem)).expect("chain");
+        let config = dir.join("ts.cnf");
+        std::fs::write(
+            &config,
+            format!(
+                "[tsa]\ndefault_tsa = tsa_config\n[tsa_config]\nserial = {dir}/tsaserial\n\
+                 crypto_device = builtin\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\n\
+                 other_policies = 1.2.3.4.5\ndigests = sha256, sha384, sha512\n\
+                 accuracy = secs:1, millisecs:500, microsecs:100\nclock_precision_digits = 0\n\
+                 ordering = yes\ntsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n",
+                dir = dir.display()
+            ),
+        )
+        .expect("ts.cnf");
+        Tsa {
+            root,
+            leaf,
+            config,
+            dir,
+        }
+    }
+
+    /// An RFC 3161 TimeStampToken (DER ContentInfo) over `data`, hashed with
+    /// `digest` (`sha256`/`sha384`/`sha512`), with the TSA certificate included
+    /// (`-cert`) and no nonce, stamped by `openssl ts -reply` at the current time.
+    pub fn timestamp_token(&self, tsa: &Tsa, data: &[u8], digest: &str) -> Vec<u8> {
+        self.ts_reply(tsa, data, digest, true)
+    }
+
+    /// The whole TimeStampResp (status + token) for the same request.
+    pub fn timestamp_response(&self, tsa: &Tsa, data: &[u8], digest: &str) -> Vec<u8> {
+        self.ts_reply(tsa, data, digest, false)
+    }
+
+    fn ts_reply(&self, tsa: &Tsa, data: &[u8], digest: &str, token_only: bool) -> Vec<u8> {
+        let dir = self.fresh("ts");
+        let data_path = dir.join("data");
+        std::fs::write(&data_path, data).expect("write data");
+        let query = dir.join("req.tsq");
+        openssl(
+            Command::new("openssl")
+                .args(["ts", "-query", "-data"])
+                .arg(&data_path)
+                .arg(format!("-{digest}"))
+                .args(["-cert", "-no_nonce", "-out"])
+                .arg(&query),
+        );
+        let out = dir.join("reply.der");
+        let mut cmd = Command::new("openssl");
+        cmd.args(["ts", "-reply", "-config"])
+            .arg(&tsa.config)
+            .arg("-queryfile")
+            .arg(&query)
+            .arg("-signer")
+            .arg(&tsa.leaf.cert_path)
+            .arg("-inkey")
+            .arg(&tsa.leaf.key_path)
+            .arg("-chain")
+            .arg(tsa.dir.join("chain.pem"))
+            .arg("-out")
+            .arg(&out);
+        if token_only {
+            cmd.arg("-token_out");
+        }
+        openssl(&mut cmd);
+        std::fs::read(&out).expect("read reply")
+    }
+}
+
+/// DER `Ecdsa-Sig-Value` → fixed-width r||s (JWS/COSE form).
+pub fn ecdsa_der_to_fixed(alg: SignatureAlgorithm, der: &[u8]) -> Vec<u8> {
+    match alg {
+        SignatureAlgorithm::Es256 => p256::ecdsa::Signature::from_der(der)
+            .expect("openssl ECDSA DER")
+            .to_bytes()
+            .to_vec(),
+        SignatureAlgorithm::Es384 => p384::ecdsa::Signature::from_der(der)
+            .expect("openssl ECDSA DER")
+            .to_bytes()
+            .to_vec(),
+        SignatureAlgorithm::Es512 => p521::ecdsa::Signature::from_der(der)
+            .expect("openssl ECDSA DER")
+            .to_bytes()
+            .to_vec(),
+        other => panic!("{other} is not ECDSA"),
+    }
+}
+
+/// `now ± days`, for validity windows.
+pub fn days_from_now(days: i64) -> SystemTime {
+    let d = Duration::from_secs(days.unsigned_abs() * 86_400);
+    if days >= 0 {
+        SystemTime::now() + d
+    } else {
+        SystemTime::now() - d
+    }
+}
