@@ -6,4 +6,6 @@ pub mod app;
 pub mod config;
 pub mod cri;
 pub mod intercept;
+pub mod policy;
+pub mod policy_dir;
 pub mod upstream;

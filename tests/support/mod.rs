@@ -190,6 +190,9 @@ pub fn vectors_dir(name: &str, test: &str) -> Option<PathBuf> {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{test}: {} is missing under CI=true", dir.display());
     }
-    eprintln!("SKIPPED {test}: {} not found (vectors live beside the repo)", dir.display());
+    eprintln!(
+        "SKIPPED {test}: {} not found (vectors live beside the repo)",
+        dir.display()
+    );
     None
 }
