@@ -441,3 +441,115 @@ mod tests {
         assert!(!dn.matches_map(&leaf));
     }
 }
+
+#[cfg(test)]
+mod leaf_tests {
+    use crate::policy::test_pki::TestPki;
+    use crate::policy::{DistinguishedName, PolicyError, TrustedIdentities};
+
+    fn subjects(dns: &[&str]) -> TrustedIdentities {
+        TrustedIdentities::Subjects(
+            dns.iter()
+                .map(|d| DistinguishedName::parse(d).unwrap())
+                .collect(),
+        )
+    }
+
+    fn unusable(err: PolicyError) -> Option<String> {
+        match err {
+            PolicyError::IdentityMismatch { unusable, .. } => unusable,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn leaf_matching() {
+        let pki = TestPki::new();
+        let leaf = pki.self_signed_leaf("l", "/C=US/ST=WA/L=Seattle/O=SomeOrg/OU=SomeOU/CN=SomeCN");
+        assert!(subjects(&["C=US,O=SomeOrg,ST=WA"])
+            .matches_leaf(&leaf.der)
+            .is_ok());
+        assert!(
+            subjects(&["C=IND,O=SomeOrg,ST=TS", "C=US, S=WA, O=SomeOrg, CN=SomeCN"])
+                .matches_leaf(&leaf.der)
+                .is_ok()
+        );
+        let err = subjects(&["C=US,O=someorg,ST=WA"])
+            .matches_leaf(&leaf.der)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "signing certificate subject \"CN=SomeCN,OU=SomeOU,O=SomeOrg,L=Seattle,ST=WA,C=US\" does not match the X.509 trusted identities [C=US,O=someorg,ST=WA] of the trust policy"
+        );
+        assert_eq!(unusable(err), None);
+        assert!(subjects(&["C=US,O=SomeOrg,ST=WA,L=Portland"])
+            .matches_leaf(&leaf.der)
+            .is_err());
+        assert!(TrustedIdentities::Any.matches_leaf(&leaf.der).is_ok());
+        assert!(matches!(
+            subjects(&["C=US,O=SomeOrg,ST=WA"]).matches_leaf(b"not a cert"),
+            Err(PolicyError::LeafCertificate { .. })
+        ));
+    }
+
+    #[test]
+    fn leaf_without_mandatory_attributes_matches_only_any() {
+        let pki = TestPki::new();
+        let leaf = pki.self_signed_leaf("l", "/C=US/O=SomeOrg/CN=x");
+        let err = subjects(&["C=US,O=SomeOrg,ST=WA"])
+            .matches_leaf(&leaf.der)
+            .unwrap_err();
+        assert_eq!(
+            unusable(err).as_deref(),
+            Some("the subject has no ST; C, ST and O are required")
+        );
+        assert!(TrustedIdentities::Any.matches_leaf(&leaf.der).is_ok());
+    }
+
+    #[test]
+    fn leaf_with_unknown_attribute_matches_only_any() {
+        let pki = TestPki::new();
+        let leaf = pki.self_signed_leaf("l", "/C=US/ST=WA/O=SomeOrg/emailAddress=a@b.c");
+        let err = subjects(&["C=US,O=SomeOrg,ST=WA"])
+            .matches_leaf(&leaf.der)
+            .unwrap_err();
+        assert_eq!(
+            unusable(err).as_deref(),
+            Some("the subject has attribute 1.2.840.113549.1.9.1, which notation cannot match")
+        );
+        assert!(TrustedIdentities::Any.matches_leaf(&leaf.der).is_ok());
+    }
+
+    #[test]
+    fn leaf_with_hex_marker_or_duplicates_matches_only_any() {
+        let pki = TestPki::new();
+        let hex = pki.self_signed_leaf("h", "/C=US/ST=WA/O=SomeOrg/CN=Bad=#CN");
+        let err = subjects(&["C=US,O=SomeOrg,ST=WA"])
+            .matches_leaf(&hex.der)
+            .unwrap_err();
+        assert_eq!(
+            unusable(err).as_deref(),
+            Some("the subject's CN value contains \"=#\"")
+        );
+        let dup = pki.self_signed_leaf("d", "/C=US/ST=WA/O=SomeOrg/OU=a/OU=b");
+        let err = subjects(&["C=US,O=SomeOrg,ST=WA"])
+            .matches_leaf(&dup.der)
+            .unwrap_err();
+        assert_eq!(
+            unusable(err).as_deref(),
+            Some("the subject has OU more than once")
+        );
+    }
+
+    #[test]
+    fn no_x509_identities_match_nothing() {
+        let pki = TestPki::new();
+        let leaf = pki.self_signed_leaf("l", "/C=US/ST=WA/O=SomeOrg");
+        let err = TrustedIdentities::Subjects(vec![])
+            .matches_leaf(&leaf.der)
+            .unwrap_err();
+        assert!(unusable(err)
+            .unwrap()
+            .contains("no x509.subject identities"));
+    }
+}

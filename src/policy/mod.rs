@@ -18,6 +18,8 @@ mod error;
 mod identity;
 mod level;
 mod store;
+#[cfg(test)]
+pub(crate) mod test_pki;
 
 pub use document::{
     StoreType, TrustPolicyDocument, TrustPolicyStatement, TrustStoreRef, TrustedIdentities,

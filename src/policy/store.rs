@@ -102,11 +102,11 @@ impl TrustStore {
 
 /// Parses a PEM or DER certificate file into certificates with their DER bytes.
 fn read_certificates(bytes: &[u8]) -> Result<Vec<(Certificate, Vec<u8>)>, String> {
-    let text_start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let der_blobs: Vec<Vec<u8>> = if bytes[text_start..].starts_with(b"-----BEGIN") {
+    // Like Go's `pem.Decode`, a PEM block anywhere makes the file PEM.
+    let is_pem = bytes
+        .windows(PEM_BEGIN.len())
+        .any(|w| w == PEM_BEGIN.as_bytes());
+    let der_blobs: Vec<Vec<u8>> = if is_pem {
         pem_blocks(bytes)?
     } else {
         split_der(bytes)?
@@ -303,5 +303,231 @@ mod self_signature {
             return Some(key.verify_prehash(&prehash, &sig).is_ok());
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::test_pki::TestPki;
+
+    fn store(
+        store_type: StoreType,
+        files: Vec<(&str, Vec<u8>)>,
+    ) -> Result<TrustStore, PolicyError> {
+        TrustStore::from_files(
+            store_type,
+            "acme",
+            files.into_iter().map(|(n, b)| (n.to_owned(), b)).collect(),
+        )
+    }
+
+    const SUBJ: &str = "/C=US/ST=WA/O=Acme";
+
+    #[test]
+    fn ca_certificate_pem_and_der_accepted() {
+        let pki = TestPki::new();
+        let ca = pki.root_ca("ca", &format!("{SUBJ}/CN=Root"));
+        let s = store(
+            StoreType::Ca,
+            vec![("root.crt", ca.pem.clone()), ("root.der", ca.der.clone())],
+        )
+        .unwrap();
+        assert_eq!(s.certificates_der, [ca.der.clone(), ca.der]);
+        assert_eq!(s.reference().to_string(), "ca:acme");
+    }
+
+    #[test]
+    fn self_signed_leaf_accepted_in_ca_and_signing_authority() {
+        let pki = TestPki::new();
+        let leaf = pki.self_signed_leaf("leaf", &format!("{SUBJ}/CN=signer"));
+        for t in [StoreType::Ca, StoreType::SigningAuthority] {
+            assert_eq!(
+                store(t, vec![("l.pem", leaf.pem.clone())])
+                    .unwrap()
+                    .certificates_der,
+                std::slice::from_ref(&leaf.der)
+            );
+        }
+        let ec = pki.self_signed(
+            "ec",
+            &format!("{SUBJ}/CN=ec"),
+            "ec",
+            &["keyUsage=critical,digitalSignature"],
+        );
+        assert_eq!(
+            store(StoreType::Ca, vec![("ec.pem", ec.pem)])
+                .unwrap()
+                .certificates_der
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn issued_leaf_rejected() {
+        let pki = TestPki::new();
+        let ca = pki.root_ca("ca", &format!("{SUBJ}/CN=Root"));
+        let leaf = pki.leaf_of("leaf", &format!("{SUBJ}/CN=signer"), &ca);
+        let err = store(
+            StoreType::Ca,
+            vec![("root.pem", ca.pem), ("leaf.pem", leaf.pem)],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::NotCaOrSelfSigned { file, subject, store_type: StoreType::Ca, .. }
+                if file == "leaf.pem" && subject.contains("CN=signer")),
+            "{err:?}"
+        );
+    }
+
+    /// CASES.md surprise 1: subject == issuer is not "self-signed".
+    #[test]
+    fn self_issued_but_not_self_signed_leaf_rejected() {
+        let pki = TestPki::new();
+        let ca = pki.root_ca("ca", &format!("{SUBJ}/CN=Root"));
+        let twin = pki.leaf_of("twin", &format!("{SUBJ}/CN=Root"), &ca);
+        let err = store(StoreType::SigningAuthority, vec![("twin.pem", twin.pem)]).unwrap_err();
+        assert!(
+            matches!(err, PolicyError::NotCaOrSelfSigned { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn pem_with_several_blocks_and_text_between() {
+        let pki = TestPki::new();
+        let ca = pki.root_ca("ca", &format!("{SUBJ}/CN=Root"));
+        let leaf = pki.self_signed_leaf("leaf", &format!("{SUBJ}/CN=signer"));
+        let mut bundle = b"# bundle\n".to_vec();
+        bundle.extend(&ca.pem);
+        bundle.extend(b"some comment\n");
+        bundle.extend(&leaf.pem);
+        let s = store(StoreType::Ca, vec![("bundle.pem", bundle)]).unwrap();
+        assert_eq!(s.certificates_der, [ca.der, leaf.der]);
+    }
+
+    #[test]
+    fn concatenated_der() {
+        let pki = TestPki::new();
+        let ca = pki.root_ca("ca", &format!("{SUBJ}/CN=Root"));
+        let leaf = pki.self_signed_leaf("leaf", &format!("{SUBJ}/CN=signer"));
+        let s = store(
+            StoreType::Ca,
+            vec![("both.der", [ca.der.clone(), leaf.der.clone()].concat())],
+        )
+        .unwrap();
+        assert_eq!(s.certificates_der, [ca.der, leaf.der]);
+    }
+
+    #[test]
+    fn unreadable_files_rejected() {
+        for (file, bytes) in [
+            ("empty.crt", Vec::new()),
+            ("junk", b"invalid\n".to_vec()),
+            (
+                "key.pem",
+                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec(),
+            ),
+        ] {
+            let err = store(StoreType::Ca, vec![(file, bytes)]).unwrap_err();
+            assert!(
+                matches!(&err, PolicyError::UnreadableCertificate { file: f, .. } if f == file),
+                "{file}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_der_rejected() {
+        let pki = TestPki::new();
+        let ca = pki.root_ca("ca", &format!("{SUBJ}/CN=Root"));
+        let mut der = ca.der.clone();
+        der.extend(&ca.der[..10]);
+        assert!(matches!(
+            store(StoreType::Ca, vec![("x.der", der)]),
+            Err(PolicyError::UnreadableCertificate { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_store_rejected() {
+        let err = store(StoreType::Tsa, vec![]).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::EmptyStore { store_type: StoreType::Tsa, name } if name == "acme"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn store_name_checked() {
+        for name in ["", "a/b", "..", "a b", "ü"] {
+            let err = TrustStore::from_files(StoreType::Ca, name, vec![]).unwrap_err();
+            assert!(
+                matches!(&err, PolicyError::InvalidStoreName { name: n } if n == name),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tsa_root_accepted() {
+        let pki = TestPki::new();
+        let ca = pki.root_ca("ca", &format!("{SUBJ}/CN=TSA Root"));
+        assert_eq!(
+            store(StoreType::Tsa, vec![("r.cer", ca.der.clone())])
+                .unwrap()
+                .certificates_der,
+            [ca.der]
+        );
+    }
+
+    #[test]
+    fn tsa_self_signed_leaf_rejected() {
+        let pki = TestPki::new();
+        let leaf = pki.self_signed_leaf("leaf", &format!("{SUBJ}/CN=signer"));
+        let err = store(StoreType::Tsa, vec![("leaf.pem", leaf.pem)]).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::TsaNotRoot { reason, .. }
+                if *reason == "parent certificate cannot sign this kind of certificate (basicConstraints cA=false)"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn tsa_intermediate_rejected() {
+        let pki = TestPki::new();
+        let root = pki.root_ca("root", &format!("{SUBJ}/CN=Root"));
+        let mid = pki.issued(
+            "mid",
+            &format!("{SUBJ}/CN=Intermediate"),
+            &root,
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign",
+        );
+        // A CA is enough for a `ca` store ...
+        assert!(store(StoreType::Ca, vec![("mid.pem", mid.pem.clone())]).is_ok());
+        // ... but a `tsa` store needs a root.
+        let err = store(StoreType::Tsa, vec![("mid.pem", mid.pem)]).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::TsaNotRoot { reason, .. } if *reason == "issuer and subject are not the same"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn tsa_self_issued_not_self_signed_rejected() {
+        let pki = TestPki::new();
+        let root = pki.root_ca("root", &format!("{SUBJ}/CN=Root"));
+        let twin = pki.issued(
+            "twin",
+            &format!("{SUBJ}/CN=Root"),
+            &root,
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign",
+        );
+        let err = store(StoreType::Tsa, vec![("twin.pem", twin.pem)]).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::TsaNotRoot { reason, .. } if *reason == "its own key does not verify its signature"),
+            "{err:?}"
+        );
     }
 }
