@@ -8,6 +8,8 @@ pub mod cri;
 pub mod envelope;
 pub mod intercept;
 pub mod pki;
+pub mod policy;
+pub mod policy_dir;
 pub mod reference;
 pub mod upstream;
 pub mod verify;
