@@ -6,4 +6,5 @@ pub mod app;
 pub mod config;
 pub mod cri;
 pub mod intercept;
+pub mod pki;
 pub mod upstream;
