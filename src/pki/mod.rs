@@ -12,6 +12,7 @@
 
 pub mod cert;
 pub mod signature;
+pub mod timestamp;
 
 use std::time::SystemTime;
 
