@@ -1,8 +1,10 @@
 //! Verification: signature source → envelope → pki → policy → verdict. This module
 //! owns the budgets.
 
+pub mod engine;
 pub mod layout;
 pub mod oci;
+pub mod run;
 
 use oci::Descriptor;
 

@@ -1,0 +1,789 @@
+//! The verification of one signature and the decision over all of an artifact's
+//! signatures (NOTARY.md §8), as numbered steps. Pure: the caller passes the
+//! fetched envelopes, the loaded policy and the verification time.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::oci::Descriptor;
+use super::{Budgets, SignatureBlob};
+use crate::envelope::{self, EnvelopeFormat, SignatureEnvelope, SigningScheme};
+use crate::pki::timestamp::TimestampToken;
+use crate::pki::{self, Certificate, PssSaltPolicy};
+use crate::policy::{
+    CheckAction, LevelName, StoreType, TrustPolicyStatement, TrustStore, VerifyTimestamp,
+};
+
+/// The checks of NOTARY.md §8, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Check {
+    Integrity,
+    Authenticity,
+    TrustedIdentity,
+    Expiry,
+    AuthenticTimestamp,
+    Revocation,
+    TargetArtifact,
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Integrity => "integrity",
+            Check::Authenticity => "authenticity",
+            Check::TrustedIdentity => "trusted identity",
+            Check::Expiry => "expiry",
+            Check::AuthenticTimestamp => "authentic timestamp",
+            Check::Revocation => "revocation",
+            Check::TargetArtifact => "target artifact",
+        }
+    }
+}
+
+/// Why one signature failed one check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureFailure {
+    #[error(
+        "signature envelope media type {0:?} is not application/cose or application/jose+json"
+    )]
+    UnsupportedEnvelopeType(String),
+    #[error("invalid signature envelope: {0}")]
+    Envelope(String),
+    #[error("invalid certificate chain: {0}")]
+    Chain(String),
+    #[error("signature algorithm {header} in the envelope does not match the signing key ({key})")]
+    AlgorithmMismatch { header: String, key: String },
+    #[error("signature does not verify: {0}")]
+    Signature(String),
+    #[error("the trust policy names no {store_type} trust store with certificates")]
+    NoTrustedCertificates { store_type: &'static str },
+    #[error("the signing certificate chain does not chain to any certificate in the {store_type} trust stores of the policy")]
+    Untrusted { store_type: &'static str },
+    #[error("{0}")]
+    Identity(String),
+    #[error("signature expired at {expiry}")]
+    Expired { expiry: String },
+    #[error("{0}")]
+    Timestamp(String),
+    #[error("certificate {subject} is not valid at {at}: {reason}")]
+    CertificateTime {
+        subject: String,
+        at: String,
+        reason: String,
+    },
+    #[error("revocation checking not available: certificate {subject} names revocation endpoints and pullgate cannot check them yet")]
+    RevocationUnavailable { subject: String },
+    #[error(
+        "content descriptor mismatch: the signature is for {signed}, the artifact is {target}"
+    )]
+    TargetMismatch { signed: String, target: String },
+}
+
+/// How a check ended for one signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub check: Check,
+    /// `enforce`, `log` or `skip` as the policy's level says.
+    pub action: &'static str,
+    /// `passed`, `failed`, `skipped`, `notApplicable`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Which clock the certificate validity checks used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum TimeSource {
+    /// An RFC 3161 timestamp countersignature, checked against the `tsa` store.
+    TimestampAuthority {
+        gen_time: String,
+        accuracy_ms: u64,
+        tsa: String,
+    },
+    /// The signing authority's authenticSigningTime.
+    SigningAuthority { time: String },
+    /// The verification time (the local clock, or the time given to the verifier).
+    LocalClock { time: String },
+}
+
+/// What happened to one signature.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureReport {
+    pub manifest_digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_scheme: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_source: Option<TimeSource>,
+    pub checks: Vec<CheckResult>,
+    /// The enforced failure that rejected this signature, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(skip)]
+    failed: Option<(Check, SignatureFailure)>,
+}
+
+impl SignatureReport {
+    /// The enforced failure, with the check it failed.
+    pub fn failed_check(&self) -> Option<&(Check, SignatureFailure)> {
+        self.failed.as_ref()
+    }
+
+    /// Checks that failed but were only logged (audit/permissive, overrides).
+    pub fn logged_failures(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks
+            .iter()
+            .filter(|c| c.outcome == "failed" && c.action == "log")
+    }
+}
+
+/// A signature that passed every enforced check. Only this module constructs it,
+/// so nothing unverified can be taken for verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedSignature {
+    report: SignatureReport,
+    statement: String,
+    level: LevelName,
+}
+
+impl VerifiedSignature {
+    pub fn report(&self) -> &SignatureReport {
+        &self.report
+    }
+    pub fn statement(&self) -> &str {
+        &self.statement
+    }
+    pub fn level(&self) -> LevelName {
+        self.level
+    }
+}
+
+/// Why an artifact as a whole was not verified.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerificationError {
+    #[error("no signature is associated with {reference}, make sure the artifact was signed successfully")]
+    NoSignature { reference: String },
+    #[error("{check} check failed: {failure}")]
+    SignatureFailed {
+        check: &'static str,
+        failure: SignatureFailure,
+    },
+    #[error("signature evaluation stopped. The configured limit of {limit} signatures to verify was reached; none of those passed")]
+    SignatureLimit { limit: usize },
+}
+
+/// The decision over all of an artifact's signatures.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// The policy's level is `skip`: nothing was verified (NOTARY.md §5 levels).
+    Skipped {
+        statement: String,
+    },
+    Verified(Box<VerifiedSignature>),
+    Failed {
+        reason: VerificationError,
+        statement: String,
+        signatures: Vec<SignatureReport>,
+    },
+}
+
+/// Everything one verification needs besides the signatures.
+pub struct Verifier<'a> {
+    pub statement: &'a TrustPolicyStatement,
+    /// The loaded trust stores (at least those the statement names).
+    pub stores: &'a [TrustStore],
+    /// The verification time: certificate validity, expiry and timestamp
+    /// decisions are made as of this instant.
+    pub now: SystemTime,
+    pub budgets: &'a Budgets,
+}
+
+impl Verifier<'_> {
+    /// Decides over `signatures` (already listed and fetched, in order) for the
+    /// artifact `target`. A level of `skip` is decided by the caller before any
+    /// fetch; it is honoured here too.
+    pub fn decide(
+        &self,
+        reference: &str,
+        target: &Descriptor,
+        signatures: &[SignatureBlob],
+        total_listed: usize,
+    ) -> Verdict {
+        let statement = self.statement.name.clone();
+        if self.statement.level.name == LevelName::Skip {
+            return Verdict::Skipped { statement };
+        }
+        if total_listed == 0 {
+            return Verdict::Failed {
+                reason: VerificationError::NoSignature {
+                    reference: reference.to_owned(),
+                },
+                statement,
+                signatures: Vec::new(),
+            };
+        }
+        let mut reports = Vec::new();
+        for blob in signatures.iter().take(self.budgets.max_signature_attempts) {
+            let report = self.verify_one(target, blob);
+            if report.failed.is_none() {
+                return Verdict::Verified(Box::new(VerifiedSignature {
+                    report,
+                    statement,
+                    level: self.statement.level.name,
+                }));
+            }
+            reports.push(report);
+        }
+        let reason = if total_listed > self.budgets.max_signature_attempts {
+            VerificationError::SignatureLimit {
+                limit: self.budgets.max_signature_attempts,
+            }
+        } else {
+            most_specific(&reports)
+        };
+        Verdict::Failed {
+            reason,
+            statement,
+            signatures: reports,
+        }
+    }
+
+    /// Verifies one signature through every check of NOTARY.md §8.
+    pub fn verify_one(&self, target: &Descriptor, blob: &SignatureBlob) -> SignatureReport {
+        let mut report = SignatureReport {
+            manifest_digest: blob.manifest.digest.to_string(),
+            format: None,
+            algorithm: None,
+            signing_scheme: None,
+            signer: None,
+            time_source: None,
+            checks: Vec::new(),
+            failure: None,
+            failed: None,
+        };
+        let level = &self.statement.level;
+
+        // 1. Integrity (never overridable): parse, chain shape, key ↔ alg, signature.
+        let (parsed, chain) = match integrity(blob) {
+            Ok(ok) => ok,
+            Err(failure) => {
+                record(
+                    &mut report,
+                    Check::Integrity,
+                    CheckAction::Enforce,
+                    Err(failure),
+                );
+                return report;
+            }
+        };
+        report.format = Some(match parsed.format {
+            EnvelopeFormat::Cose => "cose",
+            EnvelopeFormat::Jws => "jws",
+        });
+        report.algorithm = Some(format!("{:?}", parsed.algorithm).to_uppercase());
+        report.signing_scheme = Some(match parsed.signing_scheme {
+            SigningScheme::X509 => "notary.x509",
+            SigningScheme::X509SigningAuthority => "notary.x509.signingAuthority",
+        });
+        report.signer = chain.first().map(Certificate::subject_string);
+        record(&mut report, Check::Integrity, CheckAction::Enforce, Ok(()));
+
+        // 2. Authenticity: some certificate of the chain is in a store of the
+        //    scheme's type (NOTARY.md §4 "Authenticity").
+        let store_type = match parsed.signing_scheme {
+            SigningScheme::X509 => StoreType::Ca,
+            SigningScheme::X509SigningAuthority => StoreType::SigningAuthority,
+        };
+        let authenticity = self.authenticity(&chain, store_type);
+        if !record(
+            &mut report,
+            Check::Authenticity,
+            level.authenticity,
+            authenticity,
+        ) {
+            return report;
+        }
+        // 3. Trusted identity, enforced as authenticity is (NOTARY.md §5).
+        let identity = match chain.first() {
+            Some(leaf) => self
+                .statement
+                .trusted_identities
+                .matches_leaf(leaf.der())
+                .map_err(|e| SignatureFailure::Identity(e.to_string())),
+            None => Err(SignatureFailure::Chain("empty certificate chain".into())),
+        };
+        if !record(
+            &mut report,
+            Check::TrustedIdentity,
+            level.authenticity,
+            identity,
+        ) {
+            return report;
+        }
+
+        // 4. Expiry.
+        let expiry = match parsed.expiry {
+            Some(expiry) if self.now >= expiry => Err(SignatureFailure::Expired {
+                expiry: rfc3339(expiry),
+            }),
+            _ => Ok(()),
+        };
+        if !record(&mut report, Check::Expiry, level.expiry, expiry) {
+            return report;
+        }
+
+        // 5. Authentic timestamp (NOTARY.md §6).
+        let (timestamp, source) = self.authentic_timestamp(&parsed, &chain);
+        report.time_source = source;
+        if !record(
+            &mut report,
+            Check::AuthenticTimestamp,
+            level.authentic_timestamp,
+            timestamp,
+        ) {
+            return report;
+        }
+
+        // 6. Revocation: not implemented yet, so a certificate that names an
+        //    endpoint is never reported as checked (fail closed when enforced).
+        if level.revocation == CheckAction::Skip {
+            skip(&mut report, Check::Revocation);
+        } else {
+            let revocation = chain
+                .iter()
+                .take(chain.len().saturating_sub(1))
+                .find(|cert| cert.has_revocation_endpoints())
+                .map_or(Ok(()), |cert| {
+                    Err(SignatureFailure::RevocationUnavailable {
+                        subject: cert.subject_string(),
+                    })
+                });
+            if !record(&mut report, Check::Revocation, level.revocation, revocation) {
+                return report;
+            }
+        }
+
+        // 7. The signed descriptor must be the artifact (at every level).
+        let signed = &parsed.target_artifact;
+        let matches = signed.media_type == target.media_type
+            && signed.digest == target.digest.to_string()
+            && signed.size == target.size;
+        let target_check = if matches {
+            Ok(())
+        } else {
+            Err(SignatureFailure::TargetMismatch {
+                signed: format!(
+                    "{} {} ({} bytes)",
+                    signed.media_type, signed.digest, signed.size
+                ),
+                target: format!(
+                    "{} {} ({} bytes)",
+                    target.media_type, target.digest, target.size
+                ),
+            })
+        };
+        record(
+            &mut report,
+            Check::TargetArtifact,
+            CheckAction::Enforce,
+            target_check,
+        );
+        report
+    }
+
+    fn trusted_certificates(&self, store_type: StoreType) -> Vec<&[u8]> {
+        self.statement
+            .trust_stores
+            .iter()
+            .filter(|r| r.store_type == store_type)
+            .flat_map(|r| {
+                self.stores
+                    .iter()
+                    .filter(move |s| s.store_type == r.store_type && s.name == r.name)
+            })
+            .flat_map(|s| s.certificates_der.iter().map(Vec::as_slice))
+            .collect()
+    }
+
+    fn authenticity(
+        &self,
+        chain: &[Certificate],
+        store_type: StoreType,
+    ) -> Result<(), SignatureFailure> {
+        let name = store_type_name(store_type);
+        let trusted = self.trusted_certificates(store_type);
+        if trusted.is_empty() {
+            return Err(SignatureFailure::NoTrustedCertificates { store_type: name });
+        }
+        if chain.iter().any(|cert| trusted.contains(&cert.der())) {
+            Ok(())
+        } else {
+            Err(SignatureFailure::Untrusted { store_type: name })
+        }
+    }
+
+    fn authentic_timestamp(
+        &self,
+        parsed: &SignatureEnvelope,
+        chain: &[Certificate],
+    ) -> (Result<(), SignatureFailure>, Option<TimeSource>) {
+        // Signing authority: authenticSigningTime within every certificate.
+        if parsed.signing_scheme == SigningScheme::X509SigningAuthority {
+            let Some(time) = parsed.authentic_signing_time else {
+                return (
+                    Err(SignatureFailure::Timestamp(
+                        "authenticSigningTime is missing".into(),
+                    )),
+                    None,
+                );
+            };
+            let source = TimeSource::SigningAuthority {
+                time: rfc3339(time),
+            };
+            return (all_valid_at(chain, time), Some(source));
+        }
+        // notary.x509: a timestamp is required when the policy has a tsa store and
+        // verifyTimestamp is `always`, or `afterCertExpiry` and a certificate has
+        // expired; otherwise every certificate must be valid now.
+        let has_tsa = self
+            .statement
+            .trust_stores
+            .iter()
+            .any(|r| r.store_type == StoreType::Tsa);
+        let expired = chain.iter().any(|c| c.not_after() < self.now);
+        let use_timestamp = has_tsa
+            && match self.statement.verify_timestamp {
+                VerifyTimestamp::Always => true,
+                VerifyTimestamp::AfterCertExpiry => expired,
+            };
+        if !use_timestamp {
+            let source = TimeSource::LocalClock {
+                time: rfc3339(self.now),
+            };
+            return (all_valid_at(chain, self.now), Some(source));
+        }
+        match self.verify_timestamp(parsed, chain) {
+            Ok(source) => (Ok(()), Some(source)),
+            Err(failure) => (Err(failure), None),
+        }
+    }
+
+    fn verify_timestamp(
+        &self,
+        parsed: &SignatureEnvelope,
+        chain: &[Certificate],
+    ) -> Result<TimeSource, SignatureFailure> {
+        let failure = |reason: String| SignatureFailure::Timestamp(reason);
+        let token = parsed.timestamp_token.as_deref().ok_or_else(|| {
+            failure("no timestamp countersignature was found in the signature envelope".into())
+        })?;
+        let token = TimestampToken::parse(token)
+            .map_err(|e| failure(format!("failed to parse timestamp countersignature: {e}")))?;
+        let stamp = token
+            .verify(&parsed.signature)
+            .map_err(|e| failure(format!("timestamp countersignature does not verify: {e}")))?;
+
+        // The TSA chain: the token's signer and its certificates, ending in (or
+        // issued by) a certificate of the policy's tsa stores, valid at genTime.
+        let mut tsa_chain = stamp
+            .signer_chain_der
+            .iter()
+            .map(|der| Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| failure(format!("timestamp certificate: {e}")))?;
+        let roots: Vec<Certificate> = self
+            .trusted_certificates(StoreType::Tsa)
+            .into_iter()
+            .filter_map(|der| Certificate::from_der(der).ok())
+            .collect();
+        let tsa_chain = order_tsa_chain(&mut tsa_chain, &roots).ok_or_else(|| {
+            failure("the timestamp's certificate chain does not end in a certificate of the tsa trust stores".into())
+        })?;
+        pki::validate_tsa_chain(&tsa_chain)
+            .map_err(|e| failure(format!("invalid timestamp certificate chain: {e}")))?;
+        for cert in &tsa_chain {
+            pki::check_valid_at(cert, stamp.gen_time).map_err(|e| {
+                failure(format!(
+                    "timestamp certificate not valid at the timestamp's genTime: {e}"
+                ))
+            })?;
+        }
+        if let (Some(signing_time), Some(tsa_leaf)) = (stamp.signing_time, tsa_chain.first()) {
+            pki::check_valid_at(tsa_leaf, signing_time).map_err(|e| {
+                failure(format!(
+                    "timestamp signingTime is outside the TSA certificate's validity: {e}"
+                ))
+            })?;
+        }
+        // Every signing certificate valid over [genTime − accuracy, genTime + accuracy].
+        for cert in chain {
+            if !stamp.within(cert.not_before(), cert.not_after()) {
+                return Err(SignatureFailure::CertificateTime {
+                    subject: cert.subject_string(),
+                    at: format!(
+                        "{} ± {} ms (timestamp)",
+                        rfc3339(stamp.gen_time),
+                        stamp.accuracy.as_millis()
+                    ),
+                    reason: format!(
+                        "valid only from {} to {}",
+                        rfc3339(cert.not_before()),
+                        rfc3339(cert.not_after())
+                    ),
+                });
+            }
+        }
+        Ok(TimeSource::TimestampAuthority {
+            gen_time: rfc3339(stamp.gen_time),
+            accuracy_ms: stamp.accuracy.as_millis() as u64,
+            tsa: tsa_chain
+                .first()
+                .map(Certificate::subject_string)
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Step 1 of NOTARY.md §8: everything that needs no policy.
+fn integrity(
+    blob: &SignatureBlob,
+) -> Result<(SignatureEnvelope, Vec<Certificate>), SignatureFailure> {
+    if blob.media_type != envelope::COSE_MEDIA_TYPE && blob.media_type != envelope::JWS_MEDIA_TYPE {
+        return Err(SignatureFailure::UnsupportedEnvelopeType(
+            blob.media_type.clone(),
+        ));
+    }
+    let parsed = envelope::parse(&blob.media_type, &blob.envelope)
+        .map_err(|e| SignatureFailure::Envelope(e.to_string()))?;
+    let chain = parsed
+        .certificate_chain
+        .iter()
+        .map(|der| Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SignatureFailure::Chain(e.to_string()))?;
+    pki::validate_signing_chain(&chain).map_err(|e| SignatureFailure::Chain(e.to_string()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| SignatureFailure::Chain("empty certificate chain".into()))?;
+    let key_algorithm = pki::signature_algorithm_for_key(leaf)
+        .map_err(|e| SignatureFailure::Chain(e.to_string()))?;
+    let header_algorithm = pki_algorithm(parsed.algorithm);
+    if key_algorithm != header_algorithm {
+        return Err(SignatureFailure::AlgorithmMismatch {
+            header: format!("{header_algorithm:?}").to_uppercase(),
+            key: format!("{key_algorithm:?}").to_uppercase(),
+        });
+    }
+    // go-cose requires the PSS salt to equal the hash length; JWS accepts any.
+    let salt = match parsed.format {
+        EnvelopeFormat::Cose => PssSaltPolicy::HashLength,
+        EnvelopeFormat::Jws => PssSaltPolicy::Any,
+    };
+    pki::verify_signature(
+        leaf,
+        header_algorithm,
+        salt,
+        &parsed.signed_bytes,
+        &parsed.signature,
+    )
+    .map_err(|e| SignatureFailure::Signature(e.to_string()))?;
+    Ok((parsed, chain))
+}
+
+fn pki_algorithm(algorithm: envelope::SignatureAlgorithm) -> pki::SignatureAlgorithm {
+    match algorithm {
+        envelope::SignatureAlgorithm::Ps256 => pki::SignatureAlgorithm::Ps256,
+        envelope::SignatureAlgorithm::Ps384 => pki::SignatureAlgorithm::Ps384,
+        envelope::SignatureAlgorithm::Ps512 => pki::SignatureAlgorithm::Ps512,
+        envelope::SignatureAlgorithm::Es256 => pki::SignatureAlgorithm::Es256,
+        envelope::SignatureAlgorithm::Es384 => pki::SignatureAlgorithm::Es384,
+        envelope::SignatureAlgorithm::Es512 => pki::SignatureAlgorithm::Es512,
+    }
+}
+
+/// Orders the token's certificates leaf-first by issuer links and appends the
+/// trusted root they chain to; `None` if they reach no trusted certificate.
+fn order_tsa_chain(
+    certs: &mut Vec<Certificate>,
+    roots: &[Certificate],
+) -> Option<Vec<Certificate>> {
+    if certs.is_empty() {
+        return None;
+    }
+    let mut ordered = vec![certs.remove(0)];
+    // Bounded: each round moves one certificate or stops.
+    loop {
+        let last = ordered.last()?;
+        if roots.iter().any(|r| r.der() == last.der()) {
+            return Some(ordered);
+        }
+        if let Some(i) = certs
+            .iter()
+            .position(|c| c.der() != last.der() && pki::verify_signed_by(last, c).is_ok())
+        {
+            ordered.push(certs.remove(i));
+            continue;
+        }
+        let root = roots
+            .iter()
+            .find(|r| pki::verify_signed_by(last, r).is_ok())?;
+        ordered.push(root.clone());
+        return Some(ordered);
+    }
+}
+
+fn all_valid_at(chain: &[Certificate], at: SystemTime) -> Result<(), SignatureFailure> {
+    for cert in chain {
+        pki::check_valid_at(cert, at).map_err(|e| SignatureFailure::CertificateTime {
+            subject: cert.subject_string(),
+            at: rfc3339(at),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Records a check's result; returns false when an enforced failure ends the
+/// signature's verification.
+fn record(
+    report: &mut SignatureReport,
+    check: Check,
+    action: CheckAction,
+    result: Result<(), SignatureFailure>,
+) -> bool {
+    let action_name = action_name(action);
+    match (action, result) {
+        (CheckAction::Skip, _) => {
+            skip(report, check);
+            true
+        }
+        (_, Ok(())) => {
+            report.checks.push(CheckResult {
+                check,
+                action: action_name,
+                outcome: "passed",
+                error: None,
+            });
+            true
+        }
+        (CheckAction::Log, Err(failure)) => {
+            report.checks.push(CheckResult {
+                check,
+                action: action_name,
+                outcome: "failed",
+                error: Some(failure.to_string()),
+            });
+            true
+        }
+        (CheckAction::Enforce, Err(failure)) => {
+            report.checks.push(CheckResult {
+                check,
+                action: action_name,
+                outcome: "failed",
+                error: Some(failure.to_string()),
+            });
+            report.failure = Some(format!("{} check failed: {failure}", check.as_str()));
+            report.failed = Some((check, failure));
+            false
+        }
+    }
+}
+
+fn skip(report: &mut SignatureReport, check: Check) {
+    report.checks.push(CheckResult {
+        check,
+        action: "skip",
+        outcome: "skipped",
+        error: None,
+    });
+}
+
+fn action_name(action: CheckAction) -> &'static str {
+    match action {
+        CheckAction::Enforce => "enforce",
+        CheckAction::Log => "log",
+        CheckAction::Skip => "skip",
+    }
+}
+
+fn store_type_name(store_type: StoreType) -> &'static str {
+    match store_type {
+        StoreType::Ca => "ca",
+        StoreType::SigningAuthority => "signingAuthority",
+        StoreType::Tsa => "tsa",
+    }
+}
+
+/// The failure that got furthest through the checks: a signature that was
+/// intact, trusted and current but signed another digest says more than one that
+/// did not parse (rustls/webpki's "most specific error").
+fn most_specific(reports: &[SignatureReport]) -> VerificationError {
+    reports
+        .iter()
+        .filter_map(|r| r.failed.as_ref())
+        .enumerate()
+        .max_by_key(|(i, (check, _))| (*check, std::cmp::Reverse(*i)))
+        .map(|(_, (check, failure))| VerificationError::SignatureFailed {
+            check: check.as_str(),
+            failure: failure.clone(),
+        })
+        .unwrap_or(VerificationError::SignatureLimit { limit: 0 })
+}
+
+/// RFC 3339 in UTC, seconds precision (for messages and reports).
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_694_000);
+        assert_eq!(rfc3339(t), "2024-06-18T07:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(4_102_444_800);
+        assert_eq!(rfc3339(t), "2100-01-01T00:00:00Z");
+    }
+}
