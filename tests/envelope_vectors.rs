@@ -665,3 +665,44 @@ fn builder_round_trip() {
         }
     }
 }
+
+/// A stable-toolchain stand-in for the fuzz targets (fuzz/run needs nightly):
+/// thousands of deterministic mutations of valid envelopes must each return
+/// without panicking, and anything accepted must keep the parser's invariants.
+#[test]
+fn mutated_envelopes_never_panic() {
+    use support::envelope_builder::Format;
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let spec = EnvelopeSpec {
+        expiry: Some(1_900_000_000),
+        timestamp_token: Some(vec![0x30, 0x00]),
+        extended_attributes: vec![("a".into(), "b".into())],
+        ..EnvelopeSpec::default()
+    };
+    for format in [Format::Cose, Format::Jws] {
+        let original = spec.build(format, &dummy_signer);
+        for _ in 0..4000 {
+            let mut bytes = original.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % bytes.len().max(1);
+                match next() % 4 {
+                    0 if !bytes.is_empty() => bytes[at] = next() as u8,
+                    1 if !bytes.is_empty() => bytes[at] ^= 1 << (next() % 8),
+                    2 => bytes.insert(at.min(bytes.len()), next() as u8),
+                    _ => bytes.truncate(at),
+                }
+            }
+            if let Ok(env) = parse(format.media_type(), &bytes) {
+                assert!(!env.certificate_chain.is_empty());
+                assert!(!env.signature.is_empty());
+                assert!(env.extended_attributes.iter().all(|a| !a.critical));
+            }
+        }
+    }
+}

@@ -398,13 +398,18 @@ impl Parts {
         for (attribute, value) in &self.extended {
             if attribute.key == ATTRIBUTE_VERIFICATION_PLUGIN {
                 return Err(EnvelopeError::VerificationPluginRequired {
-                    plugin: value.clone().unwrap_or_default(),
+                    plugin: value
+                        .as_deref()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(256)
+                        .collect(),
                 });
             }
         }
         if let Some((attribute, _)) = self.extended.iter().find(|(a, _)| a.critical) {
             return Err(EnvelopeError::UnknownCriticalAttribute {
-                key: attribute.key.clone(),
+                key: attribute.key.chars().take(256).collect(),
             });
         }
         Ok(SignatureEnvelope {
