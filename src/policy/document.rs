@@ -203,15 +203,15 @@ impl TrustPolicyDocument {
             }
             names.insert(statement.name.clone(), index);
             for scope in &statement.registry_scopes {
-                // Also catches one scope listed twice in the same statement.
-                let statements_so_far: &Vec<TrustPolicyStatement> = &statements;
+                // Also catches one scope listed twice in the same statement, whose
+                // index is not in `statements` yet.
                 if let Some(&first) = scopes.get(scope) {
-                    let first_name = statements_so_far
+                    let first = statements
                         .get(first)
-                        .map_or_else(|| statement.name.clone(), |s| s.name.clone());
+                        .map_or(&statement.name, |s: &TrustPolicyStatement| &s.name);
                     return Err(PolicyError::DuplicateScope {
                         scope: scope.clone(),
-                        first: first_name,
+                        first: first.clone(),
                         second: statement.name.clone(),
                     });
                 }
