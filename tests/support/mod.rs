@@ -2,6 +2,8 @@
 //! harness (real containerd + registry), and a CRI client on real sockets.
 #![allow(dead_code)]
 
+pub mod tsa;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
