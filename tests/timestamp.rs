@@ -177,7 +177,11 @@ fn sha384_and_sha512_imprints_and_signer_digests() {
 
 #[test]
 fn ec_tsa_tokens_verify() {
-    for (key, digest) in [(TsaKey::EcP256, "sha256"), (TsaKey::EcP384, "sha384")] {
+    for (key, digest) in [
+        (TsaKey::EcP256, "sha256"),
+        (TsaKey::EcP384, "sha384"),
+        (TsaKey::EcP521, "sha512"),
+    ] {
         let tsa = Tsa::new(key);
         let stamp = Stamp {
             signer_digest: digest,
@@ -196,6 +200,57 @@ fn ec_tsa_tokens_verify() {
             Err(TimestampError::BadSignature)
         ));
     }
+}
+
+#[test]
+fn rsassa_pss_signer_infos_verify() {
+    let tsa = Tsa::new(TsaKey::Rsa2048);
+    let token = tsa.stamp(SIGNATURE, &Stamp::default());
+    for extra in [
+        &["-md", "sha256", "-keyopt", "rsa_padding_mode:pss"][..],
+        &[
+            "-md",
+            "sha384",
+            "-keyopt",
+            "rsa_padding_mode:pss",
+            "-keyopt",
+            "rsa_pss_saltlen:48",
+        ],
+        &[
+            "-md",
+            "sha512",
+            "-keyopt",
+            "rsa_padding_mode:pss",
+            "-keyopt",
+            "rsa_pss_saltlen:20",
+        ],
+    ] {
+        let pss = tsa.resign(&token, extra);
+        let v = verify(&pss, SIGNATURE).unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        assert_near_now(v.gen_time);
+        let mut bad = pss.clone();
+        *bad.last_mut().expect("non-empty") ^= 0x01;
+        assert!(matches!(
+            verify(&bad, SIGNATURE),
+            Err(TimestampError::BadSignature)
+        ));
+    }
+}
+
+#[test]
+fn signer_info_identified_by_key_id_is_an_unsupported_version() {
+    // `-keyid` makes a subjectKeyIdentifier sid, hence SignerInfo v3 (RFC 5652 §5.3);
+    // notation accepts v1 only (NOTARY.md §6).
+    let tsa = Tsa::new(TsaKey::EcP256);
+    let token = tsa.stamp(SIGNATURE, &Stamp::default());
+    let v3 = tsa.resign(&token, &["-md", "sha256", "-keyid"]);
+    assert!(matches!(
+        verify(&v3, SIGNATURE),
+        Err(TimestampError::UnsupportedVersion {
+            structure: "SignerInfo",
+            version: 3
+        })
+    ));
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub enum TsaKey {
     Rsa2048,
     EcP256,
     EcP384,
+    EcP521,
 }
 
 impl TsaKey {
@@ -21,6 +22,7 @@ impl TsaKey {
             TsaKey::Rsa2048 => &["-newkey", "rsa:2048"],
             TsaKey::EcP256 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
             TsaKey::EcP384 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            TsaKey::EcP521 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
         }
     }
 }
@@ -252,5 +254,50 @@ impl Tsa {
             ],
         );
         std::fs::read(d.join("token.der")).expect("read token.der")
+    }
+
+    /// Re-signs `token`'s TSTInfo as a new CMS SignedData with `openssl cms -sign
+    /// -cades` (content-type, message-digest, signingTime, signingCertificateV2) and
+    /// `extra` options, e.g. `-keyopt rsa_padding_mode:pss` (which `openssl ts` cannot
+    /// do) or `-keyid` (a v3 SignerInfo).
+    pub fn resign(&self, token: &[u8], extra: &[&str]) -> Vec<u8> {
+        let d = self.dir.path();
+        std::fs::write(d.join("resign-in.der"), token).expect("write token");
+        openssl(
+            d,
+            &[
+                "cms",
+                "-verify",
+                "-noverify",
+                "-inform",
+                "DER",
+                "-in",
+                "resign-in.der",
+                "-out",
+                "tst.der",
+            ],
+        );
+        let mut sign = vec![
+            "cms",
+            "-sign",
+            "-binary",
+            "-cades",
+            "-nodetach",
+            "-in",
+            "tst.der",
+            "-econtent_type",
+            "1.2.840.113549.1.9.16.1.4",
+            "-signer",
+            "leaf.pem",
+            "-inkey",
+            "leaf.key",
+            "-outform",
+            "DER",
+            "-out",
+            "resigned.der",
+        ];
+        sign.extend(extra);
+        openssl(d, &sign);
+        std::fs::read(d.join("resigned.der")).expect("read resigned.der")
     }
 }
