@@ -434,16 +434,27 @@ impl TimestampToken {
             .ok_or(TimestampError::SignerNotFound)?;
         let (signer_cert, signer_der) = &self.certificates[signer_index];
 
-        // 5. Signed attributes (RFC 5652 §5.3, §11).
-        let digest_hash = HashAlgorithm::from_identifier(&si.digest_alg)?;
+        // 5. The CMS signature over the DER signed attributes (RFC 5652 §5.3: required
+        //    since the content is not id-data; §5.4: signed as a SET OF), with the
+        //    signer certificate's key. Checked before the attributes are read, so a
+        //    tampered attribute reports as a bad signature.
         let attrs_der =
             self.signed_attrs_der
                 .as_deref()
                 .ok_or(TimestampError::MissingSignedAttribute {
                     name: "signedAttrs",
                 })?;
+        verify_signer_signature(
+            signer_cert.tbs_certificate().subject_public_key_info(),
+            &si.signature_algorithm,
+            &si.digest_alg,
+            attrs_der,
+            si.signature.as_bytes(),
+        )?;
+
+        // 6. The signed attributes (RFC 5652 §11, RFC 5035 §3).
         let attrs = SignedAttrs::parse(attrs_der)?;
-        // 5a. content-type = id-ct-TSTInfo (RFC 5652 §11.1).
+        // 6a. content-type = id-ct-TSTInfo (RFC 5652 §11.1).
         let content_type = attrs
             .content_type
             .ok_or(TimestampError::MissingSignedAttribute {
@@ -452,7 +463,7 @@ impl TimestampToken {
         if content_type != ID_CT_TST_INFO {
             return Err(TimestampError::ContentTypeMismatch { oid: content_type });
         }
-        // 5b. message-digest = digest of the eContent octets (RFC 5652 §11.2).
+        // 6b. message-digest = digest of the eContent octets (RFC 5652 §11.2).
         let message_digest =
             attrs
                 .message_digest
@@ -460,26 +471,17 @@ impl TimestampToken {
                 .ok_or(TimestampError::MissingSignedAttribute {
                     name: "message-digest",
                 })?;
+        let digest_hash = HashAlgorithm::from_identifier(&si.digest_alg)?;
         if digest_hash.digest(&self.econtent) != message_digest {
             return Err(TimestampError::MessageDigestMismatch);
         }
-        // 5c. signingCertificateV2 identifies the signer certificate (RFC 5035 §3).
+        // 6c. signingCertificateV2 identifies the signer certificate (RFC 5035 §3).
         let ess = attrs.signing_certificate_v2.as_ref().ok_or(
             TimestampError::MissingSignedAttribute {
                 name: "signingCertificateV2",
             },
         )?;
         ess.check(signer_cert, signer_der)?;
-
-        // 6. The CMS signature over the DER signed attributes (RFC 5652 §5.4),
-        //    with the signer certificate's key.
-        verify_signer_signature(
-            signer_cert.tbs_certificate().subject_public_key_info(),
-            &si.signature_algorithm,
-            &si.digest_alg,
-            attrs_der,
-            si.signature.as_bytes(),
-        )?;
 
         // 7. What the caller needs to finish (NOTARY.md §6).
         let mut signer_chain_der = Vec::with_capacity(self.certificates.len());

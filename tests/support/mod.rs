@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod envelope_builder;
+pub mod tsa;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
