@@ -12,6 +12,7 @@
 
 pub mod cert;
 pub mod signature;
+pub mod time;
 pub mod timestamp;
 
 use std::time::SystemTime;
@@ -191,14 +192,14 @@ pub enum PkiError {
 
     // ---- time (RFC 5280 §4.1.2.5) ----
     /// `at` is after the certificate's notAfter.
-    #[error("certificate with subject {subject:?} expired at {not_after:?} (checked at {at:?})")]
+    #[error("certificate with subject {subject:?} expired at {} (checked at {})", time::show(.not_after), time::show(.at))]
     CertExpired {
         subject: String,
         not_after: SystemTime,
         at: SystemTime,
     },
     /// `at` is before the certificate's notBefore.
-    #[error("certificate with subject {subject:?} is not valid before {not_before:?} (checked at {at:?})")]
+    #[error("certificate with subject {subject:?} is not valid before {} (checked at {})", time::show(.not_before), time::show(.at))]
     CertNotYetValid {
         subject: String,
         not_before: SystemTime,

@@ -4,6 +4,8 @@
 
 use std::time::SystemTime;
 
+pub use crate::pki::time::rfc3339;
+
 use serde::Serialize;
 
 use super::oci::Descriptor;
@@ -740,50 +742,4 @@ fn most_specific(reports: &[SignatureReport]) -> VerificationError {
             failure: failure.clone(),
         })
         .unwrap_or(VerificationError::SignatureLimit { limit: 0 })
-}
-
-/// RFC 3339 in UTC, seconds precision (for messages and reports).
-pub fn rfc3339(time: SystemTime) -> String {
-    let secs = match time.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_718_694_000);
-        assert_eq!(rfc3339(t), "2024-06-18T07:00:00Z");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(4_102_444_800);
-        assert_eq!(rfc3339(t), "2100-01-01T00:00:00Z");
-    }
 }
