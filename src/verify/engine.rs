@@ -347,7 +347,7 @@ impl Verifier<'_> {
         }
 
         // 5. Authentic timestamp (NOTARY.md §6).
-        let (timestamp, source) = self.authentic_timestamp(&parsed, &chain);
+        let (timestamp, source, tsa_chain) = self.authentic_timestamp(&parsed, &chain);
         report.time_source = source;
         if !record(
             &mut report,
@@ -360,12 +360,15 @@ impl Verifier<'_> {
 
         // 6. Revocation: not implemented yet, so a certificate that names an
         //    endpoint is never reported as checked (fail closed when enforced).
+        //    Roots are never checked; the TSA chain counts too (NOTARY.md §6–7).
         if level.revocation == CheckAction::Skip {
             skip(&mut report, Check::Revocation);
         } else {
+            let below_root = |c: &[Certificate]| c.len().saturating_sub(1);
             let revocation = chain
                 .iter()
-                .take(chain.len().saturating_sub(1))
+                .take(below_root(&chain))
+                .chain(tsa_chain.iter().take(below_root(&tsa_chain)))
                 .find(|cert| cert.has_revocation_endpoints())
                 .map_or(Ok(()), |cert| {
                     Err(SignatureFailure::RevocationUnavailable {
@@ -440,7 +443,11 @@ impl Verifier<'_> {
         &self,
         parsed: &SignatureEnvelope,
         chain: &[Certificate],
-    ) -> (Result<(), SignatureFailure>, Option<TimeSource>) {
+    ) -> (
+        Result<(), SignatureFailure>,
+        Option<TimeSource>,
+        Vec<Certificate>,
+    ) {
         // Signing authority: authenticSigningTime within every certificate.
         if parsed.signing_scheme == SigningScheme::X509SigningAuthority {
             let Some(time) = parsed.authentic_signing_time else {
@@ -474,11 +481,11 @@ impl Verifier<'_> {
             let source = TimeSource::LocalClock {
                 time: rfc3339(self.now),
             };
-            return (all_valid_at(chain, self.now), Some(source));
+            return (all_valid_at(chain, self.now), Some(source), Vec::new());
         }
         match self.verify_timestamp(parsed, chain) {
-            Ok(source) => (Ok(()), Some(source)),
-            Err(failure) => (Err(failure), None),
+            Ok((source, tsa_chain)) => (Ok(()), Some(source), tsa_chain),
+            Err(failure) => (Err(failure), None, Vec::new()),
         }
     }
 
@@ -486,7 +493,7 @@ impl Verifier<'_> {
         &self,
         parsed: &SignatureEnvelope,
         chain: &[Certificate],
-    ) -> Result<TimeSource, SignatureFailure> {
+    ) -> Result<(TimeSource, Vec<Certificate>), SignatureFailure> {
         let failure = |reason: String| SignatureFailure::Timestamp(reason);
         let token = parsed.timestamp_token.as_deref().ok_or_else(|| {
             failure("no timestamp countersignature was found in the signature envelope".into())
@@ -547,14 +554,15 @@ impl Verifier<'_> {
                 });
             }
         }
-        Ok(TimeSource::TimestampAuthority {
+        let source = TimeSource::TimestampAuthority {
             gen_time: rfc3339(stamp.gen_time),
             accuracy_ms: stamp.accuracy.as_millis() as u64,
             tsa: tsa_chain
                 .first()
                 .map(Certificate::subject_string)
                 .unwrap_or_default(),
-        })
+        };
+        Ok((source, tsa_chain))
     }
 }
 
