@@ -456,12 +456,13 @@ impl Verifier<'_> {
                         "authenticSigningTime is missing".into(),
                     )),
                     None,
+                    Vec::new(),
                 );
             };
             let source = TimeSource::SigningAuthority {
                 time: rfc3339(time),
             };
-            return (all_valid_at(chain, time), Some(source));
+            return (all_valid_at(chain, time), Some(source), Vec::new());
         }
         // notary.x509: a timestamp is required when the policy has a tsa store and
         // verifyTimestamp is `always`, or `afterCertExpiry` and a certificate has
