@@ -119,6 +119,13 @@ fn failure(verdict: &Verdict) -> (Check, SignatureFailure) {
     }
 }
 
+fn expect_error<T>(result: Result<T, PolicyDirError>, what: &str) -> PolicyDirError {
+    match result {
+        Ok(_) => panic!("expected an error: {what}"),
+        Err(error) => error,
+    }
+}
+
 fn logged(verdict: &Verdict) -> Vec<(Check, String)> {
     match verdict {
         Verdict::Verified(v) => v
@@ -285,7 +292,7 @@ fn m6_m7_malformed_identities_are_policy_errors() {
             statement["trustedIdentities"] = serde_json::json!([bad]);
         };
         let (_dir, loaded) = policy(&vectors, &mock_policy(&vectors, edit));
-        let error = loaded.err().expect("invalid policy").to_string();
+        let error = expect_error(loaded, "invalid policy").to_string();
         assert!(
             error.contains("trust policy statement \"test-statement-name\""),
             "{error}"
@@ -587,7 +594,7 @@ fn t7_t8_missing_or_empty_tsa_store_is_a_policy_error() {
             serde_json::json!(["ca:valid-trust-store", "tsa:does-not-exist"]);
     };
     let (_dir, loaded) = policy(&vectors, &timestamp_policy(&vectors, edit));
-    let error = loaded.err().expect("missing store").to_string();
+    let error = expect_error(loaded, "missing store").to_string();
     assert!(
         error.contains("does-not-exist") && error.contains("does not exist"),
         "{error}"
@@ -598,10 +605,7 @@ fn t7_t8_missing_or_empty_tsa_store_is_a_policy_error() {
     for entry in std::fs::read_dir(&store).expect("store") {
         std::fs::remove_file(entry.expect("entry").path()).expect("rm");
     }
-    let error = load_policy_dir(dir.path())
-        .err()
-        .expect("empty store")
-        .to_string();
+    let error = expect_error(load_policy_dir(dir.path()), "empty store").to_string();
     assert!(error.contains("test-timestamp"), "{error}");
 }
 
