@@ -3,10 +3,11 @@
 
 pub mod engine;
 pub mod layout;
-pub mod oci;
 pub mod run;
 
-use oci::Descriptor;
+/// The OCI content model lives beside `registry`, which needs it too.
+pub use crate::oci;
+pub use crate::oci::SignatureBlob;
 
 /// notation's `--max-signatures` default: signatures tried per verification.
 pub const MAX_SIGNATURE_ATTEMPTS: usize = 100;
@@ -32,13 +33,4 @@ impl Default for Budgets {
             max_envelope_bytes: MAX_ENVELOPE_BYTES,
         }
     }
-}
-
-/// One fetched signature: its manifest descriptor and the envelope bytes.
-#[derive(Debug, Clone)]
-pub struct SignatureBlob {
-    pub manifest: Descriptor,
-    /// The blob's media type: `application/cose` or `application/jose+json`.
-    pub media_type: String,
-    pub envelope: Vec<u8>,
 }

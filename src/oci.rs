@@ -1,5 +1,6 @@
-//! OCI content types the verifier reads: descriptors, manifests and indexes, and
-//! the Notary signature manifest shapes (NOTARY.md §1.2, §1.4).
+//! OCI content types that the signature sources (an OCI layout, a registry) and
+//! the verifier share: descriptors, manifests and indexes, the Notary signature
+//! manifest shapes (NOTARY.md §1.2, §1.4), and one fetched signature.
 
 use std::collections::BTreeMap;
 
@@ -115,4 +116,13 @@ pub fn is_manifest_media_type(media_type: &str) -> bool {
             | MEDIA_TYPE_DOCKER_MANIFEST
             | MEDIA_TYPE_DOCKER_MANIFEST_LIST
     )
+}
+
+/// One fetched signature: its manifest descriptor and the envelope bytes.
+#[derive(Debug, Clone)]
+pub struct SignatureBlob {
+    pub manifest: Descriptor,
+    /// The blob's media type: `application/cose` or `application/jose+json`.
+    pub media_type: String,
+    pub envelope: Vec<u8>,
 }
