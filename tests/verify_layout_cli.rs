@@ -298,3 +298,189 @@ fn signature_limit_is_reported() {
         Some(1)
     );
 }
+
+#[test]
+fn l14_l15_registry_scopes_select_the_statement() {
+    let Some(vectors) =
+        support::vectors_dir("notation", "l14_l15_registry_scopes_select_the_statement")
+    else {
+        return;
+    };
+    let layout = vectors.join("oci-layouts/e2e-valid-signature");
+    for (policy, scope) in [
+        (
+            "registry_scope_trustpolicy.json",
+            "localhost:5000/test-repo",
+        ),
+        (
+            "multiple_registry_scope_trustpolicy.json",
+            "localhost:5000/test-repo2",
+        ),
+        (
+            "multiple_registry_scope_trustpolicy.json",
+            "localhost:5000/test-repo3",
+        ),
+        (
+            "any_registry_scope_trust_policy.json",
+            "registry.example/any/repository",
+        ),
+        (
+            "multi_statements_with_wildcard_registry_scope_trustpolicy.json",
+            "localhost:5000/test-repo9",
+        ),
+        (
+            "multi_statements_with_wildcard_registry_scope_trustpolicy.json",
+            "localhost:5000/other",
+        ),
+    ] {
+        let dir = policy_dir(&vectors, policy, CA_E2E);
+        let run = verify(&layout, dir.path(), &["--scope", scope]);
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{policy} {scope}: {} {}",
+            run.stderr,
+            run.json
+        );
+        assert_eq!(run.json["result"], "verified", "{policy} {scope}");
+    }
+    // multi_statements…: the specific scope wins over `*`.
+    let dir = policy_dir(
+        &vectors,
+        "multi_statements_with_wildcard_registry_scope_trustpolicy.json",
+        CA_E2E,
+    );
+    let run = verify(
+        &layout,
+        dir.path(),
+        &["--scope", "localhost:5000/test-repo9"],
+    );
+    assert_eq!(run.json["trustPolicy"], "e2e");
+    let run = verify(&layout, dir.path(), &["--scope", "localhost:5000/other"]);
+    assert_eq!(run.json["trustPolicy"], "e2e2");
+
+    let dir = policy_dir(&vectors, "invalid_registry_scope_trustpolicy.json", CA_E2E);
+    let run = verify(
+        &layout,
+        dir.path(),
+        &["--scope", "localhost:5000/test-repo"],
+    );
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("localhost:5000/test-repo"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("no applicable"), "{}", run.stderr);
+}
+
+#[test]
+fn l13_invalid_policies_give_no_verdict() {
+    let Some(vectors) = support::vectors_dir("notation", "l13_invalid_policies_give_no_verdict")
+    else {
+        return;
+    };
+    let layout = vectors.join("oci-layouts/e2e-valid-signature");
+    for (policy, contains) in [
+        (
+            "malformed_trusted_identity_trustpolicy.json",
+            "trustedIdentities",
+        ),
+        (
+            "empty_trusted_identity_trustpolicy.json",
+            "trustedIdentities",
+        ),
+        ("unset_trusted_identity_trustpolicy.json", "e2e"),
+        (
+            "overlapped_trusted_identity_trustpolicy.json",
+            "trustedIdentities",
+        ),
+        (
+            "wildcard_plus_other_trusted_identity_trustpolicy.json",
+            "trustedIdentities",
+        ),
+        (
+            "missing_organization_trusted_identity_trustpolicy.json",
+            "O",
+        ),
+        ("unset_trust_store_trustpolicy.json", "e2e"),
+        ("invalid_trust_store_trustpolicy.json", "invalid_store"),
+        ("malformed_trust_store_trustpolicy.json", "trustStores"),
+        ("wildcard_trust_store_trustpolicy.json", "trustStores"),
+        ("empty_registry_scope_trustpolicy.json", "registryScopes"),
+        (
+            "malformed_registry_scope_trustpolicy.json",
+            "registryScopes",
+        ),
+        (
+            "overlapped_registry_scope_trustpolicy.json",
+            "localhost:5000/test-repo6",
+        ),
+        (
+            "wildcard_plus_other_registry_scope_trustpolicy.json",
+            "registryScopes",
+        ),
+        (
+            "multi_statements_with_the_same_registry_scope_trustpolicy.json",
+            "localhost:5000/test-repo8",
+        ),
+        (
+            "multi_statements_with_the_same_name_trustpolicy.json",
+            "e2e",
+        ),
+        (
+            "multi_statements_with_multi_wildcard_registry_scope_trustpolicy.json",
+            "*",
+        ),
+        ("invalid_format_trustpolicy.json", "trustpolicy.json"),
+        (
+            "override_integrity_for_permissive_trustpolicy.json",
+            "integrity",
+        ),
+    ] {
+        let dir = policy_dir(&vectors, policy, CA_E2E);
+        let run = verify(&layout, dir.path(), &[]);
+        assert_eq!(run.code, Some(2), "{policy}: {}", run.stderr);
+        assert!(run.json.is_null(), "{policy}: no verdict is printed");
+        assert!(
+            run.stderr.starts_with("Error: "),
+            "{policy}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(contains), "{policy}: {}", run.stderr);
+
+        let check = Command::new(env!("CARGO_BIN_EXE_pullgate"))
+            .args(["policy", "check", "--policy-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("policy check");
+        assert_eq!(check.status.code(), Some(2), "{policy}");
+    }
+}
+
+#[test]
+fn policy_check_summarises_a_valid_policy() {
+    let Some(vectors) = support::vectors_dir("notation", "policy_check_summarises_a_valid_policy")
+    else {
+        return;
+    };
+    let dir = policy_dir(
+        &vectors,
+        "multiple_trust_store_trustpolicy.json",
+        &[("ca", "e2e", &[E2E]), ("ca", "e2e-new", &[E2E_NEW])],
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
+        .args(["policy", "check", "--policy-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("policy check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("Trust policy "), "{stdout}");
+    assert!(stdout.contains("is valid."), "{stdout}");
+    assert!(stdout.contains("statement \"e2e\""), "{stdout}");
+    assert!(
+        stdout.contains("trust store \"e2e-new\" (Ca): 1 certificate(s)"),
+        "{stdout}"
+    );
+}
