@@ -16,6 +16,7 @@
 
 mod support;
 
+use std::slice::from_ref;
 use std::time::{Duration, SystemTime};
 
 use pullgate::pki::time::parse_rfc3339;
@@ -391,7 +392,7 @@ fn assert_text(failure: &SignatureFailure, needle: &str) {
     );
 }
 
-fn check_of<'a>(report: &'a SignatureReport, check: Check) -> &'a CheckResult {
+fn check_of(report: &SignatureReport, check: Check) -> &CheckResult {
     report
         .checks
         .iter()
@@ -469,7 +470,7 @@ fn valid_cose_and_jws_with_three_certificate_chain() {
     for format in FORMATS {
         let blob = fx.sign(spec_now(), format);
         let now = SystemTime::now();
-        let verdict = Policy::strict().decide_at(&stores, now, &target(), &[blob.clone()]);
+        let verdict = Policy::strict().decide_at(&stores, now, &target(), from_ref(&blob));
         let v = verified(&verdict);
         assert_eq!(v.statement(), "net-monitor");
         assert_eq!(v.level(), pullgate::policy::LevelName::Strict);
@@ -506,7 +507,7 @@ fn valid_signing_authority() {
         };
         let blob = fx.sign(spec, format);
         let policy = Policy::strict().stores(vec!["signingAuthority:acme-sa"]);
-        let verdict = policy.decide(&stores, &[blob.clone()]);
+        let verdict = policy.decide(&stores, from_ref(&blob));
         let report = verified(&verdict).report();
         assert_eq!(report.signing_scheme, Some("notary.x509.signingAuthority"));
         let time = rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(signed_at as u64));
@@ -518,7 +519,7 @@ fn valid_signing_authority() {
 
         // The same envelope under a policy with only a `ca` store: the scheme
         // selects `signingAuthority` stores and finds none.
-        let verdict = Policy::strict().decide(&fx.stores(None), &[blob.clone()]);
+        let verdict = Policy::strict().decide(&fx.stores(None), from_ref(&blob));
         let failure = failed(&verdict, Check::Authenticity);
         assert_eq!(
             failure,
@@ -599,7 +600,7 @@ fn two_and_one_certificate_chains_and_trust_through_the_intermediate() {
             format,
         );
         let policy = Policy::strict().stores(vec!["ca:self"]);
-        let verdict = policy.decide(&stores, &[one.clone()]);
+        let verdict = policy.decide(&stores, from_ref(&one));
         assert_eq!(check_rows(verified(&verdict).report()), ALL_PASSED_STRICT);
         // ... and untrusted by the acme store.
         let verdict = Policy::strict().decide(&stores, &[one]);
@@ -776,6 +777,34 @@ fn tampered_signature_does_not_verify() {
                 "{:?} {format:?}",
                 leaf.key
             );
+        }
+    }
+}
+
+#[test]
+fn pss_salt_length_cose_requires_hash_length_jws_accepts_any() {
+    // go-cose verifies RSASSA-PSS with salt = hash length only; the JWT library
+    // behind JWS accepts any salt (NOTARY.md §3).
+    let fx = Fx::new();
+    let stores = fx.stores(None);
+    let leaf = &fx.chain.leaf;
+    for format in FORMATS {
+        let spec = EnvelopeSpec {
+            alg: "PS384".into(),
+            certificate_chain: fx.chain_der(leaf),
+            ..spec_now()
+        };
+        let bytes = spec.build(format, &|tbs| {
+            fx.pki
+                .sign_with_salt(&leaf.key_path, leaf.key.algorithm(), tbs, "max")
+        });
+        let verdict = Policy::strict().decide(&stores, &[blob(format, bytes)]);
+        match format {
+            Format::Cose => assert_eq!(
+                failed(&verdict, Check::Integrity),
+                SignatureFailure::Signature("signature verification failed".into())
+            ),
+            Format::Jws => assert_eq!(check_rows(verified(&verdict).report()), ALL_PASSED_STRICT),
         }
     }
 }
@@ -1042,7 +1071,7 @@ fn target_digest_size_and_media_type_mismatch_fail_at_strict_and_audit() {
                     &stores,
                     SystemTime::now(),
                     &descriptor(artifact),
-                    &[blob.clone()],
+                    from_ref(&blob),
                 );
                 let failure = failed(&verdict, Check::TargetArtifact);
                 assert_eq!(
@@ -1088,7 +1117,7 @@ fn untrusted_root_fails_at_strict_and_is_logged_at_audit() {
     let stores = vec![store(StoreType::Ca, "acme", &[&other_root])];
     for format in FORMATS {
         let blob = fx.sign(spec_now(), format);
-        let verdict = Policy::strict().decide(&stores, &[blob.clone()]);
+        let verdict = Policy::strict().decide(&stores, from_ref(&blob));
         let failure = failed(&verdict, Check::Authenticity);
         assert_eq!(failure, SignatureFailure::Untrusted { store_type: "ca" });
         assert_text(
@@ -1123,7 +1152,7 @@ fn identity_mismatch_and_match() {
         let policy = Policy::strict().identities(vec![
             "x509.subject: C=US, ST=WA, O=Wabbit Networks, CN=Test Leaf",
         ]);
-        let verdict = policy.decide(&stores, &[blob.clone()]);
+        let verdict = policy.decide(&stores, from_ref(&blob));
         let failure = failed(&verdict, Check::TrustedIdentity);
         assert!(
             matches!(failure, SignatureFailure::Identity(_)),
@@ -1136,7 +1165,7 @@ fn identity_mismatch_and_match() {
         let verdict = policy
             .clone()
             .level("audit")
-            .decide(&stores, &[blob.clone()]);
+            .decide(&stores, from_ref(&blob));
         assert_eq!(
             logged(verified(&verdict).report()),
             vec![(Check::TrustedIdentity, failure.to_string())]
@@ -1170,7 +1199,7 @@ fn expired_envelope_fails_at_strict_and_is_logged_at_permissive() {
             ..EnvelopeSpec::default()
         };
         let blob = fx.sign(spec, format);
-        let verdict = Policy::strict().decide_at(&stores, now, &target(), &[blob.clone()]);
+        let verdict = Policy::strict().decide_at(&stores, now, &target(), from_ref(&blob));
         let failure = failed(&verdict, Check::Expiry);
         assert_eq!(
             failure,
@@ -1182,7 +1211,7 @@ fn expired_envelope_fails_at_strict_and_is_logged_at_permissive() {
             &stores,
             now,
             &target(),
-            &[blob.clone()],
+            from_ref(&blob),
         );
         assert_eq!(
             logged(verified(&verdict).report()),
@@ -1190,7 +1219,7 @@ fn expired_envelope_fails_at_strict_and_is_logged_at_permissive() {
         );
         // Verified just before the expiry instant; expired exactly at it.
         let before = expiry - Duration::from_secs(1);
-        verified(&Policy::strict().decide_at(&stores, before, &target(), &[blob.clone()]));
+        verified(&Policy::strict().decide_at(&stores, before, &target(), from_ref(&blob)));
         failed(
             &Policy::strict().decide_at(&stores, expiry, &target(), &[blob]),
             Check::Expiry,
@@ -1253,7 +1282,7 @@ fn expired_leaf_without_timestamp_is_denied() {
         // A valid token, but no tsa store in the policy: the token is not used and
         // the leaf must be valid now.
         let blob = fx.sign_timestamped(&leaf, fx.chain_der(&leaf), spec_now(), format, &tsa);
-        let verdict = Policy::strict().decide_at(&stores, later, &target(), &[blob.clone()]);
+        let verdict = Policy::strict().decide_at(&stores, later, &target(), from_ref(&blob));
         let failure = failed(&verdict, Check::AuthenticTimestamp);
         let SignatureFailure::CertificateTime {
             subject,
@@ -1410,7 +1439,7 @@ fn verify_timestamp_after_cert_expiry() {
         // Chain not expired: the token is not looked at, the local clock decides.
         let now = SystemTime::now();
         for blob in [&bad, &missing] {
-            let verdict = policy.decide_at(&stores, now, &target(), &[blob.clone()]);
+            let verdict = policy.decide_at(&stores, now, &target(), from_ref(blob));
             let report = verified(&verdict).report();
             assert_eq!(check_rows(report), ALL_PASSED_STRICT);
             assert_local_clock(report, now);
@@ -1419,7 +1448,7 @@ fn verify_timestamp_after_cert_expiry() {
         let verdict =
             Policy::strict()
                 .with_tsa()
-                .decide_at(&stores, now, &target(), &[bad.clone()]);
+                .decide_at(&stores, now, &target(), from_ref(&bad));
         let failure = failed(&verdict, Check::AuthenticTimestamp);
         assert_text(&failure, "failed to parse timestamp countersignature");
 
@@ -1444,6 +1473,66 @@ fn verify_timestamp_after_cert_expiry() {
     }
 }
 
+#[test]
+fn tsa_certificates_are_judged_at_gen_time_and_by_the_tsa_rules() {
+    let fx = Fx::new();
+    let leaf = short_lived_leaf(&fx);
+    let later = SystemTime::now() + hours(2);
+    let tsa_root = fx.pki.self_signed(
+        &CertSpec::ca("/C=US/O=Test TSA/CN=Test TSA Root")
+            .key(KeySpec::Rsa2048)
+            .slot(3),
+    );
+    let tsa_leaf = |spec: CertSpec| fx.pki.issue(&spec.key(KeySpec::Rsa2048), &tsa_root);
+    let base = CertSpec::tsa_leaf("/C=US/O=Test TSA/CN=Test TSA");
+    // (id, TSA leaf, expected failure text; None = verified)
+    let cases: Vec<(&str, Issued, Option<&str>)> = vec![
+        (
+            // Valid at genTime (now), expired at the verification time: fine.
+            "TSA leaf expired since",
+            tsa_leaf(
+                base.clone()
+                    .validity(days_from_now(-1), SystemTime::now() + hours(1)),
+            ),
+            None,
+        ),
+        (
+            "TSA leaf not yet valid at genTime",
+            tsa_leaf(base.clone().validity(days_from_now(1), days_from_now(10))),
+            Some("timestamp certificate not valid at the timestamp's genTime"),
+        ),
+        // A TSA leaf breaking the EKU rules cannot sign here: `openssl ts -reply`
+        // refuses a signer without a critical timeStamping EKU ("invalid signer
+        // certificate purpose"); tests/timestamp.rs covers those rules.
+    ];
+    let stores = vec![
+        store(StoreType::Ca, "acme", &[&fx.chain.root]),
+        store(StoreType::Tsa, "stamps", &[&tsa_root]),
+    ];
+    for (id, tsa_leaf, expected) in cases {
+        let tsa = fx.pki.tsa_from(tsa_root.clone(), tsa_leaf);
+        for format in FORMATS {
+            let before = SystemTime::now();
+            let blob = fx.sign_timestamped(&leaf, fx.chain_der(&leaf), spec_now(), format, &tsa);
+            let after = SystemTime::now();
+            let verdict = Policy::strict()
+                .with_tsa()
+                .decide_at(&stores, later, &target(), &[blob]);
+            match expected {
+                None => assert_tsa_time(verified(&verdict).report(), before, after),
+                Some(needle) => {
+                    let failure = failed(&verdict, Check::AuthenticTimestamp);
+                    assert!(
+                        matches!(failure, SignatureFailure::Timestamp(_)),
+                        "{id}: {failure:?}"
+                    );
+                    assert_text(&failure, needle);
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Revocation
 // ---------------------------------------------------------------------------
@@ -1458,7 +1547,7 @@ fn revocation_endpoints_fail_closed_when_enforced() {
     for format in FORMATS {
         let blob = fx.sign_with(&leaf, fx.chain_der(&leaf), spec_now(), format);
 
-        let verdict = Policy::strict().decide(&stores, &[blob.clone()]);
+        let verdict = Policy::strict().decide(&stores, from_ref(&blob));
         let failure = failed(&verdict, Check::Revocation);
         assert_eq!(
             failure,
@@ -1473,7 +1562,7 @@ fn revocation_endpoints_fail_closed_when_enforced() {
             Policy::strict().set("revocation", "log"),
             Policy::strict().level("permissive"),
         ] {
-            let verdict = policy.decide(&stores, &[blob.clone()]);
+            let verdict = policy.decide(&stores, from_ref(&blob));
             let report = verified(&verdict).report();
             assert_eq!(
                 logged(report),
@@ -1602,7 +1691,7 @@ fn each_level_records_its_actions() {
     ] {
         let verdict = Policy::strict()
             .level(level)
-            .decide(&stores, &[blob.clone()]);
+            .decide(&stores, from_ref(&blob));
         let v = verified(&verdict);
         assert_eq!(v.level(), name);
         assert_eq!(check_rows(v.report()), rows(actions), "{level}");
@@ -1636,7 +1725,7 @@ fn integrity_is_enforced_at_every_level() {
     for level in ["strict", "permissive", "audit"] {
         let verdict = Policy::strict()
             .level(level)
-            .decide(&stores, &[broken.clone()]);
+            .decide(&stores, from_ref(&broken));
         let failure = failed(&verdict, Check::Integrity);
         assert!(
             matches!(failure, SignatureFailure::Envelope(_)),
@@ -1657,7 +1746,7 @@ fn authenticity_override() {
 
     let verdict = Policy::strict()
         .set("authenticity", "log")
-        .decide(&stores, &[blob.clone()]);
+        .decide(&stores, from_ref(&blob));
     let report = verified(&verdict).report();
     assert_eq!(
         logged(report),
@@ -1684,7 +1773,7 @@ fn authentic_timestamp_override() {
         &stores,
         later,
         &target(),
-        &[blob.clone()],
+        from_ref(&blob),
     );
     let report = verified(&verdict).report();
     let entries = logged(report);
@@ -1722,7 +1811,7 @@ fn expiry_override() {
     let verdict =
         Policy::strict()
             .set("expiry", "log")
-            .decide_at(&stores, now, &target(), &[blob.clone()]);
+            .decide_at(&stores, now, &target(), from_ref(&blob));
     assert_eq!(
         logged(verified(&verdict).report()),
         vec![(Check::Expiry, expired.to_string())]
@@ -1958,18 +2047,37 @@ fn most_specific_failure_across_signatures() {
         "{reason:?}"
     );
 
-    // Equally specific failures: the first one is reported.
-    let second_broken = tampered(&fx, Format::Cose);
-    let verdict = Policy::strict().decide(&stores, &[broken, second_broken]);
-    let Verdict::Failed {
-        reason, signatures, ..
-    } = &verdict
-    else {
-        panic!("expected Failed, got {verdict:?}");
-    };
-    let first = signatures[0].failed_check().expect("failed");
-    assert!(
-        matches!(reason, VerificationError::SignatureFailed { check: "integrity", failure } if *failure == first.1),
-        "{reason:?}"
+    // Equally specific failures (both integrity): the first one is reported.
+    let untagged = fx.sign(
+        EnvelopeSpec {
+            untagged_cose: true,
+            ..spec_now()
+        },
+        Format::Cose,
     );
+    let bad_signature = SignatureFailure::Signature("signature verification failed".into());
+    for (blobs, first_is_signature) in [
+        (vec![broken.clone(), untagged.clone()], true),
+        (vec![untagged, broken], false),
+    ] {
+        let verdict = Policy::strict().decide(&stores, &blobs);
+        let failure = match &verdict {
+            Verdict::Failed {
+                reason: VerificationError::SignatureFailed { check, failure },
+                ..
+            } => {
+                assert_eq!(*check, "integrity");
+                failure
+            }
+            other => panic!("expected an integrity failure, got {other:?}"),
+        };
+        if first_is_signature {
+            assert_eq!(*failure, bad_signature);
+        } else {
+            assert!(
+                matches!(failure, SignatureFailure::Envelope(text) if text.contains("CBOR tag 18")),
+                "{failure:?}"
+            );
+        }
+    }
 }
