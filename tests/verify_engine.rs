@@ -73,7 +73,7 @@ impl Fx {
         self.pki.issue(spec, &self.chain.intermediate)
     }
 
-    /// The standard leaf spec with another key.
+    /// The standard leaf (RSA-3072, slot 2); adjust key, validity or extensions.
     fn leaf_spec(&self) -> CertSpec {
         CertSpec::leaf("/C=US/ST=WA/L=Seattle/O=Notary/CN=Test Leaf").key(KeySpec::Rsa3072)
     }
@@ -1006,6 +1006,14 @@ fn bad_intermediate_basic_constraints_and_key_usage() {
                 .basic_constraints(Some("critical,CA:TRUE,pathlen:0")),
             "pathLenConstraint 0",
         ),
+        (
+            "intermediate keyUsage without keyCertSign",
+            CertSpec::ca("/C=US/ST=WA/O=Notary/CN=Bad Intermediate")
+                .key(KeySpec::Rsa3072)
+                .slot(1)
+                .key_usage(Some("critical,cRLSign")),
+            "\"CN=Bad Intermediate,O=Notary,ST=WA,C=US\" is not allowed to sign certificates",
+        ),
     ];
     for (id, spec, needle) in cases {
         let bad = fx.pki.issue(&spec, &fx.chain.root);
@@ -1825,7 +1833,7 @@ fn expiry_override() {
 }
 
 #[test]
-fn revocation_override_enforce_at_permissive() {
+fn revocation_override_enforce_at_audit() {
     let fx = Fx::new();
     let stores = fx.stores(None);
     let leaf = fx.leaf(&fx.leaf_spec().extra(CRL_DP));
