@@ -484,3 +484,132 @@ fn policy_check_summarises_a_valid_policy() {
         "{stdout}"
     );
 }
+
+/// Signs `subject` with the chain's leaf in `format`, as notation would.
+fn sign_subject(
+    pki: &support::pki::Pki,
+    chain: &support::pki::Chain,
+    subject: &support::signed_layout::Blob,
+    format: support::envelope_builder::Format,
+) -> Vec<u8> {
+    use support::envelope_builder::{EnvelopeSpec, Target};
+    let spec = EnvelopeSpec {
+        alg: chain.leaf.key.algorithm().to_string(),
+        signing_time: Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs() as i64,
+        ),
+        target: Target {
+            media_type: subject.media_type.clone(),
+            digest: subject.digest.to_string(),
+            size: subject.size(),
+            annotations: Vec::new(),
+            artifact_type: None,
+        },
+        certificate_chain: vec![
+            chain.leaf.der.clone(),
+            chain.intermediate.der.clone(),
+            chain.root.der.clone(),
+        ],
+        ..EnvelopeSpec::default()
+    };
+    spec.build(format, &|tbs| {
+        pki.sign(&chain.leaf.key_path, chain.leaf.key.algorithm(), tbs)
+    })
+}
+
+#[test]
+fn own_signed_layouts_verify_in_both_manifest_forms() {
+    use support::envelope_builder::Format;
+    use support::signed_layout::{Layout, SignatureForm};
+    let pki = support::pki::Pki::new();
+    let chain = pki.chain(support::pki::KeySpec::Rsa3072);
+    let mut layout = Layout::new();
+    let signed = layout.image("v1", "signed content\n");
+    let unsigned = layout.image("v2", "unsigned content\n");
+    let cose = sign_subject(&pki, &chain, &signed, Format::Cose);
+    let jws = sign_subject(&pki, &chain, &signed, Format::Jws);
+    let first = layout.signature(
+        &signed,
+        "application/cose",
+        cose,
+        SignatureForm::ArtifactType,
+    );
+    let second = layout.signature(&signed, "application/jose+json", jws, SignatureForm::Legacy);
+    layout.referrers_index(&signed, &[&first, &second]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout_dir = dir.path().join("app");
+    layout.write(&layout_dir);
+
+    let policy = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        policy.path().join("trustpolicy.oci.json"),
+        r#"{"version":"1.0","trustPolicies":[{"name":"app","registryScopes":["local/app"],"signatureVerification":{"level":"strict"},"trustStores":["ca:acme"],"trustedIdentities":["*"]}]}"#,
+    )
+    .expect("policy");
+    let store = policy.path().join("truststore/x509/ca/acme");
+    std::fs::create_dir_all(&store).expect("store");
+    std::fs::write(store.join("root.pem"), &chain.root.pem).expect("root");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
+        .arg("verify")
+        .arg("--oci-layout")
+        .arg(format!("{}:v1", layout_dir.display()))
+        .arg("--policy-dir")
+        .arg(policy.path())
+        .args(["--output", "json"])
+        .output()
+        .expect("run");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(output.status.code(), Some(0), "{json}");
+    assert_eq!(json["result"], "verified");
+    assert_eq!(json["signature"]["format"], "cose");
+    assert_eq!(
+        json["signature"]["manifestDigest"],
+        first.digest.to_string()
+    );
+
+    // The legacy-form JWS alone verifies too: drop the COSE one from a copy.
+    let mut legacy = Layout::new();
+    let signed_again = legacy.image("v1", "signed content\n");
+    assert_eq!(signed_again.digest, signed.digest);
+    let jws = sign_subject(&pki, &chain, &signed, Format::Jws);
+    let only = legacy.signature(&signed, "application/jose+json", jws, SignatureForm::Legacy);
+    legacy.referrers_index(&signed, &[&only]);
+    let legacy_dir = dir.path().join("legacy");
+    legacy.write(&legacy_dir);
+    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
+        .arg("verify")
+        .arg("--oci-layout")
+        .arg(format!("{}:v1", legacy_dir.display()))
+        .arg("--policy-dir")
+        .arg(policy.path())
+        .args(["--scope", "local/app", "--output", "json"])
+        .output()
+        .expect("run");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["result"], "verified", "{json}");
+    assert_eq!(json["signature"]["format"], "jws");
+
+    // The unsigned image in the same layout has no signature.
+    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
+        .arg("verify")
+        .arg("--oci-layout")
+        .arg(format!("{}@{}", layout_dir.display(), unsigned.digest))
+        .arg("--policy-dir")
+        .arg(policy.path())
+        .args(["--output", "json"])
+        .output()
+        .expect("run");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("no signature is associated"),
+        "{json}"
+    );
+}
