@@ -100,7 +100,7 @@ fn tls_config(
         }
         builder.with_root_certificates(roots)
     };
-    let mut config = match &settings.client {
+    let config = match &settings.client {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
@@ -114,7 +114,6 @@ fn tls_config(
                 .map_err(|e| bad(cert, format!("unusable client certificate: {e}")))?
         }
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub use pullgate::cri::client::CriClient;
 
 pub mod pki;
+pub mod registry;
 
 /// The containerd + registry started by `integration/harness up`, described by the
 /// environment it writes. `None` (skip) outside the harness, except under `CI=true`
