@@ -12,5 +12,6 @@ pub mod pki;
 pub mod policy;
 pub mod policy_dir;
 pub mod reference;
+pub mod registry;
 pub mod upstream;
 pub mod verify;

@@ -1,0 +1,835 @@
+//! The registry client against an in-process OCI distribution registry
+//! (tests/support/registry.rs): exact results, exact errors, request counts, and
+//! that every failure comes back within the caller's deadline.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use http::Method;
+use pullgate::oci::Descriptor;
+use pullgate::reference::Reference;
+use pullgate::registry::{Credentials, RegistryClient, RegistryConfig, RegistryError};
+use support::registry::{Fault, TestRegistry};
+
+/// Scheduling slack on top of a deadline (a bound check, not a timing).
+const SLACK: Duration = Duration::from_millis(750);
+const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+const MAX_ENVELOPE: u64 = 32 * 1024 * 1024;
+const ENVELOPE: &[u8] = b"{\"payload\":\"not really a JWS\"}";
+
+fn config(registry: &TestRegistry) -> RegistryConfig {
+    RegistryConfig {
+        hosts_dir: None,
+        insecure_registries: vec![registry.host()],
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+        ..RegistryConfig::default()
+    }
+}
+
+fn client(registry: &TestRegistry) -> RegistryClient {
+    RegistryClient::new(config(registry)).expect("client")
+}
+
+fn reference(registry: &TestRegistry, name: &str) -> Reference {
+    format!("{}/{name}", registry.host())
+        .parse()
+        .expect("reference")
+}
+
+fn deadline(seconds: f64) -> Instant {
+    Instant::now() + Duration::from_secs_f64(seconds)
+}
+
+fn assert_within(deadline: Instant) {
+    let now = Instant::now();
+    assert!(
+        now < deadline + SLACK,
+        "returned {:?} after the deadline",
+        now - deadline
+    );
+}
+
+/// An image `repo:v1` with one signature; returns (target, signature manifest).
+fn signed_image(registry: &TestRegistry, repo: &str) -> (Descriptor, Descriptor) {
+    let target = registry.push_image(repo, "v1");
+    let signature = registry.push_signature(repo, &target, ENVELOPE);
+    (target, signature)
+}
+
+async fn verify_flow(
+    client: &RegistryClient,
+    reference: &Reference,
+    credentials: &Credentials,
+    until: Instant,
+) -> Result<(Descriptor, Vec<Descriptor>, Vec<u8>), RegistryError> {
+    let target = client.resolve(reference, credentials, until).await?;
+    let signatures = client
+        .signature_manifests(reference, &target, credentials, until)
+        .await?;
+    let first = signatures.first().ok_or(RegistryError::NotFound {
+        url: "no signature".into(),
+    })?;
+    let blob = client
+        .signature(
+            reference,
+            first,
+            MAX_MANIFEST,
+            MAX_ENVELOPE,
+            credentials,
+            until,
+        )
+        .await?;
+    Ok((target, signatures, blob.envelope))
+}
+
+fn requests(registry: &TestRegistry) -> Vec<String> {
+    registry
+        .log()
+        .iter()
+        .map(|l| {
+            let path = l.path.split('?').next().unwrap_or(&l.path);
+            let kind = if path.contains("/referrers/") {
+                "referrers"
+            } else if path.contains("/manifests/") {
+                "manifest"
+            } else if path.contains("/blobs/") {
+                "blob"
+            } else if path.starts_with("/token") {
+                "token"
+            } else {
+                "other"
+            };
+            format!("{} {kind}", l.method)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cold_verification_is_four_requests_over_one_connection() {
+    let registry = TestRegistry::start().await;
+    let (target, signature) = signed_image(&registry, "app");
+    let client = client(&registry);
+    let until = deadline(10.0);
+    let (resolved, signatures, envelope) = verify_flow(
+        &client,
+        &reference(&registry, "app:v1"),
+        &Credentials::None,
+        until,
+    )
+    .await
+    .expect("verification flow");
+    assert_eq!(resolved, target);
+    assert_eq!(signatures, vec![signature.clone()]);
+    assert_eq!(envelope, ENVELOPE);
+    assert_eq!(
+        requests(&registry),
+        ["HEAD manifest", "GET referrers", "GET manifest", "GET blob"]
+    );
+    assert_eq!(registry.connections(), 1);
+    assert_eq!(client.stats().total(), 4);
+    assert_eq!(client.stats().by_status.get(&200), Some(&4));
+}
+
+#[tokio::test]
+async fn bearer_auth_costs_one_challenge_and_one_token_then_only_a_token_per_repository() {
+    let registry = TestRegistry::start().await;
+    registry.set_bearer(None);
+    signed_image(&registry, "app");
+    signed_image(&registry, "other");
+    let client = client(&registry);
+    let until = deadline(10.0);
+    verify_flow(
+        &client,
+        &reference(&registry, "app:v1"),
+        &Credentials::None,
+        until,
+    )
+    .await
+    .expect("first repository");
+    assert_eq!(
+        requests(&registry),
+        [
+            "HEAD manifest",
+            "GET token",
+            "HEAD manifest",
+            "GET referrers",
+            "GET manifest",
+            "GET blob"
+        ]
+    );
+    registry.clear_log();
+    // The challenge is remembered per registry: a new repository scope needs only
+    // its token.
+    verify_flow(
+        &client,
+        &reference(&registry, "other:v1"),
+        &Credentials::None,
+        until,
+    )
+    .await
+    .expect("second repository");
+    assert_eq!(
+        requests(&registry),
+        [
+            "GET token",
+            "HEAD manifest",
+            "GET referrers",
+            "GET manifest",
+            "GET blob"
+        ]
+    );
+    // Cached token: the same repository again is four requests.
+    registry.clear_log();
+    verify_flow(
+        &client,
+        &reference(&registry, "other:v1"),
+        &Credentials::None,
+        until,
+    )
+    .await
+    .expect("warm");
+    assert_eq!(requests(&registry).len(), 4);
+    assert_eq!(registry.connections(), 1);
+}
+
+#[tokio::test]
+async fn token_service_gets_basic_credentials_and_wrong_ones_are_unauthorized() {
+    let registry = TestRegistry::start().await;
+    registry.set_bearer(Some(("alice", "secret")));
+    signed_image(&registry, "app");
+    let reference = reference(&registry, "app:v1");
+    let until = deadline(10.0);
+    let good = Credentials::Basic {
+        username: "alice".into(),
+        password: "secret".into(),
+    };
+    verify_flow(&client(&registry), &reference, &good, until)
+        .await
+        .expect("good credentials");
+    let token_request = registry
+        .log()
+        .into_iter()
+        .find(|l| l.path.starts_with("/token"))
+        .expect("token request");
+    assert!(token_request.path.contains("scope=repository%3Aapp%3Apull"));
+    assert!(token_request.path.contains("service=test-registry"));
+    // `auth` (base64 user:pass) works the same way.
+    verify_flow(
+        &client(&registry),
+        &reference,
+        &Credentials::Auth("YWxpY2U6c2VjcmV0".into()),
+        until,
+    )
+    .await
+    .expect("auth form");
+    for wrong in [
+        Credentials::None,
+        Credentials::Basic {
+            username: "alice".into(),
+            password: "wrong".into(),
+        },
+    ] {
+        let err = client(&registry)
+            .resolve(&reference, &wrong, until)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, RegistryError::Unauthorized { registry: r, .. } if *r == registry.host()),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
+    }
+}
+
+#[tokio::test]
+async fn node_credentials_file_is_used_when_the_call_has_none() {
+    let registry = TestRegistry::start().await;
+    registry.set_bearer(Some(("node", "pw")));
+    signed_image(&registry, "app");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("config.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"auths":{{"{}":{{"username":"node","password":"pw"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .expect("write");
+    let client = RegistryClient::new(RegistryConfig {
+        credentials_file: Some(path.clone()),
+        ..config(&registry)
+    })
+    .expect("client");
+    verify_flow(
+        &client,
+        &reference(&registry, "app:v1"),
+        &Credentials::None,
+        deadline(10.0),
+    )
+    .await
+    .expect("node credentials");
+    std::fs::write(&path, "{not json").expect("write");
+    assert!(matches!(
+        RegistryClient::new(RegistryConfig {
+            credentials_file: Some(path.clone()),
+            ..config(&registry)
+        }),
+        Err(RegistryError::Credentials { path: p, .. }) if p == path
+    ));
+}
+
+#[tokio::test]
+async fn referrers_pages_are_followed_and_other_artifact_types_dropped() {
+    let registry = TestRegistry::start().await;
+    let target = registry.push_image("app", "v1");
+    let signatures: Vec<_> = (0..5)
+        .map(|i| registry.push_signature("app", &target, format!("envelope {i}").as_bytes()))
+        .collect();
+    registry.set_page_size(2);
+    let client = client(&registry);
+    let reference = reference(&registry, "app:v1");
+    let found = client
+        .signature_manifests(&reference, &target, &Credentials::None, deadline(10.0))
+        .await
+        .expect("listing");
+    assert_eq!(found, signatures);
+    // 5 signatures + 1 SBOM in pages of 2.
+    assert_eq!(
+        requests(&registry),
+        ["GET referrers", "GET referrers", "GET referrers"]
+    );
+    // A registry that filtered says so; its list is taken as is.
+    registry.set_filter_referrers(true);
+    let found = client
+        .signature_manifests(&reference, &target, &Credentials::None, deadline(10.0))
+        .await
+        .expect("filtered listing");
+    assert_eq!(found, signatures);
+}
+
+#[tokio::test]
+async fn without_the_referrers_api_the_tag_schema_is_used_and_remembered() {
+    let registry = TestRegistry::start().await;
+    registry.set_referrers_api(false);
+    let (target, signature) = signed_image(&registry, "app");
+    let unsigned = registry.push_image("app", "unsigned");
+    registry.push_referrers_tag("app", &target, std::slice::from_ref(&signature));
+    let client = client(&registry);
+    let reference = reference(&registry, "app:v1");
+    let found = client
+        .signature_manifests(&reference, &target, &Credentials::None, deadline(10.0))
+        .await
+        .expect("tag schema");
+    assert_eq!(found, vec![signature]);
+    assert_eq!(requests(&registry), ["GET referrers", "GET manifest"]);
+    registry.clear_log();
+    // Remembered: no second referrers attempt; a missing tag is no signatures.
+    let found = client
+        .signature_manifests(&reference, &unsigned, &Credentials::None, deadline(10.0))
+        .await
+        .expect("no tag");
+    assert!(found.is_empty());
+    assert_eq!(requests(&registry), ["GET manifest"]);
+}
+
+#[tokio::test]
+async fn a_referrers_answer_that_is_not_an_index_falls_back_to_the_tag_schema() {
+    let registry = TestRegistry::start().await;
+    let (target, signature) = signed_image(&registry, "app");
+    registry.push_referrers_tag("app", &target, std::slice::from_ref(&signature));
+    registry.fault("/referrers/", Fault::ContentType("text/html".into()), 1);
+    let found = client(&registry)
+        .signature_manifests(
+            &reference(&registry, "app:v1"),
+            &target,
+            &Credentials::None,
+            deadline(10.0),
+        )
+        .await
+        .expect("fallback");
+    assert_eq!(found, vec![signature]);
+    assert_eq!(requests(&registry), ["GET referrers", "GET manifest"]);
+}
+
+#[tokio::test]
+async fn ten_thousand_referrers_are_listed_and_one_more_is_refused() {
+    let registry = TestRegistry::start().await;
+    let target = registry.push_image("app", "v1");
+    let real = registry.push_signature("app", &target, ENVELOPE);
+    // 1 real + 9,998 synthetic signatures + 1 SBOM = 10,000 entries.
+    registry.set_synthetic_referrers(9_998);
+    let client = client(&registry);
+    let reference = reference(&registry, "app:v1");
+    let until = deadline(20.0);
+    let found = client
+        .signature_manifests(&reference, &target, &Credentials::None, until)
+        .await
+        .expect("10,000 entries");
+    assert_within(until);
+    assert_eq!(found.len(), 9_999);
+    assert_eq!(found[0], real);
+    assert_eq!(requests(&registry).len(), 10);
+    registry.set_synthetic_referrers(9_999);
+    let until = deadline(20.0);
+    let err = client
+        .signature_manifests(&reference, &target, &Credentials::None, until)
+        .await
+        .expect_err("10,001 entries");
+    assert_within(until);
+    assert!(
+        matches!(
+            err,
+            RegistryError::TooMany {
+                what: "referrers",
+                limit: 10_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_retry_after() {
+    let registry = TestRegistry::start().await;
+    let (target, _) = signed_image(&registry, "app");
+    registry.fault("/manifests/v1", Fault::TooManyRequests("1".into()), 1);
+    let start = Instant::now();
+    let until = deadline(10.0);
+    let resolved = client(&registry)
+        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+        .await
+        .expect("retried");
+    assert_eq!(resolved, target);
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    assert_eq!(requests(&registry), ["HEAD manifest", "HEAD manifest"]);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_fails_at_once_as_transient() {
+    let registry = TestRegistry::start().await;
+    signed_image(&registry, "app");
+    registry.fault("/manifests/v1", Fault::TooManyRequests("30".into()), 10);
+    let until = deadline(2.0);
+    let err = client(&registry)
+        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+        .await
+        .expect_err("gave up");
+    assert!(Instant::now() < until, "did not wait for Retry-After");
+    assert!(
+        matches!(err, RegistryError::Http { status: 429, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert_eq!(requests(&registry).len(), 1);
+}
+
+#[tokio::test]
+async fn a_500_is_not_retried_and_503_only_max_attempts_times() {
+    let registry = TestRegistry::start().await;
+    signed_image(&registry, "app");
+    registry.fault("/manifests/v1", Fault::Status(500), 100);
+    let until = deadline(10.0);
+    let err = client(&registry)
+        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+        .await
+        .expect_err("500");
+    assert_within(until);
+    // HEAD got 500, so the GET fallback ran and got 500 too; neither retried.
+    assert!(
+        matches!(err, RegistryError::Http { status: 500, .. }),
+        "{err:?}"
+    );
+    assert_eq!(requests(&registry), ["HEAD manifest", "GET manifest"]);
+
+    let registry = TestRegistry::start().await;
+    let (target, signature) = signed_image(&registry, "app");
+    registry.fault("/blobs/", Fault::Status(503), 100);
+    let until = deadline(10.0);
+    let err = client(&registry)
+        .signature(
+            &reference(&registry, "app:v1"),
+            &signature,
+            MAX_MANIFEST,
+            MAX_ENVELOPE,
+            &Credentials::None,
+            until,
+        )
+        .await
+        .expect_err("503");
+    assert_within(until);
+    assert!(
+        matches!(err, RegistryError::Http { status: 503, .. }),
+        "{err:?}"
+    );
+    // 1 manifest + 4 attempts at the blob (backoff 200, 400, 800 ms).
+    assert_eq!(
+        requests(&registry),
+        [
+            "GET manifest",
+            "GET blob",
+            "GET blob",
+            "GET blob",
+            "GET blob"
+        ]
+    );
+    let _ = target;
+}
+
+#[tokio::test]
+async fn a_stalled_body_times_out_at_the_deadline() {
+    let registry = TestRegistry::start().await;
+    let (_, signature) = signed_image(&registry, "app");
+    registry.fault("/blobs/", Fault::Stall, 1);
+    let start = Instant::now();
+    let until = deadline(1.5);
+    let err = client(&registry)
+        .signature(
+            &reference(&registry, "app:v1"),
+            &signature,
+            MAX_MANIFEST,
+            MAX_ENVELOPE,
+            &Credentials::None,
+            until,
+        )
+        .await
+        .expect_err("stalled");
+    assert_within(until);
+    assert!(start.elapsed() >= Duration::from_millis(1400));
+    assert!(matches!(err, RegistryError::Timeout { .. }), "{err:?}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn a_body_larger_than_its_descriptor_is_refused() {
+    for chunked in [false, true] {
+        let registry = TestRegistry::start().await;
+        let (_, signature) = signed_image(&registry, "app");
+        registry.fault(
+            "/blobs/",
+            Fault::ExtraBytes {
+                bytes: 1_000_000,
+                chunked,
+            },
+            1,
+        );
+        let until = deadline(10.0);
+        let err = client(&registry)
+            .signature(
+                &reference(&registry, "app:v1"),
+                &signature,
+                MAX_MANIFEST,
+                MAX_ENVELOPE,
+                &Credentials::None,
+                until,
+            )
+            .await
+            .expect_err("oversize");
+        assert_within(until);
+        // Content-Length is checked before reading; a chunked body is cut off at
+        // the declared size.
+        assert!(
+            matches!(err, RegistryError::TooLarge { what: "a signature envelope", limit, size, .. }
+                if limit == ENVELOPE.len() as u64 && size > limit),
+            "chunked={chunked}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn declared_sizes_over_the_budget_are_refused_before_any_request() {
+    let registry = TestRegistry::start().await;
+    let (_, signature) = signed_image(&registry, "app");
+    let err = client(&registry)
+        .signature(
+            &reference(&registry, "app:v1"),
+            &signature,
+            10,
+            MAX_ENVELOPE,
+            &Credentials::None,
+            deadline(10.0),
+        )
+        .await
+        .expect_err("manifest budget");
+    assert!(
+        matches!(
+            err,
+            RegistryError::TooLarge {
+                what: "a signature manifest",
+                limit: 10,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(registry.log().is_empty());
+    let err = client(&registry)
+        .signature(
+            &reference(&registry, "app:v1"),
+            &signature,
+            MAX_MANIFEST,
+            5,
+            &Credentials::None,
+            deadline(10.0),
+        )
+        .await
+        .expect_err("envelope budget");
+    assert!(
+        matches!(
+            err,
+            RegistryError::TooLarge {
+                what: "a signature envelope",
+                limit: 5,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(requests(&registry), ["GET manifest"]);
+}
+
+#[tokio::test]
+async fn content_that_does_not_match_its_digest_is_refused() {
+    let registry = TestRegistry::start().await;
+    let (_, signature) = signed_image(&registry, "app");
+    registry.fault("/blobs/", Fault::Corrupt, 1);
+    let err = client(&registry)
+        .signature(
+            &reference(&registry, "app:v1"),
+            &signature,
+            MAX_MANIFEST,
+            MAX_ENVELOPE,
+            &Credentials::None,
+            deadline(10.0),
+        )
+        .await
+        .expect_err("corrupt blob");
+    assert!(
+        matches!(&err, RegistryError::DigestMismatch { expected, .. } if expected.to_string().len() == 71),
+        "{err:?}"
+    );
+    registry.fault(
+        &format!("/manifests/{}", signature.digest),
+        Fault::Corrupt,
+        1,
+    );
+    let err = client(&registry)
+        .signature(
+            &reference(&registry, "app:v1"),
+            &signature,
+            MAX_MANIFEST,
+            MAX_ENVELOPE,
+            &Credentials::None,
+            deadline(10.0),
+        )
+        .await
+        .expect_err("corrupt manifest");
+    assert!(
+        matches!(&err, RegistryError::DigestMismatch { expected, .. } if *expected == signature.digest),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn resolve_falls_back_to_get_and_checks_the_body_against_the_header() {
+    let registry = TestRegistry::start().await;
+    let (target, _) = signed_image(&registry, "app");
+    let reference = reference(&registry, "app:v1");
+    registry.fault("/manifests/v1", Fault::Status(405), 1);
+    let resolved = client(&registry)
+        .resolve(&reference, &Credentials::None, deadline(10.0))
+        .await
+        .expect("GET fallback");
+    assert_eq!(resolved, target);
+    assert_eq!(requests(&registry), ["HEAD manifest", "GET manifest"]);
+    // A body that does not hash to the Docker-Content-Digest it came with.
+    registry.fault("/manifests/v1", Fault::Status(405), 1);
+    registry.fault("/manifests/v1", Fault::Corrupt, 1);
+    let err = client(&registry)
+        .resolve(&reference, &Credentials::None, deadline(10.0))
+        .await
+        .expect_err("corrupt");
+    assert!(
+        matches!(&err, RegistryError::DigestMismatch { expected, .. } if *expected == target.digest),
+        "{err:?}"
+    );
+    // A digest reference resolves to itself; an unknown one is NotFound.
+    let pinned: Reference = format!("{}/app@{}", registry.host(), target.digest)
+        .parse()
+        .expect("pinned");
+    assert_eq!(
+        client(&registry)
+            .resolve(&pinned, &Credentials::None, deadline(10.0))
+            .await
+            .expect("pinned"),
+        target
+    );
+    let missing = reference_with(&registry, "app:nope");
+    assert!(matches!(
+        client(&registry)
+            .resolve(&missing, &Credentials::None, deadline(10.0))
+            .await,
+        Err(RegistryError::NotFound { .. })
+    ));
+}
+
+fn reference_with(registry: &TestRegistry, name: &str) -> Reference {
+    reference(registry, name)
+}
+
+#[tokio::test]
+async fn a_redirect_loop_stops_after_five_hops() {
+    let registry = TestRegistry::start().await;
+    let (_, signature) = signed_image(&registry, "app");
+    registry.fault("/blobs/", Fault::RedirectLoop, 100);
+    let until = deadline(10.0);
+    let err = client(&registry)
+        .signature(
+            &reference(&registry, "app:v1"),
+            &signature,
+            MAX_MANIFEST,
+            MAX_ENVELOPE,
+            &Credentials::None,
+            until,
+        )
+        .await
+        .expect_err("loop");
+    assert_within(until);
+    assert!(
+        matches!(err, RegistryError::RedirectLimit { limit: 5, .. }),
+        "{err:?}"
+    );
+    // The manifest, then the blob request and its five redirects.
+    assert_eq!(requests(&registry).len(), 1 + 6);
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_carries_no_credentials() {
+    let registry = TestRegistry::start().await;
+    registry.set_bearer(Some(("alice", "secret")));
+    let storage = TestRegistry::start().await;
+    let (_, signature) = signed_image(&registry, "app");
+    storage.push_blob(ENVELOPE);
+    registry.fault(
+        "/blobs/",
+        Fault::RedirectTo(format!("http://{}", storage.host())),
+        1,
+    );
+    let credentials = Credentials::Basic {
+        username: "alice".into(),
+        password: "secret".into(),
+    };
+    let blob = client(&registry)
+        .signature(
+            &reference(&registry, "app:v1"),
+            &signature,
+            MAX_MANIFEST,
+            MAX_ENVELOPE,
+            &credentials,
+            deadline(10.0),
+        )
+        .await
+        .expect("via blob storage");
+    assert_eq!(blob.envelope, ENVELOPE);
+    let at_storage = storage.log();
+    assert_eq!(at_storage.len(), 1);
+    assert_eq!(at_storage[0].method, Method::GET);
+    assert!(at_storage[0].path.contains("/blobs/"));
+    assert_eq!(at_storage[0].authorization, None, "credentials leaked");
+    // The registry itself did get the token.
+    let blob_at_registry = registry
+        .log()
+        .into_iter()
+        .find(|l| l.path.contains("/blobs/"))
+        .expect("blob request");
+    assert!(blob_at_registry
+        .authorization
+        .is_some_and(|a| a.starts_with("Bearer ")));
+}
+
+#[tokio::test]
+async fn hosts_toml_mirrors_are_tried_first_and_never_see_the_callers_credentials() {
+    let registry = TestRegistry::start().await;
+    let mirror = TestRegistry::start().await;
+    let (target, _) = signed_image(&registry, "app");
+    let dir = tempfile::tempdir().expect("tmp");
+    let host_dir = dir.path().join(registry.host());
+    std::fs::create_dir_all(&host_dir).expect("mkdir");
+    std::fs::write(
+        host_dir.join("hosts.toml"),
+        format!(
+            "server = \"http://{}\"\n[host.\"http://{}\"]\ncapabilities = [\"pull\", \"resolve\"]\n",
+            registry.host(),
+            mirror.host()
+        ),
+    )
+    .expect("hosts.toml");
+    let client = RegistryClient::new(RegistryConfig {
+        hosts_dir: Some(dir.path().to_owned()),
+        insecure_registries: Vec::new(),
+        ..config(&registry)
+    })
+    .expect("client");
+    let credentials = Credentials::RegistryToken("for-the-registry-only".into());
+    let resolved = client
+        .resolve(
+            &reference(&registry, "app:v1"),
+            &credentials,
+            deadline(10.0),
+        )
+        .await
+        .expect("resolved at the server after the mirror's 404");
+    assert_eq!(resolved, target);
+    let at_mirror = mirror.log();
+    assert_eq!(at_mirror.len(), 1);
+    assert_eq!(at_mirror[0].authorization, None);
+    assert_eq!(
+        registry.log()[0].authorization.as_deref(),
+        Some("Bearer for-the-registry-only")
+    );
+    // A broken hosts.toml is a configuration error, not a network one.
+    std::fs::write(host_dir.join("hosts.toml"), "server = 5").expect("write");
+    let client = RegistryClient::new(RegistryConfig {
+        hosts_dir: Some(dir.path().to_owned()),
+        ..config(&registry)
+    })
+    .expect("client");
+    let err = client
+        .resolve(
+            &reference(&registry, "app:v1"),
+            &credentials,
+            deadline(10.0),
+        )
+        .await
+        .expect_err("bad hosts.toml");
+    assert!(matches!(err, RegistryError::HostsConfig { .. }), "{err:?}");
+    assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_is_a_transient_transport_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let host = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let client = RegistryClient::new(RegistryConfig {
+        hosts_dir: None,
+        insecure_registries: vec![host.clone()],
+        ..RegistryConfig::default()
+    })
+    .expect("client");
+    let reference: Reference = format!("{host}/app:v1").parse().expect("reference");
+    let until = deadline(5.0);
+    let err = client
+        .resolve(&reference, &Credentials::None, until)
+        .await
+        .expect_err("refused");
+    assert_within(until);
+    assert!(matches!(err, RegistryError::Transport { .. }), "{err:?}");
+    assert!(err.is_transient());
+}
