@@ -30,7 +30,7 @@ enum Command {
     },
     /// Verify an artifact's Notary Project signatures against the trust policy
     /// (output and exit status like `notation verify`).
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Trust policy commands.
     Policy {
         #[command(subcommand)]
@@ -43,9 +43,28 @@ struct VerifyArgs {
     /// An OCI image layout reference: `<dir>@<digest>` or `<dir>:<tag>`.
     #[arg(long, value_name = "DIR@DIGEST|DIR:TAG")]
     oci_layout: Option<String>,
-    /// A registry reference (needs registry access, not available yet).
+    /// An image reference in a registry, e.g. `registry.example/app:v1` or
+    /// `…@sha256:…` (normalised as containerd does: `busybox` is docker.io/library/busybox:latest).
     #[arg(value_name = "REFERENCE", conflicts_with = "oci_layout")]
     reference: Option<String>,
+    /// Registry user name (with --password); otherwise the credentials file, then anonymous.
+    #[arg(long, short = 'u', requires = "password")]
+    username: Option<String>,
+    /// Registry password or token (with --username).
+    #[arg(long, short = 'p', requires = "username")]
+    password: Option<String>,
+    /// A docker config.json-style file with registry credentials.
+    #[arg(long, value_name = "FILE")]
+    credentials_file: Option<PathBuf>,
+    /// Reach this registry (host:port) over plain http; for tests and local registries.
+    #[arg(long, value_name = "HOST:PORT")]
+    insecure_registry: Vec<String>,
+    /// containerd's hosts directory (mirrors, CAs, client certificates, plain http).
+    #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
+    hosts_dir: PathBuf,
+    /// Time allowed for resolving, listing and fetching, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
     /// notation-layout directory with trustpolicy.oci.json / trustpolicy.json and truststore/.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_POLICY_DIR)]
     policy_dir: PathBuf,
@@ -108,7 +127,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => serve(config),
-        Command::Verify(args) => verify(args),
+        Command::Verify(args) => verify(*args),
         Command::Policy {
             command: PolicyCommand::Check { policy_dir },
         } => policy_check(&policy_dir),
@@ -116,14 +135,8 @@ fn main() -> ExitCode {
 }
 
 fn verify(args: VerifyArgs) -> ExitCode {
-    use pullgate::verify::run::{parse_rfc3339, verify_layout, LayoutVerification};
-    let Some(reference) = args.oci_layout else {
-        eprintln!(
-            "Error: verifying a registry reference ({}) needs registry access, which this build \
-             does not have yet; use --oci-layout <dir>@<digest>",
-            args.reference.as_deref().unwrap_or("none given")
-        );
-        return ExitCode::from(EXIT_ERROR);
+    use pullgate::verify::run::{
+        parse_rfc3339, verify_layout, verify_remote, LayoutVerification, RemoteVerification,
     };
     let now = match args.at.as_deref().map(parse_rfc3339) {
         None => std::time::SystemTime::now(),
@@ -140,17 +153,62 @@ fn verify(args: VerifyArgs) -> ExitCode {
         eprintln!("Error: --max-signatures must be at least 1");
         return ExitCode::from(EXIT_ERROR);
     }
-    let request = LayoutVerification {
-        reference,
-        policy_dir: args.policy_dir,
-        scope: args.scope,
-        now,
-        budgets: pullgate::verify::Budgets {
-            max_signature_attempts: args.max_signatures,
-            ..Default::default()
-        },
+    let budgets = pullgate::verify::Budgets {
+        max_signature_attempts: args.max_signatures,
+        ..Default::default()
     };
-    match verify_layout(&request) {
+    let result = match (args.oci_layout, args.reference) {
+        (Some(reference), _) => verify_layout(&LayoutVerification {
+            reference,
+            policy_dir: args.policy_dir,
+            scope: args.scope,
+            now,
+            budgets,
+        }),
+        (None, Some(reference)) => {
+            if args.scope.is_some() {
+                eprintln!(
+                    "Error: --scope applies to --oci-layout; a registry reference is its own scope"
+                );
+                return ExitCode::from(EXIT_ERROR);
+            }
+            let credentials = match (args.username, args.password) {
+                (Some(username), Some(password)) => {
+                    pullgate::registry::Credentials::Basic { username, password }
+                }
+                _ => pullgate::registry::Credentials::None,
+            };
+            let request = RemoteVerification {
+                reference,
+                policy_dir: args.policy_dir,
+                credentials,
+                registry: pullgate::registry::RegistryConfig {
+                    hosts_dir: Some(args.hosts_dir),
+                    credentials_file: args.credentials_file,
+                    insecure_registries: args.insecure_registry,
+                    ..Default::default()
+                },
+                budget: std::time::Duration::from_secs(args.timeout.max(1)),
+                now,
+                budgets,
+            };
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(verify_remote(&request)),
+                Err(error) => {
+                    eprintln!("Error: cannot start the async runtime: {error}");
+                    return ExitCode::from(EXIT_ERROR);
+                }
+            }
+        }
+        (None, None) => {
+            eprintln!("Error: give an image reference or --oci-layout <dir>@<digest>");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match result {
         Ok(outcome) => {
             let text = match args.output {
                 OutputFormat::Json => match serde_json::to_string_pretty(&outcome) {

@@ -32,6 +32,10 @@ pub enum RunError {
     #[error(transparent)]
     Layout(#[from] LayoutError),
     #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
     Policy(#[from] PolicyDirError),
     #[error("{0}")]
     Scope(String),
@@ -178,7 +182,89 @@ pub fn verify_layout(request: &LayoutVerification) -> Result<Outcome, RunError> 
     };
     let verdict = verifier.decide(&shown, &target, &blobs, listed);
     let level = Some(format!("{:?}", statement.level.name).to_lowercase());
-    Ok(match verdict {
+    Ok(outcome(verdict, shown, level, target, verification_time))
+}
+
+/// What `pullgate verify <reference>` was asked to do.
+pub struct RemoteVerification {
+    pub reference: String,
+    pub policy_dir: PathBuf,
+    pub credentials: crate::registry::Credentials,
+    pub registry: crate::registry::RegistryConfig,
+    /// The whole verification (resolve, listing, fetches) must end within this.
+    pub budget: std::time::Duration,
+    pub now: SystemTime,
+    pub budgets: Budgets,
+}
+
+/// Runs a verification of a registry reference: the trust policy statement is
+/// selected first (a `skip` level never contacts the registry), then the reference
+/// is resolved, its signatures listed and fetched within the budgets, and judged.
+pub async fn verify_remote(request: &RemoteVerification) -> Result<Outcome, RunError> {
+    let reference: crate::reference::Reference = request.reference.parse()?;
+    let policy = load_policy_dir(&request.policy_dir)?;
+    let statement = policy
+        .document
+        .statement_for(&reference.scope())
+        .map_err(|e| RunError::Scope(e.to_string()))?;
+    let verification_time = rfc3339(request.now);
+    let level = Some(format!("{:?}", statement.level.name).to_lowercase());
+    if statement.level.name == crate::policy::LevelName::Skip {
+        return Ok(Outcome {
+            reference: reference.to_string(),
+            result: "skipped",
+            trust_policy: statement.name.clone(),
+            level,
+            target: None,
+            error: None,
+            signature: None,
+            failed_signatures: Vec::new(),
+            verification_time,
+        });
+    }
+    let deadline = std::time::Instant::now() + request.budget;
+    let client = crate::registry::RegistryClient::new(request.registry.clone())?;
+    let credentials = &request.credentials;
+    let target = client.resolve(&reference, credentials, deadline).await?;
+    let shown = reference.pinned(&target.digest);
+    let listed = client
+        .signature_manifests(&reference, &target, credentials, deadline)
+        .await?;
+    // Any fetch error ends the verification (NOTARY.md §1.3): it never skips to
+    // the next signature as if the failing one did not exist.
+    let mut blobs = Vec::new();
+    for manifest in listed.iter().take(request.budgets.max_signature_attempts) {
+        blobs.push(
+            client
+                .signature(
+                    &reference,
+                    manifest,
+                    request.budgets.max_manifest_bytes,
+                    request.budgets.max_envelope_bytes,
+                    credentials,
+                    deadline,
+                )
+                .await?,
+        );
+    }
+    let verifier = Verifier {
+        statement,
+        stores: &policy.stores,
+        now: request.now,
+        budgets: &request.budgets,
+    };
+    let verdict = verifier.decide(&shown, &target, &blobs, listed.len());
+    Ok(outcome(verdict, shown, level, target, verification_time))
+}
+
+fn outcome(
+    verdict: Verdict,
+    shown: String,
+    level: Option<String>,
+    target: Descriptor,
+    verification_time: String,
+) -> Outcome {
+    match verdict {
         Verdict::Skipped { statement } => Outcome {
             reference: shown,
             result: "skipped",
@@ -216,7 +302,7 @@ pub fn verify_layout(request: &LayoutVerification) -> Result<Outcome, RunError> 
             failed_signatures: signatures,
             verification_time,
         },
-    })
+    }
 }
 
 fn default_scope(dir: &Path) -> Result<String, RunError> {

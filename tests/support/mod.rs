@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 pub use pullgate::cri::client::CriClient;
 
 pub mod pki;
-pub mod signed_layout;
 pub mod registry;
+pub mod signed_layout;
 
 /// The containerd + registry started by `integration/harness up`, described by the
 /// environment it writes. `None` (skip) outside the harness, except under `CI=true`
