@@ -16,6 +16,28 @@
 //! [log]
 //! format = "text"                          # or "json"
 //! level = "info"                           # tracing EnvFilter directive
+//!
+//! [policy]
+//! dir = "/etc/pullgate/notation"           # notation layout: trust policy + truststore/
+//! unmatched = "deny"                       # an image no statement covers: "deny" or "allow"
+//! reload_interval = "5s"                   # how often the directory is checked for changes
+//!
+//! [registry]
+//! hosts_dir = "/etc/containerd/certs.d"    # containerd hosts.toml directory
+//! # credentials_file = "/etc/pullgate/config.json"   # docker config.json-style node credentials
+//! insecure = []                            # host:port reached over plain http
+//! timeout = "30s"                          # one verification: resolve, list, fetch
+//!
+//! [verify]
+//! max_signatures = 100                     # notation's default
+//!
+//! [cache]
+//! max_entries = 4096
+//! allow_ttl = "1h"
+//! deny_ttl = "30s"
+//!
+//! [metrics]
+//! # listen = "127.0.0.1:9464"              # or "unix:/run/pullgate/metrics.sock"; unset = off
 //! ```
 //!
 //! Errors name the file, the field and what is wrong, because the operator reading
@@ -49,12 +71,71 @@ const MAX_UNIX_SOCKET_PATH: usize = 107;
 /// Upper bound on the grace period; anything longer is almost certainly a typo.
 const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(600);
 
+/// Default notation-layout policy directory.
+pub const DEFAULT_POLICY_DIR: &str = "/etc/pullgate/notation";
+/// containerd's default hosts directory.
+pub const DEFAULT_HOSTS_DIR: &str = "/etc/containerd/certs.d";
+
 /// A fully validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub server: ServerConfig,
     pub upstream: UpstreamConfig,
     pub log: LogConfig,
+    pub policy: PolicyConfig,
+    pub registry: RegistrySettings,
+    pub verify: VerifySettings,
+    pub cache: CacheSettings,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    pub dir: PathBuf,
+    /// What happens to an image that no trust policy statement covers.
+    pub unmatched: Unmatched,
+    pub reload_interval: Duration,
+}
+
+/// The node's answer for an image no statement covers. `deny` by default: a
+/// missing statement is never a silent allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unmatched {
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    pub hosts_dir: PathBuf,
+    pub credentials_file: Option<PathBuf>,
+    pub insecure: Vec<String>,
+    /// The whole of one verification's registry work.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifySettings {
+    pub max_signatures: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    pub max_entries: usize,
+    pub allow_ttl: Duration,
+    pub deny_ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsListen {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: Option<MetricsListen>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +186,26 @@ impl Default for Config {
                 format: LogFormat::Text,
                 level: "info".to_owned(),
             },
+            policy: PolicyConfig {
+                dir: PathBuf::from(DEFAULT_POLICY_DIR),
+                unmatched: Unmatched::Deny,
+                reload_interval: Duration::from_secs(5),
+            },
+            registry: RegistrySettings {
+                hosts_dir: PathBuf::from(DEFAULT_HOSTS_DIR),
+                credentials_file: None,
+                insecure: Vec::new(),
+                timeout: Duration::from_secs(30),
+            },
+            verify: VerifySettings {
+                max_signatures: 100,
+            },
+            cache: CacheSettings {
+                max_entries: 4096,
+                allow_ttl: Duration::from_secs(3600),
+                deny_ttl: Duration::from_secs(30),
+            },
+            metrics: MetricsConfig { listen: None },
         }
     }
 }
@@ -141,6 +242,53 @@ struct RawConfig {
     upstream: RawUpstream,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    registry: RawRegistry,
+    #[serde(default)]
+    verify: RawVerify,
+    #[serde(default)]
+    cache: RawCache,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    dir: Option<PathBuf>,
+    unmatched: Option<Unmatched>,
+    reload_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    hosts_dir: Option<PathBuf>,
+    credentials_file: Option<PathBuf>,
+    insecure: Option<Vec<String>>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    max_signatures: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    max_entries: Option<usize>,
+    allow_ttl: Option<String>,
+    deny_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,7 +432,137 @@ impl Config {
             ));
         }
 
+        let duration = |field: &'static str,
+                        text: Option<String>,
+                        default: Duration,
+                        min: Duration,
+                        max: Duration| {
+            let Some(text) = text else {
+                return Ok(default);
+            };
+            let value = parse_duration(&text).map_err(|p| field_error(field, p))?;
+            if value < min || value > max {
+                return Err(field_error(
+                    field,
+                    format!(
+                        "{text:?} is outside {}ms..{}s",
+                        min.as_millis(),
+                        max.as_secs()
+                    ),
+                ));
+            }
+            Ok(value)
+        };
+        let policy_dir = raw.policy.dir.unwrap_or(defaults.policy.dir);
+        if !policy_dir.is_absolute() {
+            return Err(field_error(
+                "policy.dir",
+                format!("{} is not an absolute path", policy_dir.display()),
+            ));
+        }
+        let policy = PolicyConfig {
+            dir: policy_dir,
+            unmatched: raw.policy.unmatched.unwrap_or(defaults.policy.unmatched),
+            reload_interval: duration(
+                "policy.reload_interval",
+                raw.policy.reload_interval,
+                defaults.policy.reload_interval,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            )?,
+        };
+        let hosts_dir = raw
+            .registry
+            .hosts_dir
+            .unwrap_or(defaults.registry.hosts_dir);
+        if !hosts_dir.is_absolute() {
+            return Err(field_error(
+                "registry.hosts_dir",
+                format!("{} is not an absolute path", hosts_dir.display()),
+            ));
+        }
+        if let Some(file) = &raw.registry.credentials_file {
+            if !file.is_absolute() {
+                return Err(field_error(
+                    "registry.credentials_file",
+                    format!("{} is not an absolute path", file.display()),
+                ));
+            }
+        }
+        let insecure = raw.registry.insecure.unwrap_or_default();
+        if let Some(bad) = insecure
+            .iter()
+            .find(|h| h.is_empty() || h.contains('/') || h.contains("://"))
+        {
+            return Err(field_error(
+                "registry.insecure",
+                format!("{bad:?} is not a host[:port]"),
+            ));
+        }
+        let registry = RegistrySettings {
+            hosts_dir,
+            credentials_file: raw.registry.credentials_file,
+            insecure,
+            timeout: duration(
+                "registry.timeout",
+                raw.registry.timeout,
+                defaults.registry.timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(600),
+            )?,
+        };
+        let max_signatures = raw
+            .verify
+            .max_signatures
+            .unwrap_or(defaults.verify.max_signatures);
+        if max_signatures == 0 || max_signatures > 1000 {
+            return Err(field_error(
+                "verify.max_signatures",
+                format!("{max_signatures} is not between 1 and 1000"),
+            ));
+        }
+        let max_entries = raw.cache.max_entries.unwrap_or(defaults.cache.max_entries);
+        if max_entries == 0 || max_entries > 1_000_000 {
+            return Err(field_error(
+                "cache.max_entries",
+                format!("{max_entries} is not between 1 and 1000000"),
+            ));
+        }
+        let cache = CacheSettings {
+            max_entries,
+            allow_ttl: duration(
+                "cache.allow_ttl",
+                raw.cache.allow_ttl,
+                defaults.cache.allow_ttl,
+                Duration::ZERO,
+                Duration::from_secs(7 * 24 * 3600),
+            )?,
+            deny_ttl: duration(
+                "cache.deny_ttl",
+                raw.cache.deny_ttl,
+                defaults.cache.deny_ttl,
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?,
+        };
+        let metrics = MetricsConfig {
+            listen: match raw.metrics.listen {
+                None => None,
+                Some(text) => Some(
+                    parse_metrics_listen(&text).map_err(|p| field_error("metrics.listen", p))?,
+                ),
+            },
+        };
+        if let Some(MetricsListen::Unix(path)) = &metrics.listen {
+            check_socket_path(path).map_err(|p| field_error("metrics.listen", p))?;
+        }
+
         Ok(Config {
+            policy,
+            registry,
+            verify: VerifySettings { max_signatures },
+            cache,
+            metrics,
             server: ServerConfig {
                 socket,
                 socket_mode,
@@ -299,6 +577,16 @@ impl Config {
             log: LogConfig { format, level },
         })
     }
+}
+
+/// `127.0.0.1:9464`, `[::1]:9464` or `unix:/path/metrics.sock`.
+fn parse_metrics_listen(text: &str) -> Result<MetricsListen, String> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        return Ok(MetricsListen::Unix(PathBuf::from(path)));
+    }
+    text.parse::<std::net::SocketAddr>()
+        .map(MetricsListen::Tcp)
+        .map_err(|_| format!("{text:?} is neither ADDRESS:PORT nor unix:/PATH"))
 }
 
 fn check_socket_path(path: &Path) -> Result<(), String> {
@@ -393,7 +681,44 @@ impl fmt::Display for Config {
         )?;
         writeln!(f, "\n[log]")?;
         writeln!(f, "format = \"{}\"", self.log.format)?;
-        writeln!(f, "level = {:?}", self.log.level)
+        writeln!(f, "level = {:?}", self.log.level)?;
+        let p = &self.policy;
+        writeln!(f, "\n[policy]")?;
+        writeln!(f, "dir = {:?}", p.dir.display().to_string())?;
+        writeln!(
+            f,
+            "unmatched = \"{}\"",
+            match p.unmatched {
+                Unmatched::Deny => "deny",
+                Unmatched::Allow => "allow",
+            }
+        )?;
+        writeln!(
+            f,
+            "reload_interval = \"{}ms\"",
+            p.reload_interval.as_millis()
+        )?;
+        let r = &self.registry;
+        writeln!(f, "\n[registry]")?;
+        writeln!(f, "hosts_dir = {:?}", r.hosts_dir.display().to_string())?;
+        if let Some(file) = &r.credentials_file {
+            writeln!(f, "credentials_file = {:?}", file.display().to_string())?;
+        }
+        writeln!(f, "insecure = {:?}", r.insecure)?;
+        writeln!(f, "timeout = \"{}ms\"", r.timeout.as_millis())?;
+        writeln!(f, "\n[verify]")?;
+        writeln!(f, "max_signatures = {}", self.verify.max_signatures)?;
+        let c = &self.cache;
+        writeln!(f, "\n[cache]")?;
+        writeln!(f, "max_entries = {}", c.max_entries)?;
+        writeln!(f, "allow_ttl = \"{}ms\"", c.allow_ttl.as_millis())?;
+        writeln!(f, "deny_ttl = \"{}ms\"", c.deny_ttl.as_millis())?;
+        writeln!(f, "\n[metrics]")?;
+        match &self.metrics.listen {
+            None => writeln!(f, "# listen: off"),
+            Some(MetricsListen::Tcp(addr)) => writeln!(f, "listen = \"{addr}\""),
+            Some(MetricsListen::Unix(path)) => writeln!(f, "listen = \"unix:{}\"", path.display()),
+        }
     }
 }
 
@@ -564,6 +889,72 @@ mod tests {
             parse(shipped).expect("shipped config is valid"),
             Config::default()
         );
+    }
+
+    #[test]
+    fn gate_sections_are_read_and_validated() {
+        let config = parse(
+            r#"
+            [policy]
+            dir = "/srv/notation"
+            unmatched = "allow"
+            reload_interval = "2s"
+            [registry]
+            hosts_dir = "/srv/certs.d"
+            credentials_file = "/srv/config.json"
+            insecure = ["127.0.0.1:5000"]
+            timeout = "10s"
+            [verify]
+            max_signatures = 5
+            [cache]
+            max_entries = 10
+            allow_ttl = "10m"
+            deny_ttl = "0s"
+            [metrics]
+            listen = "127.0.0.1:9464"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.policy.dir, Path::new("/srv/notation"));
+        assert_eq!(config.policy.unmatched, Unmatched::Allow);
+        assert_eq!(config.registry.insecure, vec!["127.0.0.1:5000".to_owned()]);
+        assert_eq!(config.registry.timeout, Duration::from_secs(10));
+        assert_eq!(config.verify.max_signatures, 5);
+        assert_eq!(config.cache.deny_ttl, Duration::ZERO);
+        assert_eq!(
+            config.metrics.listen,
+            Some(MetricsListen::Tcp("127.0.0.1:9464".parse().expect("addr")))
+        );
+        assert_eq!(parse(&config.to_string()).expect("round trip"), config);
+        let unix =
+            parse("[metrics]\nlisten = \"unix:/run/pullgate/metrics.sock\"\n").expect("unix");
+        assert_eq!(
+            unix.metrics.listen,
+            Some(MetricsListen::Unix(PathBuf::from(
+                "/run/pullgate/metrics.sock"
+            )))
+        );
+        for (text, field) in [
+            ("[policy]\ndir = \"relative\"\n", "policy.dir"),
+            (
+                "[policy]\nreload_interval = \"1ms\"\n",
+                "policy.reload_interval",
+            ),
+            (
+                "[registry]\ninsecure = [\"http://x\"]\n",
+                "registry.insecure",
+            ),
+            ("[registry]\ntimeout = \"0s\"\n", "registry.timeout"),
+            ("[verify]\nmax_signatures = 0\n", "verify.max_signatures"),
+            ("[cache]\nmax_entries = 0\n", "cache.max_entries"),
+            ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
+        ] {
+            assert_eq!(field_error(text).0, field, "{text}");
+        }
+        assert!(matches!(
+            parse("[policy]\nunmatched = \"maybe\"\n"),
+            Err(ConfigError::Syntax { .. })
+        ));
     }
 
     #[test]
