@@ -617,9 +617,9 @@ fn parse_mode(text: &str) -> Result<u32, String> {
     }
 }
 
-/// Parses durations written as `<integer><unit>` with unit `ms`, `s` or `m`.
+/// Parses durations written as `<integer><unit>` with unit `ms`, `s`, `m` or `h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("{text:?} is not a duration like \"500ms\", \"10s\" or \"2m\"");
+    let bad = || format!("{text:?} is not a duration like \"500ms\", \"10s\", \"2m\" or \"1h\"");
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().map_err(|_| bad())?;
@@ -628,6 +628,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(number)),
         "m" => number
             .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(bad),
+        "h" => number
+            .checked_mul(3600)
             .map(Duration::from_secs)
             .ok_or_else(bad),
         _ => Err(bad()),
@@ -844,7 +848,8 @@ mod tests {
         let (field, _) = field_error("[upstream]\nconnect_timeout = \"0s\"\n");
         assert_eq!(field, "upstream.connect_timeout");
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("1h").is_err());
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("1d").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
     }
