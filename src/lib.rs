@@ -7,6 +7,7 @@ pub mod config;
 pub mod cri;
 pub mod envelope;
 pub mod intercept;
+pub mod metrics;
 pub mod oci;
 pub mod pki;
 pub mod policy;

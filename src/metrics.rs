@@ -1,0 +1,192 @@
+//! Prometheus metrics (text format): decisions by outcome and reason,
+//! verification latency by cache hit/miss, registry requests by status, cache
+//! entries, policy generation and reload failures.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `allowed`, `denied`, `unavailable`, `skipped`.
+    pub outcome: String,
+    /// A short, bounded reason class (`verified`, `no_signature`, `integrity`, …).
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `hit`, `miss` or `joined`.
+    pub cache: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: String,
+}
+
+/// The metrics pullgate exports, registered once.
+pub struct Metrics {
+    registry: Registry,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub verification_seconds: Family<CacheLabels, Histogram>,
+    registry_requests: Family<StatusLabels, Counter>,
+    cache_entries: Gauge,
+    policy_generation: Gauge,
+    pub reload_failures: Counter,
+    /// Last registry totals seen, to add only the difference at each scrape.
+    seen_requests: Mutex<std::collections::BTreeMap<String, u64>>,
+    scrapes: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("pullgate");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "PullImage decisions by outcome and reason",
+            decisions.clone(),
+        );
+        let verification_seconds = Family::<CacheLabels, Histogram>::new_with_constructor(|| {
+            // 100 µs .. ~100 s
+            Histogram::new(exponential_buckets(0.0001, 3.0, 13))
+        });
+        registry.register(
+            "verification_seconds",
+            "Time to a verdict, by verdict cache hit or miss",
+            verification_seconds.clone(),
+        );
+        let registry_requests = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "registry_requests",
+            "Registry requests by HTTP status (or transport_error, timeout)",
+            registry_requests.clone(),
+        );
+        let cache_entries = Gauge::default();
+        registry.register(
+            "cache_entries",
+            "Verdicts in the cache",
+            cache_entries.clone(),
+        );
+        let policy_generation = Gauge::default();
+        registry.register(
+            "policy_generation",
+            "Generation of the trust policy in force (1 = as started)",
+            policy_generation.clone(),
+        );
+        let reload_failures = Counter::default();
+        registry.register(
+            "policy_reload_failures",
+            "Policy reloads rejected (the last good policy stays)",
+            reload_failures.clone(),
+        );
+        Metrics {
+            registry,
+            decisions,
+            verification_seconds,
+            registry_requests,
+            cache_entries,
+            policy_generation,
+            reload_failures,
+            seen_requests: Mutex::new(Default::default()),
+            scrapes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn decision(&self, outcome: &str, reason: &str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                outcome: outcome.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn set_policy_generation(&self, generation: u64) {
+        self.policy_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_cache_entries(&self, entries: usize) {
+        self.cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// Brings the registry request counters up to `totals` (status → count since start).
+    pub fn observe_registry_totals(&self, totals: &[(String, u64)]) {
+        let mut seen = self
+            .seen_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (status, total) in totals {
+            let before = seen.entry(status.clone()).or_insert(0);
+            if *total > *before {
+                self.registry_requests
+                    .get_or_create(&StatusLabels {
+                        status: status.clone(),
+                    })
+                    .inc_by(*total - *before);
+                *before = *total;
+            }
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        self.scrapes.fetch_add(1, Ordering::Relaxed);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_every_family() {
+        let metrics = Metrics::new();
+        metrics.decision("denied", "no_signature");
+        metrics.decision("allowed", "verified");
+        metrics.decision("allowed", "verified");
+        metrics
+            .verification_seconds
+            .get_or_create(&CacheLabels {
+                cache: "miss".into(),
+            })
+            .observe(0.02);
+        metrics.observe_registry_totals(&[("200".into(), 4), ("404".into(), 1)]);
+        metrics.observe_registry_totals(&[("200".into(), 6), ("404".into(), 1)]);
+        metrics.set_cache_entries(3);
+        metrics.set_policy_generation(2);
+        metrics.reload_failures.inc();
+        let text = metrics.encode();
+        for line in [
+            "pullgate_decisions_total{outcome=\"allowed\",reason=\"verified\"} 2",
+            "pullgate_decisions_total{outcome=\"denied\",reason=\"no_signature\"} 1",
+            "pullgate_verification_seconds_count{cache=\"miss\"} 1",
+            "pullgate_registry_requests_total{status=\"200\"} 6",
+            "pullgate_registry_requests_total{status=\"404\"} 1",
+            "pullgate_cache_entries 3",
+            "pullgate_policy_generation 2",
+            "pullgate_policy_reload_failures_total 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
