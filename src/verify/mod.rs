@@ -34,3 +34,57 @@ impl Default for Budgets {
         }
     }
 }
+
+/// A trust policy in force: what the policy directory held when it was loaded,
+/// and its generation (1 at start, +1 for every successful reload). Verdicts are
+/// cached per generation, so a changed policy never reuses old ones.
+pub struct LoadedPolicy {
+    pub generation: u64,
+    pub dir: crate::policy_dir::PolicyDir,
+}
+
+/// Lists and fetches `target`'s signatures from the registry within `budgets` and
+/// `deadline`, and judges them under `statement` (NOTARY.md §1, §8). A fetch error
+/// ends the verification with that error; it never skips a signature.
+#[allow(clippy::too_many_arguments)]
+pub async fn verify_target(
+    client: &crate::registry::RegistryClient,
+    reference: &crate::reference::Reference,
+    target: &oci::Descriptor,
+    statement: &crate::policy::TrustPolicyStatement,
+    stores: &[crate::policy::TrustStore],
+    credentials: &crate::registry::Credentials,
+    deadline: std::time::Instant,
+    budgets: &Budgets,
+    now: std::time::SystemTime,
+) -> Result<engine::Verdict, crate::registry::RegistryError> {
+    let verifier = engine::Verifier {
+        statement,
+        stores,
+        now,
+        budgets,
+    };
+    let shown = reference.pinned(&target.digest);
+    if statement.level.name == crate::policy::LevelName::Skip {
+        return Ok(verifier.decide(&shown, target, &[], 0));
+    }
+    let listed = client
+        .signature_manifests(reference, target, credentials, deadline)
+        .await?;
+    let mut blobs = Vec::new();
+    for manifest in listed.iter().take(budgets.max_signature_attempts) {
+        blobs.push(
+            client
+                .signature(
+                    reference,
+                    manifest,
+                    budgets.max_manifest_bytes,
+                    budgets.max_envelope_bytes,
+                    credentials,
+                    deadline,
+                )
+                .await?,
+        );
+    }
+    Ok(verifier.decide(&shown, target, &blobs, listed.len()))
+}

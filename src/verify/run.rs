@@ -227,33 +227,18 @@ pub async fn verify_remote(request: &RemoteVerification) -> Result<Outcome, RunE
     let credentials = &request.credentials;
     let target = client.resolve(&reference, credentials, deadline).await?;
     let shown = reference.pinned(&target.digest);
-    let listed = client
-        .signature_manifests(&reference, &target, credentials, deadline)
-        .await?;
-    // Any fetch error ends the verification (NOTARY.md §1.3): it never skips to
-    // the next signature as if the failing one did not exist.
-    let mut blobs = Vec::new();
-    for manifest in listed.iter().take(request.budgets.max_signature_attempts) {
-        blobs.push(
-            client
-                .signature(
-                    &reference,
-                    manifest,
-                    request.budgets.max_manifest_bytes,
-                    request.budgets.max_envelope_bytes,
-                    credentials,
-                    deadline,
-                )
-                .await?,
-        );
-    }
-    let verifier = Verifier {
+    let verdict = super::verify_target(
+        &client,
+        &reference,
+        &target,
         statement,
-        stores: &policy.stores,
-        now: request.now,
-        budgets: &request.budgets,
-    };
-    let verdict = verifier.decide(&shown, &target, &blobs, listed.len());
+        &policy.stores,
+        credentials,
+        deadline,
+        &request.budgets,
+        request.now,
+    )
+    .await?;
     Ok(outcome(verdict, shown, level, target, verification_time))
 }
 
