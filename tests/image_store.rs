@@ -72,13 +72,15 @@ async fn list_images(client: &CriClient) -> Vec<v1::Image> {
         .images
 }
 
-/// Polls `ImageStatus(name)` until it reports an image, returning it and how long
-/// that took; panics after `CRI_SYNC_LIMIT`.
-async fn wait_for_status(client: &CriClient, name: &str) -> (v1::Image, Duration) {
+/// Polls `ImageStatus(name)` until it reports an image, returning it, how long that
+/// took and how many calls it needed; panics after `CRI_SYNC_LIMIT`.
+async fn wait_for_status(client: &CriClient, name: &str) -> (v1::Image, Duration, u32) {
     let start = Instant::now();
+    let mut calls = 0;
     loop {
+        calls += 1;
         if let Some(image) = image_status(client, name).await {
-            return (image, start.elapsed());
+            return (image, start.elapsed(), calls);
         }
         assert!(
             start.elapsed() < CRI_SYNC_LIMIT,
@@ -190,8 +192,8 @@ async fn tag_recorded_after_digest_pull_is_seen_by_cri() {
         .tag(&harness.busybox, &target, &first)
         .await
         .expect("tag (create)");
-    let (image, took) = wait_for_status(&client, &harness.busybox).await;
-    eprintln!("ImageStatus(tag) found the created record after {took:?}");
+    let (image, took, calls) = wait_for_status(&client, &harness.busybox).await;
+    eprintln!("ImageStatus(tag) found the created record after {took:?} ({calls} calls)");
     assert_eq!(image.id, image_id, "tag points at another image");
     assert!(
         image.repo_tags.contains(&harness.busybox),
@@ -282,7 +284,7 @@ async fn concurrent_tags_of_a_new_name_all_succeed() {
     let record = store.get(&name).await.expect("get").expect("exists");
     assert_eq!(record.target, target);
     assert!(record.labels.contains_key("io.pullgate.writer"));
-    let (image, _) = wait_for_status(&client, &name).await;
+    let (image, _, _) = wait_for_status(&client, &name).await;
     assert_eq!(image.id, image_id);
     delete_record(&harness.containerd_socket, &name).await;
 }
