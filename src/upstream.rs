@@ -1,5 +1,6 @@
 //! The connection to containerd: one HTTP/2 client over its unix socket, shared by
-//! every forwarded call and redialled whenever containerd has gone away.
+//! every forwarded call and redialled whenever containerd has gone away; and
+//! containerd's native images API ([`images`]) for recording verified tags.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::UnixStream;
 
 use crate::cri::ProxyBody;
+
+pub mod images;
+
+pub use images::{ImageRecord, ImageStore, ImageStoreError, ImageTarget};
 
 /// How often an idle upstream connection is pinged, so a containerd that vanished
 /// without closing the socket is noticed before the next call needs it.
