@@ -16,12 +16,24 @@ use tower::ServiceExt;
 
 use crate::config::{Config, LogConfig, LogFormat, ServerConfig};
 use crate::cri::{self, box_body, status_response, ProxyBody, Route};
-use crate::intercept::PullImageGate;
+use crate::intercept::{GateSettings, PullImageGate, UnmatchedAction};
 use crate::upstream::Upstream;
+use crate::verify::LoadedPolicy;
+use std::sync::Arc;
 
 /// Why pullgate could not start serving.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error("trust policy: {0}")]
+    Policy(#[from] crate::policy_dir::PolicyDirError),
+    #[error("registry settings: {0}")]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error("metrics listener {listen}: {source}")]
+    Metrics {
+        listen: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("socket {path} is in use by a running process; refusing to take it over")]
     SocketInUse { path: PathBuf },
     #[error("{path} exists and is not a socket; refusing to replace it")]
@@ -42,11 +54,8 @@ pub struct CriRouter {
 }
 
 impl CriRouter {
-    pub fn new(upstream: Upstream) -> CriRouter {
-        CriRouter {
-            gate: PullImageGate::new(upstream.clone()),
-            upstream,
-        }
+    pub fn new(upstream: Upstream, gate: PullImageGate) -> CriRouter {
+        CriRouter { gate, upstream }
     }
 
     pub async fn handle(&self, mut request: Request<Incoming>) -> Response<ProxyBody> {
@@ -174,14 +183,85 @@ pub fn bind_socket(server: &ServerConfig) -> Result<BoundSocket, AppError> {
     })
 }
 
+/// What must be loaded and valid before anything is bound: the trust policy and
+/// stores, and the registry settings (hosts directory, credentials file).
+pub struct Prepared {
+    policy: crate::policy_dir::PolicyDir,
+    registry: crate::registry::RegistryClient,
+}
+
+/// Loads the policy and builds the registry client; any error stops the start.
+pub fn prepare(config: &Config) -> Result<Prepared, AppError> {
+    let policy = crate::policy_dir::load_policy_dir(&config.policy.dir)?;
+    let registry = crate::registry::RegistryClient::new(crate::registry::RegistryConfig {
+        hosts_dir: Some(config.registry.hosts_dir.clone()),
+        credentials_file: config.registry.credentials_file.clone(),
+        insecure_registries: config.registry.insecure.clone(),
+        ..Default::default()
+    })?;
+    Ok(Prepared { policy, registry })
+}
+
 /// Serves the CRI on `socket` until `shutdown` completes, then stops accepting,
 /// removes the socket and gives in-flight calls `config.server.shutdown_grace`.
-pub async fn serve(config: &Config, socket: BoundSocket, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    config: &Config,
+    prepared: Prepared,
+    socket: BoundSocket,
+    shutdown: impl Future<Output = ()>,
+) {
     let upstream = Upstream::new(
         &config.upstream.containerd_socket,
         config.upstream.connect_timeout,
     );
-    let router = CriRouter::new(upstream);
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    metrics.set_policy_generation(1);
+    let (policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(LoadedPolicy {
+        generation: 1,
+        dir: prepared.policy,
+    }));
+    let cache = crate::cache::VerdictCache::new(crate::cache::CacheConfig {
+        max_entries: config.cache.max_entries,
+        allow_ttl: config.cache.allow_ttl,
+        deny_ttl: config.cache.deny_ttl,
+    });
+    let gate = PullImageGate::new(
+        upstream.clone(),
+        crate::upstream::ImageStore::new(&config.upstream.containerd_socket),
+        prepared.registry,
+        policy_rx,
+        cache.clone(),
+        Arc::clone(&metrics),
+        GateSettings {
+            unmatched: match config.policy.unmatched {
+                crate::config::Unmatched::Deny => UnmatchedAction::Deny,
+                crate::config::Unmatched::Allow => UnmatchedAction::Allow,
+            },
+            registry_timeout: config.registry.timeout,
+            budgets: crate::verify::Budgets {
+                max_signature_attempts: config.verify.max_signatures,
+                ..Default::default()
+            },
+        },
+    );
+    let router = CriRouter::new(upstream, gate);
+    let reload = tokio::spawn(reload_policy(
+        config.policy.dir.clone(),
+        config.policy.reload_interval,
+        policy_tx,
+        cache,
+        Arc::clone(&metrics),
+    ));
+    let metrics_server = match &config.metrics.listen {
+        Some(listen) => match serve_metrics(listen, Arc::clone(&metrics)).await {
+            Ok(task) => Some(task),
+            Err(error) => {
+                tracing::error!(%error, "metrics listener not started");
+                None
+            }
+        },
+        None => None,
+    };
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
@@ -224,6 +304,10 @@ pub async fn serve(config: &Config, socket: BoundSocket, shutdown: impl Future<O
 
     socket.remove();
     drop(socket);
+    reload.abort();
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     let grace = config.server.shutdown_grace;
     tracing::info!(
         ?grace,
@@ -233,6 +317,150 @@ pub async fn serve(config: &Config, socket: BoundSocket, shutdown: impl Future<O
         () = graceful.shutdown() => tracing::info!("all calls finished"),
         () = tokio::time::sleep(grace) => {
             tracing::warn!(?grace, "grace period over; dropping the remaining calls");
+        }
+    }
+}
+
+/// Reloads the policy directory on SIGHUP and when its files change (checked every
+/// `interval`). A new policy gets the next generation; an invalid one keeps the
+/// last good policy in force and says why.
+async fn reload_policy(
+    dir: PathBuf,
+    interval: Duration,
+    policy: tokio::sync::watch::Sender<Arc<LoadedPolicy>>,
+    cache: crate::cache::VerdictCache<crate::intercept::Decision>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let mut seen = fingerprint(&dir);
+    loop {
+        let forced = tokio::select! {
+            _ = async {
+                match hangup.as_mut() {
+                    Some(s) => { s.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => true,
+            () = tokio::time::sleep(interval) => false,
+        };
+        let now = fingerprint(&dir);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        let generation = policy.borrow().generation + 1;
+        match crate::policy_dir::load_policy_dir(&dir) {
+            Ok(loaded) => {
+                tracing::info!(generation, forced, "trust policy reloaded");
+                policy.send_replace(Arc::new(LoadedPolicy {
+                    generation,
+                    dir: loaded,
+                }));
+                cache.retain_generation(generation);
+                metrics.set_policy_generation(generation);
+            }
+            Err(error) => {
+                metrics.reload_failures.inc();
+                tracing::error!(%error, "trust policy reload rejected; the last good policy stays in force");
+            }
+        }
+    }
+}
+
+/// Sizes and modification times of every file under `dir` (bounded), to notice
+/// edits without a file-watching dependency.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    const MAX_ENTRIES: usize = 10_000;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        if out.len() >= MAX_ENTRIES {
+            break;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            out.push((path, 0, None));
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        }
+        out.push((path, meta.len(), meta.modified().ok()));
+    }
+    out.sort();
+    out
+}
+
+/// Serves `GET /metrics` (Prometheus text format) on a TCP address or unix socket.
+async fn serve_metrics(
+    listen: &crate::config::MetricsListen,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<tokio::task::JoinHandle<()>, AppError> {
+    use crate::config::MetricsListen;
+    let service = move |request: Request<Incoming>| {
+        let metrics = Arc::clone(&metrics);
+        async move {
+            let response = if request.uri().path() == "/metrics" {
+                Response::builder()
+                    .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(
+                        metrics.encode(),
+                    )))
+            } else {
+                Response::builder()
+                    .status(http::StatusCode::NOT_FOUND)
+                    .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                        b"not found\n",
+                    )))
+            };
+            response.map_err(std::io::Error::other)
+        }
+    };
+    match listen {
+        MetricsListen::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::Metrics {
+                    listen: addr.to_string(),
+                    source,
+                })?;
+            tracing::info!(%addr, "serving metrics");
+            Ok(tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(
+                                TokioIo::new(stream),
+                                hyper::service::service_fn(service),
+                            )
+                            .await;
+                    });
+                }
+            }))
+        }
+        MetricsListen::Unix(path) => {
+            let _ = std::fs::remove_file(path);
+            let listener = UnixListener::bind(path).map_err(|source| AppError::Metrics {
+                listen: path.display().to_string(),
+                source,
+            })?;
+            tracing::info!(path = %path.display(), "serving metrics");
+            Ok(tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(
+                                TokioIo::new(stream),
+                                hyper::service::service_fn(service),
+                            )
+                            .await;
+                    });
+                }
+            }))
         }
     }
 }

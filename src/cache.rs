@@ -343,7 +343,11 @@ impl<V: Clone + Send + Sync + 'static> Drop for FlightGuard<V> {
 }
 
 fn release<V>(state: &mut State<V>, key: &CacheKey, id: u64) {
-    if state.in_flight.get(key).is_some_and(|flight| flight.id == id) {
+    if state
+        .in_flight
+        .get(key)
+        .is_some_and(|flight| flight.id == id)
+    {
         state.in_flight.remove(key);
     }
 }
@@ -465,7 +469,9 @@ mod tests {
         );
         advance(Duration::from_secs(1)).await;
         assert_eq!(
-            cache.get_or_verify(key(1, 1), allow(&runs, "signed now")).await,
+            cache
+                .get_or_verify(key(1, 1), allow(&runs, "signed now"))
+                .await,
             ("signed now", Lookup::Miss)
         );
         assert_eq!(runs.load(Ordering::SeqCst), 2);
@@ -500,7 +506,9 @@ mod tests {
             ..key(1, 2)
         };
         assert_eq!(
-            cache.get_or_verify(other_statement, allow(&runs, "staging")).await,
+            cache
+                .get_or_verify(other_statement, allow(&runs, "staging"))
+                .await,
             ("staging", Lookup::Miss)
         );
         assert_eq!(
@@ -535,7 +543,9 @@ mod tests {
             ("c", Lookup::Hit)
         );
         assert_eq!(
-            cache.get_or_verify(key(2, 1), allow(&runs, "b again")).await,
+            cache
+                .get_or_verify(key(2, 1), allow(&runs, "b again"))
+                .await,
             ("b again", Lookup::Miss)
         );
         assert_eq!(runs.load(Ordering::SeqCst), 4);
@@ -612,11 +622,18 @@ mod tests {
         let runs = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         spawn_callers(&cache, &mut tasks, &key(1, 1), 5, |_| {
-            verify(&runs, Duration::from_secs(10), Cacheable::Transient("timeout"))
+            verify(
+                &runs,
+                Duration::from_secs(10),
+                Cacheable::Transient("timeout"),
+            )
         });
         let all = outcomes(tasks).await;
         assert!(all.iter().all(|(value, _)| *value == "timeout"));
-        assert_eq!((count(&all, Lookup::Miss), count(&all, Lookup::Joined)), (1, 4));
+        assert_eq!(
+            (count(&all, Lookup::Miss), count(&all, Lookup::Joined)),
+            (1, 4)
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert!(cache.is_empty());
         assert_eq!(
@@ -649,7 +666,10 @@ mod tests {
 
         let all = outcomes(tasks).await;
         assert!(all.iter().all(|(value, _)| *value == "waiter"));
-        assert_eq!((count(&all, Lookup::Miss), count(&all, Lookup::Joined)), (1, 4));
+        assert_eq!(
+            (count(&all, Lookup::Miss), count(&all, Lookup::Joined)),
+            (1, 4)
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert_eq!(
             cache.get_or_verify(key(1, 1), allow(&runs, "x")).await,
@@ -716,7 +736,10 @@ mod tests {
         assert!(leader.await.expect_err("verify panicked").is_panic());
         let all = outcomes(tasks).await;
         assert!(all.iter().all(|(value, _)| *value == "waiter"));
-        assert_eq!((count(&all, Lookup::Miss), count(&all, Lookup::Joined)), (1, 2));
+        assert_eq!(
+            (count(&all, Lookup::Miss), count(&all, Lookup::Joined)),
+            (1, 2)
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 
@@ -750,9 +773,7 @@ mod tests {
         assert!(cache.is_empty(), "a pre-reload result is not stored");
         // Generations only grow: going back does not re-admit old ones.
         cache.retain_generation(1);
-        cache
-            .get_or_verify(key(1, 3), allow(&runs, "stale"))
-            .await;
+        cache.get_or_verify(key(1, 3), allow(&runs, "stale")).await;
         assert!(cache.is_empty());
         assert_eq!(runs.load(Ordering::SeqCst), 5);
     }

@@ -1,18 +1,30 @@
-//! The interception point for `PullImage` (both CRI API versions): one tower service
-//! that every pull goes through. Today it reads the request, forwards it unchanged
-//! and reports the outcome; the verification issues put the decision here.
+//! The gate: every `PullImage` (both CRI API versions) is decided here, as
+//! DESIGN.md's PullImage path describes: reference → trust-policy statement →
+//! resolve → verdict (cached per digest and policy generation, single-flight) →
+//! allow (forward pinned to the verified digest, then record the tag) or deny.
+//! No error path allows: anything that prevents a verdict answers `Unavailable`.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use prost::Message;
+use tokio::sync::watch;
 
+use crate::cache::{CacheKey, Cacheable, Lookup, VerdictCache};
 use crate::cri::{self, box_body, status_response, CriApi, ProxyBody};
-use crate::upstream::Upstream;
+use crate::metrics::{CacheLabels, Metrics};
+use crate::reference::Reference;
+use crate::registry::{Credentials, RegistryClient, RegistryError};
+use crate::upstream::{ImageStore, ImageTarget, Upstream};
+use crate::verify::engine::{Check, TimeSource, Verdict, VerificationError};
+use crate::verify::{Budgets, LoadedPolicy};
 
 /// Largest `PullImageRequest` accepted. The message carries an image reference,
 /// credentials and a sandbox config; the kubelet's are a few KiB. gRPC's own default
@@ -20,16 +32,82 @@ use crate::upstream::Upstream;
 pub const MAX_PULL_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest `PullImageResponse` read back from containerd (an image ref, ~100 bytes).
 const MAX_PULL_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Label containerd's CRI plugin puts on the images it manages; a tag record
+/// without it is invisible to `ImageStatus`/`ListImages`.
+const CRI_MANAGED_LABEL: (&str, &str) = ("io.cri-containerd.image", "managed");
+
+/// What the node does with an image that no trust policy statement covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnmatchedAction {
+    Deny,
+    Allow,
+}
+
+/// The gate's settings (from the config file).
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    pub unmatched: UnmatchedAction,
+    /// Time for one verification's registry work.
+    pub registry_timeout: Duration,
+    pub budgets: Budgets,
+}
+
+/// A cached verdict for one (digest, policy generation, statement + repository).
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Allow {
+        statement: String,
+        time_source: String,
+        /// Failures only logged (audit / permissive / overrides).
+        logged: Vec<String>,
+    },
+    Deny {
+        statement: String,
+        reason: String,
+        class: &'static str,
+    },
+    /// No verdict could be reached (registry, timeout); never cached.
+    Unavailable { reason: String },
+}
+
+/// Everything the gate shares between calls.
+struct Shared {
+    upstream: Upstream,
+    images: ImageStore,
+    registry: RegistryClient,
+    policy: watch::Receiver<Arc<LoadedPolicy>>,
+    cache: VerdictCache<Decision>,
+    metrics: Arc<Metrics>,
+    settings: GateSettings,
+}
 
 /// The `PullImage` gate, as a tower service.
 #[derive(Clone)]
 pub struct PullImageGate {
-    upstream: Upstream,
+    shared: Arc<Shared>,
 }
 
 impl PullImageGate {
-    pub fn new(upstream: Upstream) -> PullImageGate {
-        PullImageGate { upstream }
+    pub fn new(
+        upstream: Upstream,
+        images: ImageStore,
+        registry: RegistryClient,
+        policy: watch::Receiver<Arc<LoadedPolicy>>,
+        cache: VerdictCache<Decision>,
+        metrics: Arc<Metrics>,
+        settings: GateSettings,
+    ) -> PullImageGate {
+        PullImageGate {
+            shared: Arc::new(Shared {
+                upstream,
+                images,
+                registry,
+                policy,
+                cache,
+                metrics,
+                settings,
+            }),
+        }
     }
 }
 
@@ -43,19 +121,19 @@ impl tower::Service<Request<Incoming>> for PullImageGate {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        let upstream = self.upstream.clone();
-        Box::pin(async move { Ok(pull_image(&upstream, request).await) })
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move { Ok(pull_image(&shared, request).await) })
     }
 }
 
-async fn pull_image(upstream: &Upstream, request: Request<Incoming>) -> Response<ProxyBody> {
+async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBody> {
     let started = Instant::now();
     let api = request
         .extensions()
         .get::<CriApi>()
         .copied()
         .unwrap_or(CriApi::V1);
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
 
     // 1. Read the whole request message (bounded) and decode it.
     let bytes = match Limited::new(body, MAX_PULL_REQUEST_BYTES).collect().await {
@@ -67,7 +145,7 @@ async fn pull_image(upstream: &Upstream, request: Request<Incoming>) -> Response
             return finish(api, "", started, status_response(status));
         }
     };
-    let pull = match cri::decode_pull_image_request(&bytes) {
+    let mut pull = match cri::decode_pull_image_request(&bytes) {
         Ok(pull) => pull,
         Err(error) => {
             let status =
@@ -81,14 +159,36 @@ async fn pull_image(upstream: &Upstream, request: Request<Incoming>) -> Response
         .map(|spec| spec.image.clone())
         .unwrap_or_default();
 
-    // 2. Forward the original bytes unchanged.
-    let forwarded = Request::from_parts(parts, box_body(Full::new(bytes)));
-    let response = match upstream.forward(forwarded).await {
+    // 2. Decide.
+    let decided = decide(shared, &image, pull.auth.as_ref()).await;
+    let (forward_image, target) = match decided {
+        Gate::Forward => (None, None),
+        Gate::Pinned {
+            pinned,
+            tag,
+            target,
+        } => (Some(pinned), Some((tag, target))),
+        Gate::Refuse(status) => return finish(api, &image, started, status_response(status)),
+    };
+
+    // 3. Forward: unchanged, or with the image pinned to the verified digest.
+    let body = match &forward_image {
+        None => bytes,
+        Some(pinned) => {
+            if let Some(spec) = pull.image.as_mut() {
+                spec.image = pinned.clone();
+            }
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            frame(&pull.encode_to_vec())
+        }
+    };
+    let forwarded = Request::from_parts(parts, box_body(Full::new(body)));
+    let response = match shared.upstream.forward(forwarded).await {
         Ok(response) => response,
         Err(error) => return finish(api, &image, started, status_response(error.to_status())),
     };
 
-    // 3. Read containerd's answer whole so its status can be reported, then hand
+    // 4. Read containerd's answer whole so its status can be reported, then hand
     //    it back byte for byte, trailers included.
     let (parts, body) = response.into_parts();
     let collected = match Limited::new(body, MAX_PULL_RESPONSE_BYTES).collect().await {
@@ -96,15 +196,435 @@ async fn pull_image(upstream: &Upstream, request: Request<Incoming>) -> Response
         Err(error) => {
             let status = tonic::Status::unavailable(format!(
                 "pullgate: reading containerd's PullImage response from {} failed: {error}",
-                upstream.socket().display()
+                shared.upstream.socket().display()
             ));
             return finish(api, &image, started, status_response(status));
         }
     };
     let trailers = collected.trailers().cloned();
+    let pulled = grpc_ok(&parts.headers, trailers.as_ref());
+
+    // 5. A tag the user asked for points at what was verified (DESIGN.md step 8).
+    if let (true, Some((Some((name, labels)), target))) = (pulled, target) {
+        if let Err(error) = shared.images.tag(&name, &target, &labels).await {
+            // The pull itself succeeded and is pinned; without the tag record the
+            // kubelet pulls again and the cached verdict answers at once.
+            tracing::warn!(image = %image, tag = %name, %error, "could not record the tag in containerd");
+        }
+    }
     log_outcome(api, &image, started, &parts.headers, trailers.as_ref());
     let body = Full::new(collected.to_bytes()).with_trailers(async move { trailers.map(Ok) });
     Response::from_parts(parts, box_body(body))
+}
+
+/// What the gate does with one pull.
+enum Gate {
+    /// Forward unchanged (level `skip`, or an unmatched image on an `allow` node).
+    Forward,
+    /// Verified: forward pinned; record `tag` (name, labels) if the user asked for one.
+    Pinned {
+        pinned: String,
+        tag: Option<(String, BTreeMap<String, String>)>,
+        target: ImageTarget,
+    },
+    Refuse(tonic::Status),
+}
+
+async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>) -> Gate {
+    let metrics = &shared.metrics;
+    // Step 1: the reference.
+    let reference: Reference = match image.parse() {
+        Ok(reference) => reference,
+        Err(error) => {
+            metrics.decision("denied", "invalid_reference");
+            return Gate::Refuse(tonic::Status::invalid_argument(format!(
+                "pullgate: {error}"
+            )));
+        }
+    };
+    // Step 2: the statement, from the policy in force now.
+    let policy = Arc::clone(&shared.policy.borrow());
+    let scope = reference.scope();
+    let statement = match policy.dir.document.statement_for(&scope) {
+        Ok(statement) => statement,
+        Err(_) => {
+            return match shared.settings.unmatched {
+                UnmatchedAction::Deny => {
+                    audit(
+                        image,
+                        None,
+                        "-",
+                        "denied",
+                        "no trust policy statement",
+                        "-",
+                        "-",
+                    );
+                    metrics.decision("denied", "unmatched");
+                    Gate::Refuse(tonic::Status::permission_denied(format!(
+                        "pullgate: {image}: no trust policy statement applies to {scope} (this node denies unmatched images)"
+                    )))
+                }
+                UnmatchedAction::Allow => {
+                    audit(
+                        image,
+                        None,
+                        "-",
+                        "allowed",
+                        "no trust policy statement; node allows unmatched images",
+                        "-",
+                        "-",
+                    );
+                    metrics.decision("allowed", "unmatched");
+                    Gate::Forward
+                }
+            };
+        }
+    };
+    // Step 3: skip never contacts the registry.
+    if statement.level.name == crate::policy::LevelName::Skip {
+        audit(
+            image,
+            None,
+            &statement.name,
+            "skipped",
+            "level skip",
+            "-",
+            "-",
+        );
+        metrics.decision("skipped", "level_skip");
+        return Gate::Forward;
+    }
+    // Step 4: resolve with the call's credentials (else node file, else anonymous).
+    let credentials = credentials_of(auth);
+    let deadline = Instant::now() + shared.settings.registry_timeout;
+    let target = match shared
+        .registry
+        .resolve(&reference, &credentials, deadline)
+        .await
+    {
+        Ok(target) => target,
+        Err(error) => {
+            audit(
+                image,
+                None,
+                &statement.name,
+                "unavailable",
+                &error.to_string(),
+                "-",
+                "-",
+            );
+            metrics.decision("unavailable", "registry");
+            return Gate::Refuse(registry_status(image, &error));
+        }
+    };
+    // Steps 5–7: the verdict, cached and shared between concurrent pulls.
+    let key = CacheKey {
+        digest: target.digest.clone(),
+        policy_generation: policy.generation,
+        statement: format!("{}\u{0}{}", statement.name, scope),
+    };
+    let started = Instant::now();
+    let verify = {
+        let registry = shared.registry.clone();
+        let reference = reference.clone();
+        let target = target.clone();
+        let policy = Arc::clone(&policy);
+        let statement_name = statement.name.clone();
+        let budgets = shared.settings.budgets.clone();
+        move || async move {
+            let Some(statement) = policy
+                .dir
+                .document
+                .statements
+                .iter()
+                .find(|s| s.name == statement_name)
+            else {
+                return Cacheable::Transient(Decision::Unavailable {
+                    reason: "the trust policy statement disappeared".into(),
+                });
+            };
+            let verdict = crate::verify::verify_target(
+                &registry,
+                &reference,
+                &target,
+                statement,
+                &policy.dir.stores,
+                &credentials,
+                deadline,
+                &budgets,
+                SystemTime::now(),
+            )
+            .await;
+            classify(statement, verdict)
+        }
+    };
+    let (decision, lookup) = shared.cache.get_or_verify(key, verify).await;
+    let cache_label = match lookup {
+        Lookup::Hit => "hit",
+        Lookup::Miss => "miss",
+        Lookup::Joined => "joined",
+    };
+    metrics
+        .verification_seconds
+        .get_or_create(&CacheLabels {
+            cache: cache_label.to_owned(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics.set_cache_entries(shared.cache.len());
+    let stats = shared.registry.stats();
+    let mut totals: Vec<(String, u64)> = stats
+        .by_status
+        .iter()
+        .map(|(status, count)| (status.to_string(), *count))
+        .collect();
+    totals.push(("transport_error".into(), stats.transport_errors));
+    totals.push(("timeout".into(), stats.timeouts));
+    metrics.observe_registry_totals(&totals);
+
+    let digest = target.digest.to_string();
+    match decision {
+        Decision::Allow {
+            statement,
+            time_source,
+            logged,
+        } => {
+            let reason = if logged.is_empty() {
+                "verified".to_owned()
+            } else {
+                format!("verified; logged: {}", logged.join("; "))
+            };
+            audit(
+                image,
+                Some(&digest),
+                &statement,
+                "allowed",
+                &reason,
+                &time_source,
+                cache_label,
+            );
+            metrics.decision(
+                "allowed",
+                if logged.is_empty() {
+                    "verified"
+                } else {
+                    "logged_failures"
+                },
+            );
+            let tag = reference
+                .tag()
+                .filter(|_| reference.digest().is_none())
+                .map(|tag| {
+                    let labels = BTreeMap::from([
+                        (
+                            CRI_MANAGED_LABEL.0.to_owned(),
+                            CRI_MANAGED_LABEL.1.to_owned(),
+                        ),
+                        ("io.pullgate.verified".to_owned(), "true".to_owned()),
+                        ("io.pullgate.policy".to_owned(), statement.clone()),
+                        ("io.pullgate.digest".to_owned(), digest.clone()),
+                        (
+                            "io.pullgate.verified-at".to_owned(),
+                            crate::pki::time::rfc3339(SystemTime::now()),
+                        ),
+                    ]);
+                    (
+                        format!("{}/{}:{tag}", reference.registry(), reference.repository()),
+                        labels,
+                    )
+                });
+            Gate::Pinned {
+                pinned: reference.pinned(&target.digest),
+                tag,
+                target: ImageTarget {
+                    media_type: target.media_type.clone(),
+                    digest: digest.clone(),
+                    size: i64::try_from(target.size).unwrap_or(i64::MAX),
+                },
+            }
+        }
+        Decision::Deny {
+            statement,
+            reason,
+            class,
+        } => {
+            audit(
+                image,
+                Some(&digest),
+                &statement,
+                "denied",
+                &reason,
+                "-",
+                cache_label,
+            );
+            metrics.decision("denied", class);
+            Gate::Refuse(tonic::Status::permission_denied(format!(
+                "pullgate: {image}: {reason} (trust policy \"{statement}\")"
+            )))
+        }
+        Decision::Unavailable { reason } => {
+            audit(
+                image,
+                Some(&digest),
+                &statement.name,
+                "unavailable",
+                &reason,
+                "-",
+                cache_label,
+            );
+            metrics.decision("unavailable", "registry");
+            Gate::Refuse(tonic::Status::unavailable(format!(
+                "pullgate: {image}: {reason}"
+            )))
+        }
+    }
+}
+
+/// Turns a verification into what the cache keeps.
+fn classify(
+    statement: &crate::policy::TrustPolicyStatement,
+    verdict: Result<Verdict, RegistryError>,
+) -> Cacheable<Decision> {
+    match verdict {
+        Ok(Verdict::Verified(verified)) => {
+            let report = verified.report();
+            Cacheable::Allow(Decision::Allow {
+                statement: statement.name.clone(),
+                time_source: report
+                    .time_source
+                    .as_ref()
+                    .map(time_source_text)
+                    .unwrap_or_else(|| "-".into()),
+                logged: report
+                    .logged_failures()
+                    .map(|c| format!("{}: {}", c.check.as_str(), c.error.as_deref().unwrap_or("")))
+                    .collect(),
+            })
+        }
+        Ok(Verdict::Skipped { statement }) => Cacheable::Allow(Decision::Allow {
+            statement,
+            time_source: "-".into(),
+            logged: Vec::new(),
+        }),
+        Ok(Verdict::Failed {
+            reason, statement, ..
+        }) => {
+            let class = match &reason {
+                VerificationError::NoSignature { .. } => "no_signature",
+                VerificationError::SignatureLimit { .. } => "signature_limit",
+                VerificationError::SignatureFailed { check, .. } => check_class(check),
+            };
+            Cacheable::Deny(Decision::Deny {
+                statement,
+                reason: reason.to_string(),
+                class,
+            })
+        }
+        // No verdict: a registry error is never cached, and never allows.
+        Err(error) => Cacheable::Transient(Decision::Unavailable {
+            reason: error.to_string(),
+        }),
+    }
+}
+
+fn check_class(check: &str) -> &'static str {
+    [
+        Check::Integrity,
+        Check::Authenticity,
+        Check::TrustedIdentity,
+        Check::Expiry,
+        Check::AuthenticTimestamp,
+        Check::Revocation,
+        Check::TargetArtifact,
+    ]
+    .into_iter()
+    .find(|c| c.as_str() == check)
+    .map(|c| match c {
+        Check::Integrity => "integrity",
+        Check::Authenticity => "authenticity",
+        Check::TrustedIdentity => "trusted_identity",
+        Check::Expiry => "expiry",
+        Check::AuthenticTimestamp => "authentic_timestamp",
+        Check::Revocation => "revocation",
+        Check::TargetArtifact => "target_artifact",
+    })
+    .unwrap_or("failed")
+}
+
+fn time_source_text(source: &TimeSource) -> String {
+    match source {
+        TimeSource::TimestampAuthority { gen_time, .. } => {
+            format!("timestamp authority ({gen_time})")
+        }
+        TimeSource::SigningAuthority { time } => format!("signing authority ({time})"),
+        TimeSource::LocalClock { time } => format!("local clock ({time})"),
+    }
+}
+
+/// A registry failure without a verdict: `NotFound` for an image the registry
+/// does not have, `Unavailable` for everything else (the kubelet retries).
+fn registry_status(image: &str, error: &RegistryError) -> tonic::Status {
+    match error {
+        RegistryError::NotFound { .. } => {
+            tonic::Status::not_found(format!("pullgate: {image}: {error}"))
+        }
+        _ => tonic::Status::unavailable(format!("pullgate: {image}: {error}")),
+    }
+}
+
+fn credentials_of(auth: Option<&cri::v1::AuthConfig>) -> Credentials {
+    match auth {
+        None => Credentials::None,
+        Some(auth) => Credentials::from_auth_config(
+            &auth.username,
+            &auth.password,
+            &auth.auth,
+            &auth.identity_token,
+            &auth.registry_token,
+        ),
+    }
+}
+
+/// The audit line of one decision (JSON when JSON logging is on).
+fn audit(
+    image: &str,
+    digest: Option<&str>,
+    policy: &str,
+    outcome: &str,
+    reason: &str,
+    time_source: &str,
+    cache: &str,
+) {
+    tracing::info!(
+        target: "pullgate::audit",
+        image,
+        digest = digest.unwrap_or("-"),
+        policy,
+        outcome,
+        reason,
+        time_source,
+        cache,
+        "decision"
+    );
+}
+
+/// One uncompressed gRPC message frame.
+fn frame(message: &[u8]) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(message.len() + 5);
+    out.push(0);
+    out.extend_from_slice(
+        &u32::try_from(message.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(message);
+    bytes::Bytes::from(out)
+}
+
+/// Whether a response's gRPC status is OK.
+fn grpc_ok(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> bool {
+    tonic::Status::from_header_map(headers)
+        .or_else(|| trailers.and_then(tonic::Status::from_header_map))
+        .is_some_and(|status| status.code() == tonic::Code::Ok)
 }
 
 /// Logs the outcome of a call that ends in pullgate's own status response.

@@ -300,6 +300,15 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // The trust policy, its stores and the registry settings must be valid
+        // before anything is bound: a node never serves with a policy it could not read.
+        let prepared = match app::prepare(&config) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                eprintln!("pullgate: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
         let socket = match app::bind_socket(&config.server) {
             Ok(socket) => socket,
             Err(error) => {
@@ -308,7 +317,7 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        app::serve(&config, socket, app::termination_signal()).await;
+        app::serve(&config, prepared, socket, app::termination_signal()).await;
         ExitCode::SUCCESS
     })
 }

@@ -143,8 +143,9 @@ async fn live_socket_is_not_stolen_and_stale_one_is_replaced() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nsocket = {:?}\n[upstream]\ncontainerd_socket = {containerd:?}\n",
-            first.socket
+            "[server]\nsocket = {:?}\n[upstream]\ncontainerd_socket = {containerd:?}\n[policy]\ndir = {:?}\n",
+            first.socket,
+            first.dir.path().join("notation")
         ),
     )
     .expect("write");
@@ -181,7 +182,10 @@ async fn live_socket_is_not_stolen_and_stale_one_is_replaced() {
     let config = dir.path().join("stale.toml");
     std::fs::write(
         &config,
-        format!("[server]\nsocket = {stale:?}\n[upstream]\ncontainerd_socket = {containerd:?}\n"),
+        format!(
+            "[server]\nsocket = {stale:?}\n[upstream]\ncontainerd_socket = {containerd:?}\n[policy]\ndir = {:?}\n",
+            first.dir.path().join("notation")
+        ),
     )
     .expect("write");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pullgate"))

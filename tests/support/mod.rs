@@ -90,13 +90,39 @@ impl Pullgate {
 
     pub fn start_with_log(containerd_socket: &Path, extra_server: &str, format: &str) -> Pullgate {
         let dir = tempfile::tempdir().expect("tempdir");
+        let policy_dir = dir.path().join("notation");
+        std::fs::create_dir_all(&policy_dir).expect("policy dir");
+        std::fs::write(
+            policy_dir.join("trustpolicy.oci.json"),
+            pass_through_policy(),
+        )
+        .expect("policy");
+        Pullgate::start_full(
+            containerd_socket,
+            dir,
+            &format!("[server]\n{extra_server}\n[log]\nformat = {format:?}\nlevel = \"pullgate=debug,info\"\n[policy]\ndir = {policy_dir:?}\n"),
+        )
+    }
+
+    /// Starts pullgate with `config` (TOML sections other than `[server] socket` and
+    /// `[upstream] containerd_socket`, which are set here) in `dir`.
+    pub fn start_full(
+        containerd_socket: &Path,
+        dir: tempfile::TempDir,
+        config_text: &str,
+    ) -> Pullgate {
         let socket = dir.path().join("pullgate.sock");
         let config = dir.path().join("config.toml");
+        // `[server] socket` goes first so that a `[server]` section in `config_text`
+        // can add to it.
+        let config_text = if config_text.contains("[server]") {
+            config_text.replacen("[server]\n", &format!("[server]\nsocket = {socket:?}\n"), 1)
+        } else {
+            format!("[server]\nsocket = {socket:?}\n{config_text}")
+        };
         std::fs::write(
             &config,
-            format!(
-                "[server]\nsocket = {socket:?}\n{extra_server}\n[upstream]\ncontainerd_socket = {containerd_socket:?}\n[log]\nformat = {format:?}\nlevel = \"pullgate=debug,info\"\n"
-            ),
+            format!("{config_text}\n[upstream]\ncontainerd_socket = {containerd_socket:?}\n"),
         )
         .expect("write config");
         let log = dir.path().join("pullgate.log");
@@ -163,6 +189,30 @@ impl Pullgate {
         }
         panic!("pullgate still running after {limit:?}");
     }
+}
+
+/// A trust policy that lets the proxy tests' images through unverified (level
+/// `skip`, named scopes): those tests are about forwarding, not verification.
+pub fn pass_through_policy() -> String {
+    let mut scopes = vec![
+        "docker.io/library/busybox".to_owned(),
+        "registry.test/app".to_owned(),
+        "example.test/app".to_owned(),
+    ];
+    if let Ok(registry) = std::env::var("PULLGATE_IT_REGISTRY") {
+        for repo in ["library/busybox", "library/does-not-exist", "pause"] {
+            scopes.push(format!("{registry}/{repo}"));
+        }
+    }
+    serde_json::json!({
+        "version": "1.0",
+        "trustPolicies": [{
+            "name": "proxy-tests",
+            "registryScopes": scopes,
+            "signatureVerification": {"level": "skip"},
+        }]
+    })
+    .to_string()
 }
 
 impl Drop for Pullgate {
