@@ -13,7 +13,8 @@
 //!   root ← TSA root). Inputs are parsed before timing;
 //! * `policy`: [`TrustPolicyDocument::parse`] of a 100-statement document.
 //!
-//! After criterion, a plain timed loop measures the same closures once more and prints
+//! After criterion, a plain loop measures the same closures once more, full and floor
+//! in alternating rounds on thread CPU time (robust to a busy machine), and prints
 //! the ratios against the targets (full ≤ 1.5 × floor, ≤ 1 ms per signature; policy
 //! ≤ 5 ms). Run by `integration/bench-verify`; `cargo bench --bench verify` works alone.
 
@@ -292,19 +293,48 @@ fn policy_document(n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Median per-call time of `f` over `rounds` rounds of `per_round` calls.
-fn timed(rounds: usize, per_round: usize, mut f: impl FnMut()) -> Duration {
-    let mut samples: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..per_round {
-                f();
-            }
-            start.elapsed() / per_round as u32
-        })
+/// CPU time this thread has run (`/proc/thread-self/schedstat`, first field, ns), so
+/// that another process sharing the cores does not count; wall time where the file
+/// is missing.
+fn thread_time() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_else(|| START.get_or_init(Instant::now).elapsed())
+}
+
+/// Thread CPU time per call of `n` calls of `f`.
+fn per_call(n: usize, f: &mut impl FnMut()) -> Duration {
+    let start = thread_time();
+    for _ in 0..n {
+        f();
+    }
+    (thread_time() - start) / n as u32
+}
+
+/// Per-call times of `a` and `b` measured in alternating rounds of `per_round` calls
+/// (so both see the same machine load), as medians over `rounds`, with the median of
+/// the per-round ratios a/b.
+fn paired(
+    rounds: usize,
+    per_round: usize,
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+) -> (Duration, Duration, f64) {
+    let mut samples: Vec<(Duration, Duration)> = (0..rounds)
+        .map(|_| (per_call(per_round, &mut a), per_call(per_round, &mut b)))
         .collect();
-    samples.sort();
-    samples[samples.len() / 2]
+    let mut ratios: Vec<f64> = samples
+        .iter()
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    samples.sort_by_key(|(a, _)| *a);
+    let a_median = samples[rounds / 2].0;
+    samples.sort_by_key(|(_, b)| *b);
+    (a_median, samples[rounds / 2].1, ratios[rounds / 2])
 }
 
 fn us(d: Duration) -> f64 {
@@ -346,11 +376,14 @@ fn main() {
     });
     c.final_summary();
 
-    println!("\n== verify: full vs floor (median of 7 rounds × 30 calls) ==");
+    println!("\n== verify: full vs floor (thread CPU time, median of 9 alternating rounds × 20 calls) ==");
     for (name, signed) in [("COSE", &fx.cose), ("JWS", &fx.jws)] {
-        let full = timed(7, 30, || fx.full(&verifier, signed));
-        let floor = timed(7, 30, || fx.floor.check(signed));
-        let ratio = full.as_secs_f64() / floor.as_secs_f64();
+        let (full, floor, ratio) = paired(
+            9,
+            20,
+            || fx.full(&verifier, signed),
+            || fx.floor.check(signed),
+        );
         println!(
             "{name} full {:.0} us, floor {:.0} us, ratio {ratio:.2} (target ≤ 1.5, ≤ 1 ms): \
              {:.3} ms per signature",
@@ -359,9 +392,15 @@ fn main() {
             full.as_secs_f64() * 1e3
         );
     }
-    let policy = timed(7, 20, || {
-        black_box(TrustPolicyDocument::parse(black_box(&fx.policy_json)).is_ok());
-    });
+    let mut policy: Vec<Duration> = (0..9)
+        .map(|_| {
+            per_call(20, &mut || {
+                black_box(TrustPolicyDocument::parse(black_box(&fx.policy_json)).is_ok());
+            })
+        })
+        .collect();
+    policy.sort();
+    let policy = policy[policy.len() / 2];
     println!(
         "policy {POLICY_STATEMENTS} statements: {:.3} ms (target ≤ 5 ms)",
         policy.as_secs_f64() * 1e3

@@ -32,8 +32,6 @@ pub struct Certificate {
     raw_issuer: Range<usize>,
     raw_subject: Range<usize>,
     key: Result<PublicKey, String>,
-    subject: String,
-    issuer: String,
     not_before: SystemTime,
     not_after: SystemTime,
 }
@@ -41,8 +39,8 @@ pub struct Certificate {
 impl fmt::Debug for Certificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Certificate")
-            .field("subject", &self.subject)
-            .field("issuer", &self.issuer)
+            .field("subject", &self.subject_string())
+            .field("issuer", &self.issuer_string())
             .finish_non_exhaustive()
     }
 }
@@ -152,8 +150,6 @@ impl Certificate {
         let validity = tbs_cert.validity();
         Ok(Certificate {
             der: der.to_vec(),
-            subject: tbs_cert.subject().to_string(),
-            issuer: tbs_cert.issuer().to_string(),
             not_before: validity.not_before.to_system_time(),
             not_after: validity.not_after.to_system_time(),
             parsed,
@@ -254,14 +250,17 @@ impl Certificate {
             .collect()
     }
 
-    /// The subject DN in RFC 4514 form (last RDN first), for messages.
+    /// The subject DN in RFC 4514 form (last RDN first), for messages. Formatted on
+    /// each call, not at parse time: formatting looks every attribute type up in the
+    /// OID name database, which cost ~10% of a verification while only error paths
+    /// and the report's signer line read it (benches/verify.rs).
     pub fn subject_string(&self) -> String {
-        self.subject.clone()
+        self.parsed.tbs_certificate().subject().to_string()
     }
 
-    /// The issuer DN in RFC 4514 form, for messages.
+    /// The issuer DN in RFC 4514 form, for messages; formatted on each call.
     pub fn issuer_string(&self) -> String {
-        self.issuer.clone()
+        self.parsed.tbs_certificate().issuer().to_string()
     }
 
     /// notBefore (RFC 5280 §4.1.2.5).
