@@ -365,18 +365,19 @@ impl Certificate {
     }
 
     /// Go `CheckSignatureFrom`'s issuer constraints (RFC 5280 §4.2.1.9: a v3 issuer
-    /// needs basicConstraints with cA; §4.2.1.3: keyUsage, if present, keyCertSign).
-    pub(crate) fn may_sign_certificates(&self) -> Result<bool, PkiError> {
+    /// needs basicConstraints with cA; §4.2.1.3: keyUsage, if present, keyCertSign):
+    /// the constraint this certificate violates as an issuer, if any.
+    pub(crate) fn certificate_signing_violation(&self) -> Result<Option<&'static str>, PkiError> {
         let is_v3 = self.parsed.tbs_certificate().version() == x509_cert::certificate::Version::V3;
-        let ca_ok = match self.basic_constraints()? {
-            Some(bc) => bc.ca,
-            None => !is_v3,
-        };
-        let ku_ok = match self.key_usage()? {
-            Some((_, ku)) => ku.key_cert_sign(),
-            None => true,
-        };
-        Ok(ca_ok && ku_ok)
+        match self.basic_constraints()? {
+            Some(bc) if !bc.ca => return Ok(Some("basicConstraints cA=false")),
+            None if is_v3 => return Ok(Some("no basicConstraints")),
+            _ => {}
+        }
+        match self.key_usage()? {
+            Some((_, ku)) if !ku.key_cert_sign() => Ok(Some("keyUsage lacks keyCertSign")),
+            _ => Ok(None),
+        }
     }
 
     /// Self-issued and its signature verifies under its own key with the issuer
