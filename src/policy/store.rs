@@ -398,6 +398,58 @@ mod tests {
         );
     }
 
+    /// The one rule where the store is stricter than pki: an RSASSA-PSS
+    /// self-signature does not make a certificate self-signed.
+    #[test]
+    fn pss_self_signature_does_not_count() {
+        let pki = TestPki::new();
+        let pss = [
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:digest",
+        ];
+        let leaf = pki.self_signed_with(
+            "pss-leaf",
+            &format!("{SUBJ}/CN=signer"),
+            "rsa:2048",
+            &[
+                "basicConstraints=critical,CA:FALSE",
+                "keyUsage=critical,digitalSignature",
+            ],
+            &pss,
+        );
+        let root = pki.self_signed_with(
+            "pss-root",
+            &format!("{SUBJ}/CN=Root"),
+            "rsa:2048",
+            &[
+                "basicConstraints=critical,CA:TRUE",
+                "keyUsage=critical,keyCertSign",
+            ],
+            &pss,
+        );
+        // pki itself verifies both self-signatures.
+        for made in [&leaf, &root] {
+            let cert = Certificate::from_der(&made.der).unwrap();
+            assert!(cert.is_self_signed());
+        }
+        for t in [StoreType::Ca, StoreType::SigningAuthority] {
+            let err = store(t, vec![("leaf.pem", leaf.pem.clone())]).unwrap_err();
+            assert!(
+                matches!(err, PolicyError::NotCaOrSelfSigned { .. }),
+                "{err:?}"
+            );
+            // A CA is admitted whatever signs it.
+            assert!(store(t, vec![("root.pem", root.pem.clone())]).is_ok());
+        }
+        let err = store(StoreType::Tsa, vec![("root.pem", root.pem)]).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::TsaNotRoot { reason, .. } if *reason == "its own key does not verify its signature"),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn tsa_self_issued_not_self_signed_rejected() {
         let pki = TestPki::new();
