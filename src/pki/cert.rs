@@ -94,29 +94,38 @@ fn range_in(outer: &[u8], inner: &[u8]) -> Range<usize> {
     start..start + inner.len()
 }
 
-/// Go's `pkix.Name` short names (crypto/x509/pkix `attributeTypeNames`); notation's
-/// identity matching uses exactly these (NOTARY.md §5).
-const SHORT_NAMES: [(&str, &str); 9] = [
-    ("2.5.4.6", "C"),
-    ("2.5.4.10", "O"),
-    ("2.5.4.11", "OU"),
-    ("2.5.4.3", "CN"),
-    ("2.5.4.5", "SERIALNUMBER"),
-    ("2.5.4.7", "L"),
-    ("2.5.4.8", "ST"),
-    ("2.5.4.9", "STREET"),
-    ("2.5.4.17", "POSTALCODE"),
-];
+/// Go's `pkix.Name` short name of an attribute type (crypto/x509/pkix
+/// `attributeTypeNames`): C, O, OU, CN, SERIALNUMBER, L, ST, STREET, POSTALCODE.
+/// notation's identity matching knows exactly these (NOTARY.md §5); any other type
+/// prints as `OID=#hex` there.
+pub fn attribute_short_name(oid: &const_oid::ObjectIdentifier) -> Option<&'static str> {
+    use const_oid::db::rfc4519;
+    const NAMES: [(const_oid::ObjectIdentifier, &str); 9] = [
+        (rfc4519::C, "C"),
+        (rfc4519::O, "O"),
+        (rfc4519::OU, "OU"),
+        (rfc4519::CN, "CN"),
+        (rfc4519::SERIAL_NUMBER, "SERIALNUMBER"),
+        (rfc4519::L, "L"),
+        (rfc4519::ST, "ST"),
+        (rfc4519::STREET, "STREET"),
+        (rfc4519::POSTAL_CODE, "POSTALCODE"),
+    ];
+    NAMES.iter().find(|(o, _)| o == oid).map(|(_, n)| *n)
+}
 
-/// The value of a directory string attribute, or `None` for other ASN.1 types.
-fn directory_string(value: &der::Any) -> Option<String> {
+/// An attribute value as the Go string notation compares (Go `encoding/asn1` decodes
+/// PrintableString, UTF8String, IA5String, T61String, NumericString and BMPString
+/// into a string; T.61 bytes are taken as they are, so only UTF-8 ones can equal a
+/// policy's text), or `None` for any other ASN.1 type.
+pub fn directory_string(value: &der::Any) -> Option<String> {
     let bytes = value.value();
     match value.tag() {
-        der::Tag::Utf8String | der::Tag::PrintableString | der::Tag::Ia5String => {
-            std::str::from_utf8(bytes).ok().map(str::to_string)
-        }
-        // T.61 is treated as Latin-1, as Go does.
-        der::Tag::TeletexString => Some(bytes.iter().map(|&b| char::from(b)).collect()),
+        der::Tag::PrintableString
+        | der::Tag::Utf8String
+        | der::Tag::Ia5String
+        | der::Tag::TeletexString
+        | der::Tag::NumericString => String::from_utf8(bytes.to_vec()).ok(),
         der::Tag::BmpString => {
             if bytes.len() % 2 != 0 {
                 return None;
@@ -236,12 +245,8 @@ impl Certificate {
             .subject()
             .iter()
             .map(|atv| {
-                let oid = atv.oid.to_string();
-                let key = SHORT_NAMES
-                    .iter()
-                    .find(|(o, _)| *o == oid)
-                    .map(|(_, short)| short.to_string())
-                    .unwrap_or(oid);
+                let key = attribute_short_name(&atv.oid)
+                    .map_or_else(|| atv.oid.to_string(), str::to_string);
                 let value = directory_string(&atv.value).unwrap_or_else(|| {
                     format!("#{}", hex(&atv.value.to_der().unwrap_or_default()))
                 });

@@ -18,8 +18,8 @@ pub mod timestamp;
 use std::time::SystemTime;
 
 pub use cert::{
-    check_trust_store_certificate, check_valid_at, validate_signing_chain, validate_tsa_chain,
-    Certificate, StoreType,
+    attribute_short_name, check_trust_store_certificate, check_valid_at, directory_string,
+    validate_signing_chain, validate_tsa_chain, Certificate, StoreType,
 };
 pub use signature::{
     cms_signature_algorithm, signature_algorithm_for_key, verify_signature, verify_signed_by,
