@@ -32,8 +32,6 @@ pub struct Certificate {
     raw_issuer: Range<usize>,
     raw_subject: Range<usize>,
     key: Result<PublicKey, String>,
-    subject: String,
-    issuer: String,
     not_before: SystemTime,
     not_after: SystemTime,
 }
@@ -41,8 +39,8 @@ pub struct Certificate {
 impl fmt::Debug for Certificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Certificate")
-            .field("subject", &self.subject)
-            .field("issuer", &self.issuer)
+            .field("subject", &self.subject_string())
+            .field("issuer", &self.issuer_string())
             .finish_non_exhaustive()
     }
 }
@@ -96,29 +94,38 @@ fn range_in(outer: &[u8], inner: &[u8]) -> Range<usize> {
     start..start + inner.len()
 }
 
-/// Go's `pkix.Name` short names (crypto/x509/pkix `attributeTypeNames`); notation's
-/// identity matching uses exactly these (NOTARY.md §5).
-const SHORT_NAMES: [(&str, &str); 9] = [
-    ("2.5.4.6", "C"),
-    ("2.5.4.10", "O"),
-    ("2.5.4.11", "OU"),
-    ("2.5.4.3", "CN"),
-    ("2.5.4.5", "SERIALNUMBER"),
-    ("2.5.4.7", "L"),
-    ("2.5.4.8", "ST"),
-    ("2.5.4.9", "STREET"),
-    ("2.5.4.17", "POSTALCODE"),
-];
+/// Go's `pkix.Name` short name of an attribute type (crypto/x509/pkix
+/// `attributeTypeNames`): C, O, OU, CN, SERIALNUMBER, L, ST, STREET, POSTALCODE.
+/// notation's identity matching knows exactly these (NOTARY.md §5); any other type
+/// prints as `OID=#hex` there.
+pub fn attribute_short_name(oid: &const_oid::ObjectIdentifier) -> Option<&'static str> {
+    use const_oid::db::rfc4519;
+    const NAMES: [(const_oid::ObjectIdentifier, &str); 9] = [
+        (rfc4519::C, "C"),
+        (rfc4519::O, "O"),
+        (rfc4519::OU, "OU"),
+        (rfc4519::CN, "CN"),
+        (rfc4519::SERIAL_NUMBER, "SERIALNUMBER"),
+        (rfc4519::L, "L"),
+        (rfc4519::ST, "ST"),
+        (rfc4519::STREET, "STREET"),
+        (rfc4519::POSTAL_CODE, "POSTALCODE"),
+    ];
+    NAMES.iter().find(|(o, _)| o == oid).map(|(_, n)| *n)
+}
 
-/// The value of a directory string attribute, or `None` for other ASN.1 types.
-fn directory_string(value: &der::Any) -> Option<String> {
+/// An attribute value as the Go string notation compares (Go `encoding/asn1` decodes
+/// PrintableString, UTF8String, IA5String, T61String, NumericString and BMPString
+/// into a string; T.61 bytes are taken as they are, so only UTF-8 ones can equal a
+/// policy's text), or `None` for any other ASN.1 type.
+pub fn directory_string(value: &der::Any) -> Option<String> {
     let bytes = value.value();
     match value.tag() {
-        der::Tag::Utf8String | der::Tag::PrintableString | der::Tag::Ia5String => {
-            std::str::from_utf8(bytes).ok().map(str::to_string)
-        }
-        // T.61 is treated as Latin-1, as Go does.
-        der::Tag::TeletexString => Some(bytes.iter().map(|&b| char::from(b)).collect()),
+        der::Tag::PrintableString
+        | der::Tag::Utf8String
+        | der::Tag::Ia5String
+        | der::Tag::TeletexString
+        | der::Tag::NumericString => String::from_utf8(bytes.to_vec()).ok(),
         der::Tag::BmpString => {
             if bytes.len() % 2 != 0 {
                 return None;
@@ -152,8 +159,6 @@ impl Certificate {
         let validity = tbs_cert.validity();
         Ok(Certificate {
             der: der.to_vec(),
-            subject: tbs_cert.subject().to_string(),
-            issuer: tbs_cert.issuer().to_string(),
             not_before: validity.not_before.to_system_time(),
             not_after: validity.not_after.to_system_time(),
             parsed,
@@ -240,12 +245,8 @@ impl Certificate {
             .subject()
             .iter()
             .map(|atv| {
-                let oid = atv.oid.to_string();
-                let key = SHORT_NAMES
-                    .iter()
-                    .find(|(o, _)| *o == oid)
-                    .map(|(_, short)| short.to_string())
-                    .unwrap_or(oid);
+                let key = attribute_short_name(&atv.oid)
+                    .map_or_else(|| atv.oid.to_string(), str::to_string);
                 let value = directory_string(&atv.value).unwrap_or_else(|| {
                     format!("#{}", hex(&atv.value.to_der().unwrap_or_default()))
                 });
@@ -254,14 +255,17 @@ impl Certificate {
             .collect()
     }
 
-    /// The subject DN in RFC 4514 form (last RDN first), for messages.
+    /// The subject DN in RFC 4514 form (last RDN first), for messages. Formatted on
+    /// each call, not at parse time: formatting looks every attribute type up in the
+    /// OID name database, which cost ~10% of a verification while only error paths
+    /// and the report's signer line read it (benches/verify.rs).
     pub fn subject_string(&self) -> String {
-        self.subject.clone()
+        self.parsed.tbs_certificate().subject().to_string()
     }
 
-    /// The issuer DN in RFC 4514 form, for messages.
+    /// The issuer DN in RFC 4514 form, for messages; formatted on each call.
     pub fn issuer_string(&self) -> String {
-        self.issuer.clone()
+        self.parsed.tbs_certificate().issuer().to_string()
     }
 
     /// notBefore (RFC 5280 §4.1.2.5).
@@ -366,18 +370,19 @@ impl Certificate {
     }
 
     /// Go `CheckSignatureFrom`'s issuer constraints (RFC 5280 §4.2.1.9: a v3 issuer
-    /// needs basicConstraints with cA; §4.2.1.3: keyUsage, if present, keyCertSign).
-    pub(crate) fn may_sign_certificates(&self) -> Result<bool, PkiError> {
+    /// needs basicConstraints with cA; §4.2.1.3: keyUsage, if present, keyCertSign):
+    /// the constraint this certificate violates as an issuer, if any.
+    pub(crate) fn certificate_signing_violation(&self) -> Result<Option<&'static str>, PkiError> {
         let is_v3 = self.parsed.tbs_certificate().version() == x509_cert::certificate::Version::V3;
-        let ca_ok = match self.basic_constraints()? {
-            Some(bc) => bc.ca,
-            None => !is_v3,
-        };
-        let ku_ok = match self.key_usage()? {
-            Some((_, ku)) => ku.key_cert_sign(),
-            None => true,
-        };
-        Ok(ca_ok && ku_ok)
+        match self.basic_constraints()? {
+            Some(bc) if !bc.ca => return Ok(Some("basicConstraints cA=false")),
+            None if is_v3 => return Ok(Some("no basicConstraints")),
+            _ => {}
+        }
+        match self.key_usage()? {
+            Some((_, ku)) if !ku.key_cert_sign() => Ok(Some("keyUsage lacks keyCertSign")),
+            _ => Ok(None),
+        }
     }
 
     /// Self-issued and its signature verifies under its own key with the issuer

@@ -18,8 +18,8 @@ pub mod timestamp;
 use std::time::SystemTime;
 
 pub use cert::{
-    check_trust_store_certificate, check_valid_at, validate_signing_chain, validate_tsa_chain,
-    Certificate, StoreType,
+    attribute_short_name, check_trust_store_certificate, check_valid_at, directory_string,
+    validate_signing_chain, validate_tsa_chain, Certificate, StoreType,
 };
 pub use signature::{
     cms_signature_algorithm, signature_algorithm_for_key, verify_signature, verify_signed_by,
@@ -120,9 +120,14 @@ pub enum PkiError {
     },
     /// The issuing certificate may not sign certificates: basicConstraints absent on a
     /// v3 certificate or cA=false, or keyUsage without keyCertSign (RFC 5280 §4.2.1.9,
-    /// §4.2.1.3; Go `CheckSignatureFrom`).
-    #[error("certificate with subject {subject:?} is not allowed to sign certificates")]
-    IssuerNotCa { subject: String },
+    /// §4.2.1.3; Go `CheckSignatureFrom`). `constraint` names the one violated.
+    #[error(
+        "certificate with subject {subject:?} is not allowed to sign certificates ({constraint})"
+    )]
+    IssuerNotCa {
+        subject: String,
+        constraint: &'static str,
+    },
 
     // ---- leaf rules (NOTARY.md §4) ----
     /// Leaf basicConstraints, if present, must have cA=false.

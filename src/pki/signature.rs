@@ -281,9 +281,10 @@ pub fn verify_signature(
 /// carry basicConstraints with cA=true, and a keyUsage, if present, must include
 /// keyCertSign (RFC 5280 §4.2.1.9, §4.2.1.3). Names are not compared here.
 pub fn verify_signed_by(child: &Certificate, issuer: &Certificate) -> Result<(), PkiError> {
-    if !issuer.may_sign_certificates()? {
+    if let Some(constraint) = issuer.certificate_signing_violation()? {
         return Err(PkiError::IssuerNotCa {
             subject: issuer.subject_string(),
+            constraint,
         });
     }
     verify_certificate_signature(child, issuer)

@@ -101,7 +101,7 @@ pub enum PolicyError {
         name: String,
         file: String,
         subject: String,
-        reason: &'static str,
+        reason: String,
     },
 }
 

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use const_oid::ObjectIdentifier;
-use der::{Decode, Tag, Tagged};
+use der::Decode;
 
 use super::error::DnError;
+use crate::pki::{attribute_short_name, directory_string};
 
 /// A validated `x509.subject:` distinguished name: an attribute→value map with upper-case
 /// attribute types (`S` folded into `ST`) and unescaped, case-sensitive values.
@@ -233,7 +234,7 @@ pub(crate) fn leaf_subject(leaf_der: &[u8]) -> Result<LeafSubject, der::Error> {
 fn subject_map(name: &x509_cert::name::Name) -> Result<BTreeMap<String, String>, String> {
     let mut map = BTreeMap::new();
     for atv in name.iter() {
-        let Some(key) = go_attribute_name(&atv.oid) else {
+        let Some(key) = attribute_short_name(&atv.oid) else {
             return Err(format!(
                 "the subject has attribute {}, which notation cannot match",
                 atv.oid
@@ -256,46 +257,6 @@ fn subject_map(name: &x509_cert::name::Name) -> Result<BTreeMap<String, String>,
         }
     }
     Ok(map)
-}
-
-/// The attribute types Go's `pkix.Name` names; anything else prints as `OID=#hex`.
-fn go_attribute_name(oid: &ObjectIdentifier) -> Option<&'static str> {
-    use const_oid::db::rfc4519;
-    const NAMES: [(ObjectIdentifier, &str); 9] = [
-        (rfc4519::C, "C"),
-        (rfc4519::O, "O"),
-        (rfc4519::OU, "OU"),
-        (rfc4519::CN, "CN"),
-        (rfc4519::SERIAL_NUMBER, "SERIALNUMBER"),
-        (rfc4519::L, "L"),
-        (rfc4519::ST, "ST"),
-        (rfc4519::STREET, "STREET"),
-        (rfc4519::POSTAL_CODE, "POSTALCODE"),
-    ];
-    NAMES.iter().find(|(o, _)| o == oid).map(|(_, n)| *n)
-}
-
-/// The string types Go's asn1 decodes into a Go string.
-fn directory_string(value: &der::Any) -> Option<String> {
-    let bytes = value.value();
-    match value.tag() {
-        Tag::PrintableString
-        | Tag::Utf8String
-        | Tag::Ia5String
-        | Tag::TeletexString
-        | Tag::NumericString => String::from_utf8(bytes.to_vec()).ok(),
-        Tag::BmpString => {
-            if bytes.len() % 2 != 0 {
-                return None;
-            }
-            let units: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-            String::from_utf16(&units).ok()
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]

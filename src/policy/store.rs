@@ -1,9 +1,8 @@
 //! Named trust stores (NOTARY.md §5 "Store"), built from file contents the caller has
-//! read: no I/O here. [`crate::policy_dir`] does the directory walking.
+//! read: no I/O here. [`crate::policy_dir`] does the directory walking. Certificate
+//! parsing and the per-certificate store rules are [`crate::pki`]'s.
 
-use der::{Decode, Encode, Reader, SliceReader};
-use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
-use x509_cert::Certificate;
+use crate::pki::{self, Certificate, PkiError};
 
 use super::document::{valid_store_name, StoreType, TrustStoreRef};
 use super::error::PolicyError;
@@ -19,19 +18,21 @@ pub struct TrustStore {
 impl TrustStore {
     /// Builds a store from `(file name, contents)` pairs with notation's rules:
     /// - the name matches `^[a-zA-Z0-9_.-]+$` (and is not `.`/`..`);
-    /// - each file is PEM (one or more `CERTIFICATE` blocks) or DER (one or more
-    ///   concatenated certificates), whatever its extension, and holds at least one;
-    /// - in `ca` and `signingAuthority` stores each certificate is a CA
-    ///   (basicConstraints cA=true) or self-signed (subject == issuer and its own key
-    ///   verifies its signature); validity dates are not checked here;
-    /// - in `tsa` stores each certificate is a root: self-issued, allowed to sign
-    ///   certificates (as Go's `CheckSignatureFrom` requires) and self-signed;
+    /// - each file is PEM (one or more `CERTIFICATE` blocks, and no other kind of
+    ///   block) or DER (one or more concatenated certificates), whatever its
+    ///   extension, and holds at least one;
+    /// - each certificate passes [`pki::check_trust_store_certificate`]: in `ca` and
+    ///   `signingAuthority` stores a CA (basicConstraints cA=true) or self-signed
+    ///   (subject == issuer and its own key verifies its signature); in `tsa` stores a
+    ///   root: self-issued, allowed to sign certificates (as Go's
+    ///   `CheckSignatureFrom` requires) and self-signed. Validity dates are not
+    ///   checked here;
     /// - a store without certificates is an error.
     ///
-    /// Self-signatures are checked for RSA PKCS #1 v1.5 and ECDSA (P-256/384/521) with
-    /// SHA-256/384/512. Other algorithms (SHA-1, RSASSA-PSS-signed certificates) count
-    /// as "not self-signed", which fails closed: such a certificate is admitted only as
-    /// a CA in a `ca`/`signingAuthority` store.
+    /// A self-signature made with RSASSA-PSS does not count as self-signed here (such
+    /// a certificate is admitted only as a CA in a `ca`/`signingAuthority` store):
+    /// the store's own checker never accepted one, and this keeps that stricter rule
+    /// although `pki` verifies PSS (see [`self_signed_with_pss`]).
     pub fn from_files(
         store_type: StoreType,
         name: &str,
@@ -51,31 +52,31 @@ impl TrustStore {
                 reason,
             };
             let certs = read_certificates(&bytes).map_err(unreadable)?;
-            for (cert, der) in certs {
-                let subject = cert.tbs_certificate().subject().to_string();
-                match store_type {
-                    StoreType::Ca | StoreType::SigningAuthority => {
-                        if !is_ca(&cert) && !is_self_signed(&cert) {
-                            return Err(PolicyError::NotCaOrSelfSigned {
+            for cert in certs {
+                let checked = match self_signed_with_pss(&cert) {
+                    false => pki::check_trust_store_certificate(&cert, pki_store_type(store_type)),
+                    // As if its own key did not verify its signature.
+                    true => check_without_self_signature(&cert, store_type),
+                };
+                if let Err(error) = checked {
+                    return Err(match store_type {
+                        StoreType::Ca | StoreType::SigningAuthority => {
+                            PolicyError::NotCaOrSelfSigned {
                                 store_type,
                                 name: name.to_owned(),
                                 file,
-                                subject,
-                            });
+                                subject: cert.subject_string(),
+                            }
                         }
-                    }
-                    StoreType::Tsa => {
-                        if let Err(reason) = check_root(&cert) {
-                            return Err(PolicyError::TsaNotRoot {
-                                name: name.to_owned(),
-                                file,
-                                subject,
-                                reason,
-                            });
-                        }
-                    }
+                        StoreType::Tsa => PolicyError::TsaNotRoot {
+                            name: name.to_owned(),
+                            file,
+                            subject: cert.subject_string(),
+                            reason: tsa_root_reason(&error),
+                        },
+                    });
                 }
-                certificates_der.push(der);
+                certificates_der.push(cert.der().to_vec());
             }
         }
         if certificates_der.is_empty() {
@@ -100,209 +101,92 @@ impl TrustStore {
     }
 }
 
-/// Parses a PEM or DER certificate file into certificates with their DER bytes.
-fn read_certificates(bytes: &[u8]) -> Result<Vec<(Certificate, Vec<u8>)>, String> {
-    // Like Go's `pem.Decode`, a PEM block anywhere makes the file PEM.
-    let is_pem = bytes
-        .windows(PEM_BEGIN.len())
-        .any(|w| w == PEM_BEGIN.as_bytes());
-    let der_blobs: Vec<Vec<u8>> = if is_pem {
-        pem_blocks(bytes)?
-    } else {
-        split_der(bytes)?
-    };
-    if der_blobs.is_empty() {
-        return Err("the file holds no certificate".to_owned());
+fn pki_store_type(store_type: StoreType) -> pki::StoreType {
+    match store_type {
+        StoreType::Ca => pki::StoreType::Ca,
+        StoreType::SigningAuthority => pki::StoreType::SigningAuthority,
+        StoreType::Tsa => pki::StoreType::Tsa,
     }
-    der_blobs
-        .into_iter()
-        .map(|der| {
-            Certificate::from_der(&der)
-                .map(|cert| (cert, der))
-                .map_err(|e| format!("malformed certificate: {e}"))
-        })
-        .collect()
 }
 
-const PEM_BEGIN: &str = "-----BEGIN ";
-const PEM_END: &str = "-----END ";
-
-/// Every PEM block of the file, which must all be `CERTIFICATE`s; text between blocks
-/// is ignored as Go's `pem.Decode` does.
-fn pem_blocks(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "PEM file is not UTF-8".to_owned())?;
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(begin) = rest.find(PEM_BEGIN) {
-        let block_start = &rest[begin..];
-        let end = block_start
-            .find(PEM_END)
-            .ok_or_else(|| "a PEM block has no END line".to_owned())?;
-        let after_end = &block_start[end + PEM_END.len()..];
-        let close = after_end
-            .find("-----")
-            .ok_or_else(|| "a PEM END line is not terminated".to_owned())?;
-        let block_len = end + PEM_END.len() + close + "-----".len();
-        let block = &block_start[..block_len];
-        let (label, der) = der::pem::decode_vec(block.as_bytes())
-            .map_err(|e| format!("invalid PEM block: {e}"))?;
-        if label != "CERTIFICATE" {
-            return Err(format!("PEM block {label:?} is not a CERTIFICATE"));
+/// Parses a certificate file with [`Certificate::parse_pem_or_der_bundle`], keeping
+/// two rules stricter than it: a PEM file must be UTF-8 and hold only `CERTIFICATE`
+/// blocks (notation-core-go parses every block as a certificate, so a key block
+/// fails there; `pki` skips it).
+fn read_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, String> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    if find(bytes, BEGIN).is_some() {
+        if std::str::from_utf8(bytes).is_err() {
+            return Err("PEM file is not UTF-8".to_owned());
         }
-        out.push(der);
-        rest = &block_start[block_len..];
-    }
-    Ok(out)
-}
-
-/// Splits concatenated DER certificates.
-fn split_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let mut reader = SliceReader::new(bytes).map_err(|e| format!("malformed certificate: {e}"))?;
-    let mut out = Vec::new();
-    while !reader.is_finished() {
-        let tlv = reader
-            .tlv_bytes()
-            .map_err(|e| format!("malformed certificate: {e}"))?;
-        out.push(tlv.to_vec());
-    }
-    Ok(out)
-}
-
-/// Go's `IsCA`: basicConstraints present with cA=true.
-fn is_ca(cert: &Certificate) -> bool {
-    matches!(
-        cert.tbs_certificate().get_extension::<BasicConstraints>(),
-        Ok(Some((_, bc))) if bc.ca
-    )
-}
-
-fn self_issued(cert: &Certificate) -> bool {
-    let tbs = cert.tbs_certificate();
-    match (tbs.subject().to_der(), tbs.issuer().to_der()) {
-        (Ok(s), Ok(i)) => s == i,
-        _ => false,
-    }
-}
-
-/// notation-core-go `isSelfSigned`: subject == issuer and the certificate's own key
-/// verifies its signature.
-fn is_self_signed(cert: &Certificate) -> bool {
-    self_issued(cert) && self_signature_verifies(cert)
-}
-
-/// notation-go's TSA root check: self-issued, then Go's `CheckSignatureFrom(cert)`
-/// with the certificate as its own parent (a v3 parent needs basicConstraints
-/// cA=true; a keyUsage, if present, needs keyCertSign), then the signature.
-fn check_root(cert: &Certificate) -> Result<(), &'static str> {
-    if !self_issued(cert) {
-        return Err("issuer and subject are not the same");
-    }
-    let tbs = cert.tbs_certificate();
-    let bc = tbs.get_extension::<BasicConstraints>().ok().flatten();
-    let v3 = tbs.version() == x509_cert::certificate::Version::V3;
-    match bc {
-        Some((_, bc)) if !bc.ca => return Err(
-            "parent certificate cannot sign this kind of certificate (basicConstraints cA=false)",
-        ),
-        None if v3 => {
-            return Err(
-                "parent certificate cannot sign this kind of certificate (no basicConstraints)",
-            )
-        }
-        _ => {}
-    }
-    if let Ok(Some((_, ku))) = tbs.get_extension::<KeyUsage>() {
-        if !ku.key_cert_sign() {
-            return Err("parent certificate cannot sign this kind of certificate (keyUsage lacks keyCertSign)");
-        }
-    }
-    if !self_signature_verifies(cert) {
-        return Err("its own key does not verify its signature");
-    }
-    Ok(())
-}
-
-fn self_signature_verifies(cert: &Certificate) -> bool {
-    self_signature::verify(cert).unwrap_or(false)
-}
-
-/// Just enough signature verification to tell a self-signed certificate; the `pki`
-/// module owns real chain validation (this will be unified with it).
-mod self_signature {
-    use const_oid::db::rfc5912;
-    use const_oid::ObjectIdentifier;
-    use der::Encode;
-    use ecdsa::signature::hazmat::PrehashVerifier;
-    use rsa::pkcs8::DecodePublicKey;
-    use rsa::signature::Verifier;
-    use sha2::{Digest, Sha256, Sha384, Sha512};
-    use x509_cert::Certificate;
-
-    #[derive(Clone, Copy)]
-    enum Hash {
-        Sha256,
-        Sha384,
-        Sha512,
-    }
-
-    impl Hash {
-        fn digest(self, msg: &[u8]) -> Vec<u8> {
-            match self {
-                Hash::Sha256 => Sha256::digest(msg).to_vec(),
-                Hash::Sha384 => Sha384::digest(msg).to_vec(),
-                Hash::Sha512 => Sha512::digest(msg).to_vec(),
+        let mut rest = bytes;
+        while let Some(begin) = find(rest, BEGIN) {
+            rest = &rest[begin + BEGIN.len()..];
+            let label = &rest[..find(rest, b"-----").unwrap_or(rest.len())];
+            if label != b"CERTIFICATE" {
+                return Err(format!(
+                    "PEM block {:?} is not a CERTIFICATE",
+                    String::from_utf8_lossy(label)
+                ));
             }
         }
     }
+    Certificate::parse_pem_or_der_bundle(bytes).map_err(|error| match error {
+        PkiError::NoCertificates => "the file holds no certificate".to_owned(),
+        error => error.to_string(),
+    })
+}
 
-    /// `Some(true)` if the signature verifies under the certificate's own key,
-    /// `Some(false)`/`None` otherwise (unsupported algorithms included).
-    pub(super) fn verify(cert: &Certificate) -> Option<bool> {
-        let alg = cert.signature_algorithm().oid;
-        let tbs = cert.tbs_certificate().to_der().ok()?;
-        let sig = cert.signature().as_bytes()?;
-        let spki = cert
-            .tbs_certificate()
-            .subject_public_key_info()
-            .to_der()
-            .ok()?;
-        let rsa_hash = |oid: ObjectIdentifier| match oid {
-            rfc5912::SHA_256_WITH_RSA_ENCRYPTION => Some(Hash::Sha256),
-            rfc5912::SHA_384_WITH_RSA_ENCRYPTION => Some(Hash::Sha384),
-            rfc5912::SHA_512_WITH_RSA_ENCRYPTION => Some(Hash::Sha512),
-            _ => None,
-        };
-        let ec_hash = |oid: ObjectIdentifier| match oid {
-            rfc5912::ECDSA_WITH_SHA_256 => Some(Hash::Sha256),
-            rfc5912::ECDSA_WITH_SHA_384 => Some(Hash::Sha384),
-            rfc5912::ECDSA_WITH_SHA_512 => Some(Hash::Sha512),
-            _ => None,
-        };
-        if let Some(hash) = rsa_hash(alg) {
-            let key = rsa::PublicKey::from_public_key_der(&spki).ok()?;
-            let sig = rsa::pkcs1v15::Signature::try_from(sig).ok()?;
-            let ok = match hash {
-                Hash::Sha256 => rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key).verify(&tbs, &sig),
-                Hash::Sha384 => rsa::pkcs1v15::VerifyingKey::<Sha384>::new(key).verify(&tbs, &sig),
-                Hash::Sha512 => rsa::pkcs1v15::VerifyingKey::<Sha512>::new(key).verify(&tbs, &sig),
-            };
-            return Some(ok.is_ok());
+/// The certificate is self-issued and signed with RSASSA-PSS: the case where the
+/// store's former checker (PKCS #1 v1.5 and ECDSA only) and `pki` differ.
+fn self_signed_with_pss(cert: &Certificate) -> bool {
+    const ID_RSASSA_PSS: const_oid::ObjectIdentifier = const_oid::db::rfc5912::ID_RSASSA_PSS;
+    let tbs = cert.x509().tbs_certificate();
+    cert.x509().signature_algorithm().oid == ID_RSASSA_PSS && tbs.subject() == tbs.issuer()
+}
+
+/// The store rule for a certificate whose self-signature does not count.
+fn check_without_self_signature(cert: &Certificate, store_type: StoreType) -> Result<(), PkiError> {
+    let subject = cert.subject_string();
+    match store_type {
+        StoreType::Ca | StoreType::SigningAuthority => {
+            // A CA is admitted whatever its signature; pki checks exactly that once
+            // the self-signature is out of the picture.
+            let is_ca = matches!(
+                cert.x509()
+                    .tbs_certificate()
+                    .get_extension::<x509_cert::ext::pkix::BasicConstraints>(),
+                Ok(Some((_, bc))) if bc.ca
+            );
+            if is_ca {
+                Ok(())
+            } else {
+                Err(PkiError::StoreCertNotCaOrSelfSigned { subject })
+            }
         }
-        let hash = ec_hash(alg)?;
-        let prehash = hash.digest(&tbs);
-        if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&spki) {
-            let sig = p256::ecdsa::Signature::from_der(sig).ok()?;
-            return Some(key.verify_prehash(&prehash, &sig).is_ok());
-        }
-        if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(&spki) {
-            let sig = p384::ecdsa::Signature::from_der(sig).ok()?;
-            return Some(key.verify_prehash(&prehash, &sig).is_ok());
-        }
-        if let Ok(key) = p521::ecdsa::VerifyingKey::from_public_key_der(&spki) {
-            let sig = p521::ecdsa::Signature::from_der(sig).ok()?;
-            return Some(key.verify_prehash(&prehash, &sig).is_ok());
-        }
-        None
+        StoreType::Tsa => Err(PkiError::RootNotSelfSigned {
+            subject,
+            source: Box::new(PkiError::BadSignature),
+        }),
+    }
+}
+
+/// The reason a `tsa` store certificate is not a root, in notation-go's words.
+fn tsa_root_reason(error: &PkiError) -> String {
+    match error {
+        PkiError::TsaStoreCertNotRoot { source, .. } => tsa_root_reason(source),
+        PkiError::RootNotSelfIssued { .. } => "issuer and subject are not the same".to_owned(),
+        PkiError::RootNotSelfSigned { source, .. } => match source.as_ref() {
+            PkiError::IssuerNotCa { constraint, .. } => {
+                format!("parent certificate cannot sign this kind of certificate ({constraint})")
+            }
+            PkiError::MalformedExtension { extension, .. } => {
+                format!("malformed {extension} extension")
+            }
+            _ => "its own key does not verify its signature".to_owned(),
+        },
+        other => other.to_string(),
     }
 }
 
@@ -510,6 +394,58 @@ mod tests {
         let err = store(StoreType::Tsa, vec![("mid.pem", mid.pem)]).unwrap_err();
         assert!(
             matches!(&err, PolicyError::TsaNotRoot { reason, .. } if *reason == "issuer and subject are not the same"),
+            "{err:?}"
+        );
+    }
+
+    /// The one rule where the store is stricter than pki: an RSASSA-PSS
+    /// self-signature does not make a certificate self-signed.
+    #[test]
+    fn pss_self_signature_does_not_count() {
+        let pki = TestPki::new();
+        let pss = [
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:digest",
+        ];
+        let leaf = pki.self_signed_with(
+            "pss-leaf",
+            &format!("{SUBJ}/CN=signer"),
+            "rsa:2048",
+            &[
+                "basicConstraints=critical,CA:FALSE",
+                "keyUsage=critical,digitalSignature",
+            ],
+            &pss,
+        );
+        let root = pki.self_signed_with(
+            "pss-root",
+            &format!("{SUBJ}/CN=Root"),
+            "rsa:2048",
+            &[
+                "basicConstraints=critical,CA:TRUE",
+                "keyUsage=critical,keyCertSign",
+            ],
+            &pss,
+        );
+        // pki itself verifies both self-signatures.
+        for made in [&leaf, &root] {
+            let cert = Certificate::from_der(&made.der).unwrap();
+            assert!(cert.is_self_signed());
+        }
+        for t in [StoreType::Ca, StoreType::SigningAuthority] {
+            let err = store(t, vec![("leaf.pem", leaf.pem.clone())]).unwrap_err();
+            assert!(
+                matches!(err, PolicyError::NotCaOrSelfSigned { .. }),
+                "{err:?}"
+            );
+            // A CA is admitted whatever signs it.
+            assert!(store(t, vec![("root.pem", root.pem.clone())]).is_ok());
+        }
+        let err = store(StoreType::Tsa, vec![("root.pem", root.pem)]).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::TsaNotRoot { reason, .. } if *reason == "its own key does not verify its signature"),
             "{err:?}"
         );
     }

@@ -63,9 +63,22 @@ impl TestPki {
 
     /// A self-signed certificate with `key` (e.g. `rsa:2048`, `ec`) and `exts`.
     pub(crate) fn self_signed(&self, name: &str, subject: &str, key: &str, exts: &[&str]) -> Made {
+        self.self_signed_with(name, subject, key, exts, &[])
+    }
+
+    /// [`TestPki::self_signed`] with extra `openssl req` options (e.g. `-sigopt`).
+    pub(crate) fn self_signed_with(
+        &self,
+        name: &str,
+        subject: &str,
+        key: &str,
+        exts: &[&str],
+        options: &[&str],
+    ) -> Made {
         let mut args = vec![
             "req", "-x509", "-newkey", key, "-nodes", "-days", "3650", "-sha256", "-subj", subject,
         ];
+        args.extend(options);
         let keyout = format!("{name}.key");
         let out = format!("{name}.pem");
         args.extend(["-keyout", &keyout, "-out", &out]);
