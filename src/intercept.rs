@@ -505,6 +505,19 @@ fn classify(
             time_source: "-".into(),
             logged: Vec::new(),
         }),
+        // At `audit` the node does not block: an image with no signature at all is
+        // let through and the reason logged (notation has no verdict for this case;
+        // audit is how a node is trialled before enforcing).
+        Ok(Verdict::Failed {
+            reason: reason @ VerificationError::NoSignature { .. },
+            ..
+        }) if statement.level.name == crate::policy::LevelName::Audit => {
+            Cacheable::Allow(Decision::Allow {
+                statement: statement.name.clone(),
+                time_source: "-".into(),
+                logged: vec![reason.to_string()],
+            })
+        }
         Ok(Verdict::Failed {
             reason, statement, ..
         }) => {

@@ -1,0 +1,906 @@
+//! The gate end to end: PullImage through pullgate's socket against the real
+//! containerd and docker-registry of `integration/harness`, with signatures made
+//! here (openssl PKI, `openssl ts`) and pushed as notation does on a registry
+//! without the referrers API. Each test asserts the outcome, the reason for a
+//! denial, and whether containerd has the image afterwards.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use pullgate::cri::v1;
+use pullgate::oci::Descriptor;
+use pullgate::registry::{Credentials, RegistryClient, RegistryConfig};
+use support::envelope_builder::{EnvelopeSpec, Format, Target};
+use support::pki::{CertSpec, Chain, Issued, KeySpec, Pki, Tsa};
+use support::signed_layout::{Layout, SignatureForm};
+use support::{CriClient, Harness, Pullgate};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("gate/{name}-{}-{nanos}", std::process::id())
+}
+
+fn skopeo_copy(from: &str, to: &str) {
+    let output = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("docker://{from}"))
+        .arg(format!("docker://{to}"))
+        .output()
+        .expect("skopeo");
+    assert!(
+        output.status.success(),
+        "skopeo copy {from} {to}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn resolve(registry: &str, reference: &str) -> Descriptor {
+    let client = RegistryClient::new(RegistryConfig {
+        hosts_dir: None,
+        insecure_registries: vec![registry.to_owned()],
+        ..Default::default()
+    })
+    .expect("client");
+    client
+        .resolve(
+            &reference.parse().expect("reference"),
+            &Credentials::None,
+            std::time::Instant::now() + Duration::from_secs(10),
+        )
+        .await
+        .expect("resolve")
+}
+
+/// The test's world: the harness, a PKI, pullgate with a policy written here.
+struct World {
+    harness: Harness,
+    registry: String,
+    pki: Pki,
+    chain: Chain,
+}
+
+impl World {
+    fn new(test: &str) -> Option<World> {
+        let harness = Harness::from_env(test)?;
+        let registry = harness.registry.clone();
+        let pki = Pki::new();
+        let chain = pki.chain(KeySpec::Rsa3072);
+        Some(World {
+            harness,
+            registry,
+            pki,
+            chain,
+        })
+    }
+
+    /// busybox copied to a fresh repository, tagged `v1`; returns (repo, ref, target).
+    async fn image(&self, name: &str) -> (String, String, Descriptor) {
+        let repo = unique(name);
+        let reference = format!("{}/{repo}:v1", self.registry);
+        skopeo_copy(&self.harness.busybox, &reference);
+        let target = resolve(&self.registry, &reference).await;
+        (repo, reference, target)
+    }
+
+    fn chain_der(&self, leaf: &Issued) -> Vec<Vec<u8>> {
+        vec![
+            leaf.der.clone(),
+            self.chain.intermediate.der.clone(),
+            self.chain.root.der.clone(),
+        ]
+    }
+
+    /// Signs `signed` (the envelope's target) and pushes the signature as a
+    /// referrer of `subject` in `repo`.
+    fn sign_push(
+        &self,
+        repo: &str,
+        subject: &Descriptor,
+        signed: &Descriptor,
+        format: Format,
+        leaf: &Issued,
+        tsa: Option<&Tsa>,
+    ) {
+        let spec = EnvelopeSpec {
+            alg: leaf.key.algorithm().to_string(),
+            signing_time: Some(now_secs()),
+            target: Target {
+                media_type: signed.media_type.clone(),
+                digest: signed.digest.to_string(),
+                size: signed.size,
+                annotations: Vec::new(),
+                artifact_type: None,
+            },
+            certificate_chain: self.chain_der(leaf),
+            ..EnvelopeSpec::default()
+        };
+        let signature = self.pki.sign(
+            &leaf.key_path,
+            leaf.key.algorithm(),
+            &spec.to_be_signed(format),
+        );
+        let spec = EnvelopeSpec {
+            timestamp_token: tsa.map(|tsa| self.pki.timestamp_token(tsa, &signature, "sha256")),
+            ..spec
+        };
+        let envelope = spec.build(format, &|_| signature.clone());
+        let subject_blob = support::signed_layout::Blob {
+            media_type: subject.media_type.clone(),
+            digest: subject.digest.clone(),
+            bytes: Vec::new(),
+        };
+        let mut layout = Layout::new();
+        let media_type = match format {
+            Format::Cose => "application/cose",
+            Format::Jws => "application/jose+json",
+        };
+        let subject_descriptor = SubjectBlob(subject_blob, subject.size);
+        let signature_manifest = layout.signature(
+            &subject_descriptor.blob(),
+            media_type,
+            envelope,
+            SignatureForm::ArtifactType,
+        );
+        layout.referrers_index(&subject_descriptor.blob(), &[&signature_manifest]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        layout.write(dir.path());
+        let output = Command::new(&self.harness.script)
+            .arg("push-layout")
+            .arg(dir.path())
+            .arg(&self.registry)
+            .arg(repo)
+            .env("PULLGATE_IT_DIR", &self.harness.dir)
+            .output()
+            .expect("push-layout");
+        assert!(
+            output.status.success(),
+            "push-layout: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn sign(&self, repo: &str, target: &Descriptor, format: Format) {
+        self.sign_push(repo, target, target, format, &self.chain.leaf, None);
+    }
+
+    /// pullgate with `statements` (JSON array) and stores `ca:acme` (this
+    /// world's root), `ca:other` (an unrelated root), `tsa:stamps` (if given).
+    fn pullgate(&self, statements: serde_json::Value, tsa: Option<&Tsa>) -> (Pullgate, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = dir.path().join("notation");
+        write_policy(&policy, &statements);
+        let store = |kind: &str, name: &str, pem: &str| {
+            let path = policy.join("truststore/x509").join(kind).join(name);
+            std::fs::create_dir_all(&path).expect("store");
+            std::fs::write(path.join("root.pem"), pem).expect("cert");
+        };
+        store("ca", "acme", &self.chain.root.pem);
+        let other = Pki::new().chain(KeySpec::P256);
+        store("ca", "other", &other.root.pem);
+        if let Some(tsa) = tsa {
+            store("tsa", "stamps", &tsa.root.pem);
+        }
+        let config = format!(
+            "[log]\nlevel = \"pullgate=debug,info\"\n[policy]\ndir = {policy:?}\nreload_interval = \"200ms\"\n[registry]\ninsecure = [{:?}, \"127.0.0.1:1\"]\ntimeout = \"10s\"\n",
+            self.registry
+        );
+        let pullgate = Pullgate::start_full(&self.harness.containerd_socket, dir, &config);
+        (pullgate, policy)
+    }
+}
+
+/// A subject descriptor as a layout blob (only its descriptor is used).
+struct SubjectBlob(support::signed_layout::Blob, u64);
+
+impl SubjectBlob {
+    fn blob(&self) -> support::signed_layout::Blob {
+        // `Blob::size()` is the byte length; give it the real size's worth.
+        support::signed_layout::Blob {
+            bytes: vec![0; self.1 as usize],
+            ..self.0.clone()
+        }
+    }
+}
+
+fn write_policy(dir: &Path, statements: &serde_json::Value) {
+    std::fs::create_dir_all(dir).expect("policy dir");
+    let document = serde_json::json!({"version": "1.0", "trustPolicies": statements});
+    std::fs::write(dir.join("trustpolicy.oci.json"), document.to_string()).expect("policy");
+}
+
+fn statement(
+    name: &str,
+    scopes: &[String],
+    level: &str,
+    stores: &[&str],
+    identities: &[&str],
+) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "registryScopes": scopes,
+        "signatureVerification": {"level": level},
+        "trustStores": stores,
+        "trustedIdentities": identities,
+    })
+}
+
+fn scope(registry: &str, repo: &str) -> String {
+    format!("{registry}/{repo}")
+}
+
+async fn pull(client: &CriClient, image: &str) -> Result<String, tonic::Status> {
+    client
+        .image
+        .clone()
+        .pull_image(v1::PullImageRequest {
+            image: Some(v1::ImageSpec {
+                image: image.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().image_ref)
+}
+
+async fn present(client: &CriClient, image: &str) -> Option<v1::Image> {
+    client
+        .image
+        .clone()
+        .image_status(v1::ImageStatusRequest {
+            image: Some(v1::ImageSpec {
+                image: image.to_owned(),
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .expect("ImageStatus")
+        .into_inner()
+        .image
+}
+
+/// ImageStatus for a tag recorded through containerd's events: poll briefly.
+async fn present_soon(client: &CriClient, image: &str) -> Option<v1::Image> {
+    for _ in 0..50 {
+        if let Some(image) = present(client, image).await {
+            return Some(image);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+fn denied(status: &tonic::Status, image: &str, reason: &str, policy: &str) {
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    let message = status.message();
+    assert!(
+        message.starts_with(&format!("pullgate: {image}: ")),
+        "{message}"
+    );
+    assert!(message.contains(reason), "{message}");
+    assert!(
+        message.ends_with(&format!("(trust policy \"{policy}\")")),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_images_are_pulled_pinned_and_tagged() {
+    let Some(world) = World::new("signed_images_are_pulled_pinned_and_tagged") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let (cose_repo, cose_ref, target) = world.image("cose").await;
+    world.sign(&cose_repo, &target, Format::Cose);
+    let (jws_repo, jws_ref, _) = world.image("jws").await;
+    world.sign(&jws_repo, &target, Format::Jws);
+    let scopes = vec![
+        scope(&world.registry, &cose_repo),
+        scope(&world.registry, &jws_repo),
+    ];
+    let (pullgate, _) = world.pullgate(
+        serde_json::json!([statement("signed", &scopes, "strict", &["ca:acme"], &["*"])]),
+        None,
+    );
+    let client = pullgate.client();
+    let direct = world.harness.direct_client();
+    for (repo, reference) in [(&cose_repo, &cose_ref), (&jws_repo, &jws_ref)] {
+        let image_ref = pull(&client, reference)
+            .await
+            .expect("signed image allowed");
+        let status = present_soon(&client, reference)
+            .await
+            .expect("ImageStatus(tag) finds it");
+        assert_eq!(status.id, image_ref);
+        let pinned = format!("{}/{repo}@{}", world.registry, target.digest);
+        assert!(status.repo_digests.contains(&pinned), "{status:?}");
+        assert!(status.repo_tags.contains(reference), "{status:?}");
+        // The tag record says it was verified, by which policy, for which digest.
+        let record = pullgate::upstream::ImageStore::new(&world.harness.containerd_socket)
+            .get(reference)
+            .await
+            .expect("images API")
+            .expect("tag record");
+        assert_eq!(record.target.digest, target.digest.to_string());
+        assert_eq!(
+            record
+                .labels
+                .get("io.pullgate.verified")
+                .map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            record.labels.get("io.pullgate.policy").map(String::as_str),
+            Some("signed")
+        );
+        assert_eq!(
+            record.labels.get("io.pullgate.digest"),
+            Some(&target.digest.to_string())
+        );
+        // Directly, containerd agrees.
+        assert_eq!(
+            present(&direct, reference).await.map(|i| i.id),
+            Some(image_ref)
+        );
+    }
+    let log = pullgate.log_text();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("pullgate::audit") && l.contains("outcome=\"allowed\""))
+            .count(),
+        2,
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
+    let Some(world) = World::new("unsigned_untrusted_mismatched_and_unmatched_images_are_denied")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let (unsigned_repo, unsigned_ref, _) = world.image("unsigned").await;
+    let (untrusted_repo, untrusted_ref, target) = world.image("untrusted").await;
+    world.sign(&untrusted_repo, &target, Format::Jws);
+    let (identity_repo, identity_ref, _) = world.image("identity").await;
+    world.sign(&identity_repo, &target, Format::Cose);
+    // A genuine signature, made for the pause image, attached to busybox.
+    let (other_repo, other_ref, _) = world.image("other-digest").await;
+    let pause_ref = format!("{}/{}:pause", world.registry, unique("pause-src"));
+    skopeo_copy(&world.harness.pause, &pause_ref);
+    let pause = resolve(&world.registry, &pause_ref).await;
+    assert_ne!(pause.digest, target.digest);
+    world.sign_push(
+        &other_repo,
+        &target,
+        &pause,
+        Format::Jws,
+        &world.chain.leaf,
+        None,
+    );
+    let (unmatched_repo, unmatched_ref, _) = world.image("unmatched").await;
+
+    let r = |repo: &str| vec![scope(&world.registry, repo)];
+    let (pullgate, _) = world.pullgate(
+        serde_json::json!([
+            statement(
+                "unsigned",
+                &r(&unsigned_repo),
+                "strict",
+                &["ca:acme"],
+                &["*"]
+            ),
+            statement(
+                "untrusted",
+                &r(&untrusted_repo),
+                "strict",
+                &["ca:other"],
+                &["*"]
+            ),
+            statement(
+                "identity",
+                &r(&identity_repo),
+                "strict",
+                &["ca:acme"],
+                &["x509.subject:C=US,ST=WA,O=Someone Else"]
+            ),
+            statement("mismatch", &r(&other_repo), "strict", &["ca:acme"], &["*"]),
+        ]),
+        None,
+    );
+    let client = pullgate.client();
+
+    let status = pull(&client, &unsigned_ref).await.expect_err("unsigned");
+    denied(
+        &status,
+        &unsigned_ref,
+        "no signature is associated with",
+        "unsigned",
+    );
+    // runtime.v1alpha2 goes through the same gate.
+    let status = client
+        .image_v1alpha2
+        .clone()
+        .pull_image(pullgate::cri::v1alpha2::PullImageRequest {
+            image: Some(pullgate::cri::v1alpha2::ImageSpec {
+                image: unsigned_ref.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unsigned via v1alpha2");
+    denied(
+        &status,
+        &unsigned_ref,
+        "no signature is associated with",
+        "unsigned",
+    );
+
+    let status = pull(&client, &untrusted_ref).await.expect_err("untrusted");
+    denied(
+        &status,
+        &untrusted_ref,
+        "authenticity check failed",
+        "untrusted",
+    );
+    let status = pull(&client, &identity_ref).await.expect_err("identity");
+    denied(
+        &status,
+        &identity_ref,
+        "trusted identity check failed",
+        "identity",
+    );
+    let status = pull(&client, &other_ref).await.expect_err("other digest");
+    denied(
+        &status,
+        &other_ref,
+        "content descriptor mismatch",
+        "mismatch",
+    );
+
+    let status = pull(&client, &unmatched_ref).await.expect_err("unmatched");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(
+        status.message().contains(&format!(
+            "no trust policy statement applies to {}",
+            scope(&world.registry, &unmatched_repo)
+        )),
+        "{status:?}"
+    );
+    // None of them reached containerd.
+    let direct = world.harness.direct_client();
+    for reference in [
+        &unsigned_ref,
+        &untrusted_ref,
+        &identity_ref,
+        &other_ref,
+        &unmatched_ref,
+    ] {
+        assert!(
+            present(&direct, reference).await.is_none(),
+            "{reference} was pulled"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_leaf_passes_only_with_a_timestamp() {
+    let Some(world) = World::new("expired_leaf_passes_only_with_a_timestamp") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let tsa = world.pki.tsa(KeySpec::Rsa2048);
+    // A leaf that expires a few seconds from now: signed (and stamped) while valid,
+    // pulled after it expired.
+    let leaf = world.pki.issue(
+        &CertSpec::leaf("/C=US/ST=WA/O=Pullgate Tests/CN=Short Lived")
+            .key(KeySpec::Rsa3072)
+            .validity(
+                SystemTime::now() - Duration::from_secs(3600),
+                SystemTime::now() + Duration::from_secs(6),
+            ),
+        &world.chain.intermediate,
+    );
+    let (stamped_repo, stamped_ref, target) = world.image("stamped").await;
+    world.sign_push(
+        &stamped_repo,
+        &target,
+        &target,
+        Format::Cose,
+        &leaf,
+        Some(&tsa),
+    );
+    let (bare_repo, bare_ref, _) = world.image("unstamped").await;
+    world.sign_push(&bare_repo, &target, &target, Format::Cose, &leaf, None);
+    let mut policy = statement(
+        "stamped",
+        &[
+            scope(&world.registry, &stamped_repo),
+            scope(&world.registry, &bare_repo),
+        ],
+        "strict",
+        &["ca:acme", "tsa:stamps"],
+        &["*"],
+    );
+    policy["signatureVerification"]["verifyTimestamp"] = "afterCertExpiry".into();
+    let (pullgate, _) = world.pullgate(serde_json::json!([policy]), Some(&tsa));
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let client = pullgate.client();
+    pull(&client, &stamped_ref)
+        .await
+        .expect("expired leaf with a valid timestamp is allowed");
+    let status = pull(&client, &bare_ref).await.expect_err("no timestamp");
+    denied(
+        &status,
+        &bare_ref,
+        "no timestamp countersignature",
+        "stamped",
+    );
+    let log = pullgate.log_text();
+    assert!(log.contains("timestamp authority"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_moved_to_an_unsigned_image_is_denied() {
+    let Some(world) = World::new("a_tag_moved_to_an_unsigned_image_is_denied") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let (repo, reference, target) = world.image("moving").await;
+    world.sign(&repo, &target, Format::Jws);
+    let (pullgate, _) = world.pullgate(
+        serde_json::json!([statement(
+            "moving",
+            &[scope(&world.registry, &repo)],
+            "strict",
+            &["ca:acme"],
+            &["*"]
+        )]),
+        None,
+    );
+    let client = pullgate.client();
+    let first = pull(&client, &reference).await.expect("signed");
+    // Re-pulling the tag finds the verified digest.
+    let status = present_soon(&client, &reference)
+        .await
+        .expect("tag present");
+    assert_eq!(status.id, first);
+    // The tag now names the (unsigned) pause image.
+    skopeo_copy(&world.harness.pause, &reference);
+    let status = pull(&client, &reference).await.expect_err("moved tag");
+    denied(
+        &status,
+        &reference,
+        "no signature is associated with",
+        "moving",
+    );
+    // containerd still maps the tag to what was verified.
+    let status = present(&client, &reference)
+        .await
+        .expect("still the verified image");
+    assert_eq!(status.id, first);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() {
+    let Some(world) =
+        World::new("audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let (audit_repo, audit_ref, _) = world.image("audit").await;
+    let (skip_repo, skip_ref, _) = world.image("skip").await;
+    let unreachable = format!("127.0.0.1:1/{}:v1", unique("down"));
+    let mut skip = statement(
+        "skip",
+        &[scope(&world.registry, &skip_repo)],
+        "skip",
+        &[],
+        &[],
+    );
+    skip.as_object_mut().expect("object").remove("trustStores");
+    skip.as_object_mut()
+        .expect("object")
+        .remove("trustedIdentities");
+    let down_scope = unreachable.rsplit_once(':').expect("tag").0.to_owned();
+    let (pullgate, _) = world.pullgate(
+        serde_json::json!([
+            statement(
+                "audit",
+                &[scope(&world.registry, &audit_repo)],
+                "audit",
+                &["ca:acme"],
+                &["*"]
+            ),
+            skip,
+            statement("down", &[down_scope], "strict", &["ca:acme"], &["*"]),
+        ]),
+        None,
+    );
+    let client = pullgate.client();
+    let log_before =
+        std::fs::read_to_string(std::env::var("PULLGATE_IT_REGISTRY_LOG").expect("log"))
+            .unwrap_or_default()
+            .lines()
+            .count();
+
+    pull(&client, &audit_ref)
+        .await
+        .expect("audit lets an unsigned image through");
+    let log = pullgate.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("pullgate::audit") && l.contains(&audit_ref))
+        .expect("audit line");
+    assert!(line.contains("outcome=\"allowed\""), "{line}");
+    assert!(line.contains("no signature is associated"), "{line}");
+
+    pull(&client, &skip_ref).await.expect("skip forwards");
+    let registry_log =
+        std::fs::read_to_string(std::env::var("PULLGATE_IT_REGISTRY_LOG").expect("log"))
+            .unwrap_or_default();
+    let signature_lookups = registry_log
+        .lines()
+        .skip(log_before)
+        .filter(|l| {
+            l.contains(&format!("/v2/{skip_repo}/"))
+                && (l.contains("/referrers/") || l.contains("/manifests/sha256-"))
+        })
+        .count();
+    assert_eq!(signature_lookups, 0, "skip looked for signatures");
+
+    let status = pull(&client, &unreachable)
+        .await
+        .expect_err("registry down");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with(&format!("pullgate: {unreachable}: ")),
+        "{status:?}"
+    );
+    assert!(present(&world.harness.direct_client(), &unreachable)
+        .await
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_reload_takes_effect_and_a_broken_one_is_refused() {
+    let Some(world) = World::new("policy_reload_takes_effect_and_a_broken_one_is_refused") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let (repo, reference, target) = world.image("reload").await;
+    world.sign(&repo, &target, Format::Cose);
+    let scopes = vec![scope(&world.registry, &repo)];
+    let (pullgate, policy) = world.pullgate(
+        serde_json::json!([statement("reload", &scopes, "strict", &["ca:acme"], &["*"])]),
+        None,
+    );
+    let client = pullgate.client();
+    pull(&client, &reference).await.expect("trusted");
+
+    // A broken policy is refused; the last good one stays (same digest still allowed).
+    std::fs::write(policy.join("trustpolicy.oci.json"), b"{ not json").expect("write");
+    pullgate.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pull(&client, &reference)
+        .await
+        .expect("old policy still in force");
+    assert!(
+        pullgate.log_text().contains("trust policy reload rejected"),
+        "{}",
+        pullgate.log_text()
+    );
+
+    // Distrust the CA: the next pull of the same digest is denied.
+    write_policy(
+        &policy,
+        &serde_json::json!([statement(
+            "reload",
+            &scopes,
+            "strict",
+            &["ca:other"],
+            &["*"]
+        )]),
+    );
+    pullgate.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = pull(&client, &reference).await.expect_err("CA distrusted");
+    denied(&status, &reference, "authenticity check failed", "reload");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_pulls_share_one_verification() {
+    let Some(world) = World::new("fifty_concurrent_pulls_share_one_verification") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let (repo, reference, target) = world.image("concurrent").await;
+    world.sign(&repo, &target, Format::Jws);
+    let (pullgate, _) = world.pullgate(
+        serde_json::json!([statement(
+            "concurrent",
+            &[scope(&world.registry, &repo)],
+            "strict",
+            &["ca:acme"],
+            &["*"]
+        )]),
+        None,
+    );
+    let registry_log = PathBuf::from(std::env::var("PULLGATE_IT_REGISTRY_LOG").expect("log"));
+    let before = std::fs::read_to_string(&registry_log)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    let client = pullgate.client();
+    let mut pulls = Vec::new();
+    for _ in 0..50 {
+        let client = client.clone();
+        let reference = reference.clone();
+        pulls.push(tokio::spawn(async move { pull(&client, &reference).await }));
+    }
+    let mut refs = Vec::new();
+    for p in pulls {
+        refs.push(p.await.expect("join").expect("every pull succeeds"));
+    }
+    assert!(refs.windows(2).all(|w| w[0] == w[1]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One verification: the signature envelope was fetched once.
+    let log = std::fs::read_to_string(&registry_log).unwrap_or_default();
+    // Only pullgate's own requests (containerd's user agent differs), from the
+    // access-log lines.
+    let by_pullgate: Vec<&str> = log
+        .lines()
+        .skip(before)
+        .filter(|l| l.starts_with("127.0.0.1 - ") && l.contains("\"pullgate/"))
+        .collect();
+    let envelope_fetches = by_pullgate
+        .iter()
+        .filter(|l| l.contains(&format!("\"GET /v2/{repo}/blobs/")))
+        .count();
+    let tag_index_fetches = by_pullgate
+        .iter()
+        .filter(|l| {
+            l.contains(&format!(
+                "\"GET /v2/{repo}/manifests/{}",
+                target.digest.referrers_tag()
+            ))
+        })
+        .count();
+    assert_eq!(
+        tag_index_fetches, 1,
+        "signature listings for 50 pulls: {by_pullgate:#?}"
+    );
+    assert_eq!(
+        envelope_fetches, 1,
+        "envelope fetches for 50 pulls: {by_pullgate:#?}"
+    );
+    let audit_misses = pullgate
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("pullgate::audit") && l.contains("cache=\"miss\""))
+        .count();
+    assert_eq!(audit_misses, 1, "{}", pullgate.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubelet_flow_runs_the_verified_image() {
+    let Some(world) = World::new("kubelet_flow_runs_the_verified_image") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let (repo, reference, target) = world.image("kubelet").await;
+    world.sign(&repo, &target, Format::Cose);
+    let (pullgate, _) = world.pullgate(
+        serde_json::json!([statement(
+            "kubelet",
+            &[scope(&world.registry, &repo)],
+            "strict",
+            &["ca:acme"],
+            &["*"]
+        )]),
+        None,
+    );
+    let client = pullgate.client();
+    let image_ref = pull(&client, &reference).await.expect("pull");
+    let mut runtime = client.runtime.clone();
+    let name = format!("gate-{}", std::process::id());
+    let sandbox = v1::PodSandboxConfig {
+        metadata: Some(v1::PodSandboxMetadata {
+            name: name.clone(),
+            uid: format!("{name}-uid"),
+            namespace: "pullgate-gate".into(),
+            attempt: 0,
+        }),
+        linux: Some(v1::LinuxPodSandboxConfig {
+            security_context: Some(v1::LinuxSandboxSecurityContext {
+                namespace_options: Some(v1::NamespaceOption {
+                    network: v1::NamespaceMode::Node as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod = runtime
+        .run_pod_sandbox(v1::RunPodSandboxRequest {
+            config: Some(sandbox.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id;
+    let container = runtime
+        .create_container(v1::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(v1::ContainerConfig {
+                metadata: Some(v1::ContainerMetadata {
+                    name: "main".into(),
+                    attempt: 0,
+                }),
+                image: Some(v1::ImageSpec {
+                    image: image_ref.clone(),
+                    ..Default::default()
+                }),
+                command: vec!["/bin/sleep".into(), "60".into()],
+                ..Default::default()
+            }),
+            sandbox_config: Some(sandbox),
+        })
+        .await
+        .expect("CreateContainer with the returned image_ref")
+        .into_inner()
+        .container_id;
+    runtime
+        .start_container(v1::StartContainerRequest {
+            container_id: container.clone(),
+        })
+        .await
+        .expect("StartContainer");
+    let state = runtime
+        .container_status(v1::ContainerStatusRequest {
+            container_id: container.clone(),
+            verbose: false,
+        })
+        .await
+        .expect("status")
+        .into_inner()
+        .status
+        .expect("status")
+        .state;
+    assert_eq!(state, v1::ContainerState::ContainerRunning as i32);
+    let _ = runtime
+        .stop_pod_sandbox(v1::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await;
+    runtime
+        .remove_pod_sandbox(v1::RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .expect("cleanup");
+}
