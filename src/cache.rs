@@ -416,6 +416,15 @@ mod tests {
 
     const BOUND: Duration = Duration::from_secs(600);
 
+    /// The intercept runs inside tonic handlers, which need `Send` futures.
+    #[test]
+    fn get_or_verify_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let cache = cache();
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert_send(&cache.get_or_verify(key(1, 1), allow(&runs, "ok")));
+    }
+
     #[tokio::test]
     async fn hit_after_miss() {
         let cache = cache();

@@ -262,4 +262,85 @@ async fn json_logging_writes_one_line_per_intercepted_call() {
         "{log}"
     );
     assert!(lines[0].contains("\"api\":\"runtime.v1\""), "{log}");
+    // The decision's audit line is JSON too (the test policy skips this scope).
+    let audit: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"target\":\"pullgate::audit\""))
+        .collect();
+    assert_eq!(audit.len(), 1, "{log}");
+    assert!(audit[0].contains("\"outcome\":\"skipped\""), "{log}");
+    assert!(audit[0].contains("\"policy\":\"proxy-tests\""), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_listener_counts_decisions() {
+    let upstream_dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("notation");
+    std::fs::create_dir_all(&policy).expect("policy");
+    std::fs::write(
+        policy.join("trustpolicy.oci.json"),
+        support::pass_through_policy(),
+    )
+    .expect("policy");
+    let pullgate = Pullgate::start_full(
+        &upstream_dir.path().join("containerd.sock"),
+        dir,
+        &format!("[policy]\ndir = {policy:?}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let client = pullgate.client();
+    // An image no statement covers is denied without touching a registry.
+    let status = client
+        .image
+        .clone()
+        .pull_image(pullgate::cri::v1::PullImageRequest {
+            image: Some(pullgate::cri::v1::ImageSpec {
+                image: "registry.test/other:v1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unmatched");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(
+        status
+            .message()
+            .contains("no trust policy statement applies to registry.test/other"),
+        "{status:?}"
+    );
+    let body = http_get(port, "/metrics");
+    for line in [
+        "pullgate_decisions_total{outcome=\"denied\",reason=\"unmatched\"} 1",
+        "pullgate_policy_generation 1",
+        "pullgate_policy_reload_failures_total 0",
+        "pullgate_cache_entries",
+    ] {
+        assert!(body.contains(line), "missing {line:?} in\n{body}");
+    }
+    assert!(http_get(port, "/other").starts_with("HTTP/1.1 404"));
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    // The listener comes up just after the CRI socket; allow it a moment.
+    let mut stream = (0..100)
+        .find_map(|_| {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                .ok()
+        })
+        .expect("metrics listener");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
 }
