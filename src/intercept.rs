@@ -73,6 +73,8 @@ pub enum Decision {
 /// Everything the gate shares between calls.
 struct Shared {
     upstream: Upstream,
+    /// containerd's CRI, to see whether a verified digest is already present.
+    cri: cri::client::CriClient,
     images: ImageStore,
     registry: RegistryClient,
     policy: watch::Receiver<Arc<LoadedPolicy>>,
@@ -99,6 +101,9 @@ impl PullImageGate {
     ) -> PullImageGate {
         PullImageGate {
             shared: Arc::new(Shared {
+                // The channel dials lazily; building it cannot fail.
+                cri: cri::client::CriClient::connect(upstream.socket())
+                    .expect("a lazily connecting channel over a unix socket"),
                 upstream,
                 images,
                 registry,
@@ -171,7 +176,21 @@ async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<Pro
         Gate::Refuse(status) => return finish(api, &image, started, status_response(status)),
     };
 
-    // 3. Forward: unchanged, or with the image pinned to the verified digest.
+    // 3. A verified digest that containerd already has needs no pull: asking the
+    //    registry again would add a request to every warm pull and change nothing,
+    //    since content is addressed by the digest that was verified.
+    if let (Some(pinned), Some((tag, target))) = (&forward_image, &target) {
+        if let Some(image_ref) = present_in_containerd(&shared.cri, pinned).await {
+            record_tag(shared, &image, tag.as_ref(), target).await;
+            let response = pull_response(image_ref);
+            let mut ok = HeaderMap::new();
+            ok.insert("grpc-status", http::HeaderValue::from_static("0"));
+            log_outcome(api, &image, started, response.headers(), Some(&ok));
+            return response;
+        }
+    }
+
+    // 4. Forward: unchanged, or with the image pinned to the verified digest.
     let body = match &forward_image {
         None => bytes,
         Some(pinned) => {
@@ -188,7 +207,7 @@ async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<Pro
         Err(error) => return finish(api, &image, started, status_response(error.to_status())),
     };
 
-    // 4. Read containerd's answer whole so its status can be reported, then hand
+    // 5. Read containerd's answer whole so its status can be reported, then hand
     //    it back byte for byte, trailers included.
     let (parts, body) = response.into_parts();
     let collected = match Limited::new(body, MAX_PULL_RESPONSE_BYTES).collect().await {
@@ -204,17 +223,61 @@ async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<Pro
     let trailers = collected.trailers().cloned();
     let pulled = grpc_ok(&parts.headers, trailers.as_ref());
 
-    // 5. A tag the user asked for points at what was verified (DESIGN.md step 8).
-    if let (true, Some((Some((name, labels)), target))) = (pulled, target) {
-        if let Err(error) = shared.images.tag(&name, &target, &labels).await {
-            // The pull itself succeeded and is pinned; without the tag record the
-            // kubelet pulls again and the cached verdict answers at once.
-            tracing::warn!(image = %image, tag = %name, %error, "could not record the tag in containerd");
-        }
+    // 6. A tag the user asked for points at what was verified (DESIGN.md step 8).
+    if let (true, Some((tag, target))) = (pulled, &target) {
+        record_tag(shared, &image, tag.as_ref(), target).await;
     }
     log_outcome(api, &image, started, &parts.headers, trailers.as_ref());
     let body = Full::new(collected.to_bytes()).with_trailers(async move { trailers.map(Ok) });
     Response::from_parts(parts, box_body(body))
+}
+
+/// The id of the image containerd has under `pinned` (`repo@sha256:…`), if any.
+async fn present_in_containerd(cri: &cri::client::CriClient, pinned: &str) -> Option<String> {
+    let status = cri
+        .image
+        .clone()
+        .image_status(cri::v1::ImageStatusRequest {
+            image: Some(cri::v1::ImageSpec {
+                image: pinned.to_owned(),
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .ok()?;
+    status.into_inner().image.map(|image| image.id)
+}
+
+/// Records the tag the user asked for; a failure is logged: the pull itself is
+/// pinned and done, and without the record the kubelet pulls again and the cached
+/// verdict answers at once.
+async fn record_tag(
+    shared: &Shared,
+    image: &str,
+    tag: Option<&(String, BTreeMap<String, String>)>,
+    target: &ImageTarget,
+) {
+    if let Some((name, labels)) = tag {
+        if let Err(error) = shared.images.tag(name, target, labels).await {
+            tracing::warn!(image, tag = %name, %error, "could not record the tag in containerd");
+        }
+    }
+}
+
+/// A successful `PullImageResponse` answered by pullgate itself.
+fn pull_response(image_ref: String) -> Response<ProxyBody> {
+    let body = frame(&cri::v1::PullImageResponse { image_ref }.encode_to_vec());
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let mut response = Response::new(box_body(
+        Full::new(body).with_trailers(async move { Some(Ok(trailers)) }),
+    ));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    response
 }
 
 /// What the gate does with one pull.
