@@ -359,42 +359,12 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
     }
 
     // 6. Signing scheme and the time header it uses.
-    let scheme = scheme.ok_or(EnvelopeError::MissingHeader {
-        format: FORMAT,
-        header: HEADER_SIGNING_SCHEME,
-    })?;
-    let signing_scheme = SigningScheme::from_header(&scheme).ok_or_else(|| {
-        EnvelopeError::UnsupportedSigningScheme {
-            scheme: scheme.chars().take(64).collect(),
-        }
-    })?;
-    match signing_scheme {
-        SigningScheme::X509 if authentic_signing_time.is_some() => {
-            return Err(EnvelopeError::HeaderNotAllowed {
-                header: HEADER_AUTHENTIC_SIGNING_TIME,
-                scheme: signing_scheme,
-            })
-        }
-        SigningScheme::X509SigningAuthority if signing_time.is_some() => {
-            return Err(EnvelopeError::HeaderNotAllowed {
-                header: HEADER_SIGNING_TIME,
-                scheme: signing_scheme,
-            })
-        }
-        SigningScheme::X509 if signing_time.is_none() => {
-            return Err(EnvelopeError::MissingHeader {
-                format: FORMAT,
-                header: HEADER_SIGNING_TIME,
-            })
-        }
-        SigningScheme::X509SigningAuthority if authentic_signing_time.is_none() => {
-            return Err(EnvelopeError::MissingHeader {
-                format: FORMAT,
-                header: HEADER_AUTHENTIC_SIGNING_TIME,
-            })
-        }
-        _ => {}
-    }
+    let signing_scheme = super::signing_scheme(
+        FORMAT,
+        scheme.as_deref(),
+        signing_time.is_some(),
+        authentic_signing_time.is_some(),
+    )?;
 
     // 7. crit: present (coset refuses an empty one), unique, every label present
     //    in the protected header, and covering signingScheme, expiry (if set)

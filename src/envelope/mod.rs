@@ -715,6 +715,49 @@ fn parse_payload(payload: &[u8]) -> Result<Descriptor, EnvelopeError> {
     })
 }
 
+/// The signing scheme header and the time header each scheme requires and
+/// forbids (NOTARY.md §3: `signingTime` for notary.x509, `authenticSigningTime`
+/// for notary.x509.signingAuthority), shared by both envelope formats.
+fn signing_scheme(
+    format: EnvelopeFormat,
+    scheme: Option<&str>,
+    has_signing_time: bool,
+    has_authentic_signing_time: bool,
+) -> Result<SigningScheme, EnvelopeError> {
+    let scheme = scheme.ok_or(EnvelopeError::MissingHeader {
+        format,
+        header: HEADER_SIGNING_SCHEME,
+    })?;
+    let signing_scheme = SigningScheme::from_header(scheme).ok_or_else(|| {
+        EnvelopeError::UnsupportedSigningScheme {
+            scheme: scheme.chars().take(64).collect(),
+        }
+    })?;
+    match signing_scheme {
+        SigningScheme::X509 if has_authentic_signing_time => Err(EnvelopeError::HeaderNotAllowed {
+            header: HEADER_AUTHENTIC_SIGNING_TIME,
+            scheme: signing_scheme,
+        }),
+        SigningScheme::X509SigningAuthority if has_signing_time => {
+            Err(EnvelopeError::HeaderNotAllowed {
+                header: HEADER_SIGNING_TIME,
+                scheme: signing_scheme,
+            })
+        }
+        SigningScheme::X509 if !has_signing_time => Err(EnvelopeError::MissingHeader {
+            format,
+            header: HEADER_SIGNING_TIME,
+        }),
+        SigningScheme::X509SigningAuthority if !has_authentic_signing_time => {
+            Err(EnvelopeError::MissingHeader {
+                format,
+                header: HEADER_AUTHENTIC_SIGNING_TIME,
+            })
+        }
+        _ => Ok(signing_scheme),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
