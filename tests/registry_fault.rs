@@ -833,3 +833,75 @@ async fn an_unreachable_registry_is_a_transient_transport_error() {
     assert!(matches!(err, RegistryError::Transport { .. }), "{err:?}");
     assert!(err.is_transient());
 }
+
+#[tokio::test]
+async fn an_identity_token_is_exchanged_at_the_realm_with_one_refresh_token_post() {
+    let registry = TestRegistry::start().await;
+    registry.set_bearer_refresh("refresh-me");
+    let (target, signature) = signed_image(&registry, "app");
+    let reference = reference(&registry, "app:v1");
+    let until = deadline(10.0);
+    let (resolved, signatures, envelope) = verify_flow(
+        &client(&registry),
+        &reference,
+        &Credentials::IdentityToken("refresh-me".into()),
+        until,
+    )
+    .await
+    .expect("identity token flow");
+    assert_eq!(resolved, target);
+    assert_eq!(signatures, vec![signature]);
+    assert_eq!(envelope, ENVELOPE);
+    assert_eq!(
+        requests(&registry),
+        [
+            "HEAD manifest",
+            "POST token",
+            "HEAD manifest",
+            "GET referrers",
+            "GET manifest",
+            "GET blob"
+        ]
+    );
+    let expected_form: std::collections::HashMap<String, String> = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "refresh-me"),
+        ("service", "test-registry"),
+        ("scope", "repository:app:pull"),
+        ("client_id", "pullgate"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(registry.token_forms(), vec![expected_form]);
+    // The access token, not the refresh token, goes to the registry.
+    let at_registry: Vec<Option<String>> = registry
+        .log()
+        .into_iter()
+        .filter(|l| l.path.starts_with("/v2/"))
+        .map(|l| l.authorization)
+        .collect();
+    let bearer = Some("Bearer token-1".to_owned());
+    assert_eq!(
+        at_registry,
+        [None, bearer.clone(), bearer.clone(), bearer.clone(), bearer]
+    );
+
+    let err = client(&registry)
+        .resolve(
+            &reference,
+            &Credentials::IdentityToken("wrong".into()),
+            until,
+        )
+        .await
+        .expect_err("wrong refresh token");
+    match &err {
+        RegistryError::Unauthorized { registry: r, url } => {
+            assert_eq!(*r, registry.host());
+            assert_eq!(*url, format!("http://{}/token", registry.host()));
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    assert_eq!(registry.token_forms().len(), 2);
+}
