@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use http::Method;
@@ -832,4 +833,248 @@ async fn an_unreachable_registry_is_a_transient_transport_error() {
     assert_within(until);
     assert!(matches!(err, RegistryError::Transport { .. }), "{err:?}");
     assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn an_identity_token_is_exchanged_at_the_realm_with_one_refresh_token_post() {
+    let registry = TestRegistry::start().await;
+    registry.set_bearer_refresh("refresh-me");
+    let (target, signature) = signed_image(&registry, "app");
+    let reference = reference(&registry, "app:v1");
+    let until = deadline(10.0);
+    let (resolved, signatures, envelope) = verify_flow(
+        &client(&registry),
+        &reference,
+        &Credentials::IdentityToken("refresh-me".into()),
+        until,
+    )
+    .await
+    .expect("identity token flow");
+    assert_eq!(resolved, target);
+    assert_eq!(signatures, vec![signature]);
+    assert_eq!(envelope, ENVELOPE);
+    assert_eq!(
+        requests(&registry),
+        [
+            "HEAD manifest",
+            "POST token",
+            "HEAD manifest",
+            "GET referrers",
+            "GET manifest",
+            "GET blob"
+        ]
+    );
+    let expected_form: std::collections::HashMap<String, String> = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "refresh-me"),
+        ("service", "test-registry"),
+        ("scope", "repository:app:pull"),
+        ("client_id", "pullgate"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(registry.token_forms(), vec![expected_form]);
+    // The access token, not the refresh token, goes to the registry.
+    let at_registry: Vec<Option<String>> = registry
+        .log()
+        .into_iter()
+        .filter(|l| l.path.starts_with("/v2/"))
+        .map(|l| l.authorization)
+        .collect();
+    let bearer = Some("Bearer token-1".to_owned());
+    assert_eq!(
+        at_registry,
+        [None, bearer.clone(), bearer.clone(), bearer.clone(), bearer]
+    );
+
+    let err = client(&registry)
+        .resolve(
+            &reference,
+            &Credentials::IdentityToken("wrong".into()),
+            until,
+        )
+        .await
+        .expect_err("wrong refresh token");
+    match &err {
+        RegistryError::Unauthorized { registry: r, url } => {
+            assert_eq!(*r, registry.host());
+            assert_eq!(*url, format!("http://{}/token", registry.host()));
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    assert_eq!(registry.token_forms().len(), 2);
+}
+
+/// A CA and a server certificate for 127.0.0.1 (subjectAltName IP:127.0.0.1)
+/// made with the `openssl` CLI in `dir`: (ca.pem, server.pem, server.key).
+fn make_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=pullgate test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[tokio::test]
+async fn https_with_the_hosts_toml_ca_verifies_and_without_it_fails_the_handshake() {
+    let certs = tempfile::tempdir().expect("tmp");
+    let (ca, cert, key) = make_certificates(certs.path());
+    let registry = TestRegistry::start_tls(&cert, &key).await;
+    let (target, signature) = signed_image(&registry, "app");
+    let hosts = tempfile::tempdir().expect("tmp");
+    let host_dir = hosts.path().join(registry.host());
+    std::fs::create_dir_all(&host_dir).expect("mkdir");
+    let https_client = |hosts_toml: String| {
+        std::fs::write(host_dir.join("hosts.toml"), hosts_toml).expect("hosts.toml");
+        RegistryClient::new(RegistryConfig {
+            hosts_dir: Some(hosts.path().to_owned()),
+            insecure_registries: Vec::new(),
+            ..config(&registry)
+        })
+        .expect("client")
+    };
+    let reference = reference(&registry, "app:v1");
+
+    // The server's own CA, from hosts.toml (top-level `ca` applies to `server`).
+    let client = https_client(format!(
+        "server = \"https://{}\"\nca = {:?}\n",
+        registry.host(),
+        ca.display().to_string()
+    ));
+    let (resolved, signatures, envelope) =
+        verify_flow(&client, &reference, &Credentials::None, deadline(10.0))
+            .await
+            .expect("verification over https");
+    assert_eq!(resolved, target);
+    assert_eq!(signatures, vec![signature]);
+    assert_eq!(envelope, ENVELOPE);
+    assert_eq!(
+        requests(&registry),
+        ["HEAD manifest", "GET referrers", "GET manifest", "GET blob"]
+    );
+    assert_eq!(registry.connections(), 1);
+    assert_eq!(registry.plain_http_attempts(), 0);
+
+    // Without the CA the handshake fails: a transport error, no request reaches
+    // the registry, and nothing is tried over plain http.
+    registry.clear_log();
+    let client = https_client(format!("server = \"https://{}\"\n", registry.host()));
+    let until = deadline(5.0);
+    let err = client
+        .resolve(&reference, &Credentials::None, until)
+        .await
+        .expect_err("unknown issuer");
+    assert_within(until);
+    let RegistryError::Transport { url, source } = &err else {
+        panic!("expected Transport, got {err:?}");
+    };
+    assert_eq!(
+        *url,
+        format!("https://{}/v2/app/manifests/v1", registry.host())
+    );
+    assert_eq!(
+        rustls_error(source.as_ref()),
+        Some(&rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer
+        )),
+        "{err:?}"
+    );
+    // One new connection, one handshake: not retried, not downgraded.
+    assert_eq!(registry.connections(), 2);
+    assert_eq!(registry.log().len(), 0);
+    assert_eq!(registry.plain_http_attempts(), 0);
+}
+
+/// The rustls error under a transport error (hyper-util and io errors wrap it;
+/// `io::Error::source` skips its payload, so look inside with `get_ref`).
+fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(e) = err.downcast_ref::<rustls::Error>() {
+        return Some(e);
+    }
+    if let Some(inner) = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return rustls_error(inner);
+    }
+    err.source().and_then(rustls_error)
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -16,6 +17,8 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use pullgate::oci::Descriptor;
 use pullgate::reference::{Digest, DigestAlgorithm};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -62,10 +65,17 @@ struct State {
     synthetic_referrers: usize,
     bearer: bool,
     basic: Option<(String, String)>,
+    /// The OAuth2 refresh token the token endpoint requires (POST form, oauth.md);
+    /// when set, GET token requests are refused.
+    refresh: Option<String>,
+    /// The decoded form of every POST to the token endpoint.
+    token_forms: Vec<HashMap<String, String>>,
     tokens: Vec<String>,
     faults: Vec<(String, Fault, usize)>,
     log: Vec<Logged>,
     connections: usize,
+    /// TLS mode: connections that did not start with a TLS handshake.
+    plain_http: usize,
 }
 
 /// The running registry; dropped → the listener task ends.
@@ -87,10 +97,34 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 impl TestRegistry {
     pub async fn start() -> TestRegistry {
+        TestRegistry::serve(None).await
+    }
+
+    /// The same registry over TLS with this certificate chain and key (PEM files).
+    /// A connection whose first byte is not a TLS handshake record is counted as a
+    /// plain-http attempt and closed.
+    pub async fn start_tls(cert: &Path, key: &Path) -> TestRegistry {
+        let chain = CertificateDer::pem_file_iter(cert)
+            .expect("read certificate")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate PEM");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key PEM");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server certificate");
+        TestRegistry::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> TestRegistry {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local addr");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(Mutex::new(State {
             referrers_api: true,
             page_size: 1000,
@@ -101,14 +135,40 @@ impl TestRegistry {
             while let Ok((stream, _)) = listener.accept().await {
                 lock(&shared).connections += 1;
                 let state = shared.clone();
+                let counts = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, addr, req)) }
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let req = Request::from_parts(parts, body);
+                            Ok::<_, Infallible>(handle(&state, scheme, addr, req))
+                        }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            let mut first = [0u8; 1];
+                            // 0x16: a TLS handshake record (RFC 8446 §5.1).
+                            if stream.peek(&mut first).await.ok() != Some(1) || first[0] != 0x16 {
+                                lock(&counts).plain_http += 1;
+                                return;
+                            }
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
@@ -150,6 +210,21 @@ impl TestRegistry {
     }
     pub fn connections(&self) -> usize {
         lock(&self.state).connections
+    }
+    /// TLS mode: connections that did not open with a TLS handshake.
+    pub fn plain_http_attempts(&self) -> usize {
+        lock(&self.state).plain_http
+    }
+    /// Bearer auth whose token endpoint takes only an OAuth2 refresh token
+    /// (POST `grant_type=refresh_token`, distribution oauth.md).
+    pub fn set_bearer_refresh(&self, refresh_token: &str) {
+        let mut state = lock(&self.state);
+        state.bearer = true;
+        state.refresh = Some(refresh_token.to_owned());
+    }
+    /// The decoded form fields of every POST to the token endpoint.
+    pub fn token_forms(&self) -> Vec<HashMap<String, String>> {
+        lock(&self.state).token_forms.clone()
     }
     pub fn clear_log(&self) {
         lock(&self.state).log.clear();
@@ -247,7 +322,12 @@ fn status(code: u16) -> Response<Body> {
     response
 }
 
-fn handle(state: &Mutex<State>, addr: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+fn handle(
+    state: &Mutex<State>,
+    scheme: &str,
+    addr: SocketAddr,
+    req: Request<Bytes>,
+) -> Response<Body> {
     let path = req
         .uri()
         .path_and_query()
@@ -294,7 +374,25 @@ fn handle(state: &Mutex<State>, addr: SocketAddr, req: Request<Incoming>) -> Res
         _ => {}
     }
 
+    if path.starts_with("/token") && req.method() == Method::POST {
+        let form = parse_form(req.body());
+        st.token_forms.push(form.clone());
+        let granted = st.refresh.is_some()
+            && form.get("grant_type").map(String::as_str) == Some("refresh_token")
+            && form.get("refresh_token") == st.refresh.as_ref();
+        if !granted {
+            return status(401);
+        }
+        let token = format!("token-{}", st.tokens.len() + 1);
+        st.tokens.push(token.clone());
+        let body =
+            serde_json::to_vec(&json!({"access_token": token, "expires_in": 300})).expect("json");
+        return respond(&req, fault, "application/json", body);
+    }
     if path.starts_with("/token") {
+        if st.refresh.is_some() {
+            return status(401);
+        }
         if let Some((user, pass)) = &st.basic {
             let expected = format!(
                 "Basic {}",
@@ -321,7 +419,7 @@ fn handle(state: &Mutex<State>, addr: SocketAddr, req: Request<Incoming>) -> Res
             let mut r = status(401);
             r.headers_mut().insert(
                 "www-authenticate",
-                format!(r#"Bearer realm="http://{addr}/token",service="test-registry""#)
+                format!(r#"Bearer realm="{scheme}://{addr}/token",service="test-registry""#)
                     .parse()
                     .expect("header"),
             );
@@ -436,9 +534,23 @@ fn handle(state: &Mutex<State>, addr: SocketAddr, req: Request<Incoming>) -> Res
     status(404)
 }
 
+/// An `application/x-www-form-urlencoded` body, decoded.
+fn parse_form(body: &[u8]) -> HashMap<String, String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
 /// A 200 with `bytes`, shaped by a body fault if any.
 fn respond(
-    req: &Request<Incoming>,
+    req: &Request<Bytes>,
     fault: Option<Fault>,
     content_type: &str,
     mut bytes: Vec<u8>,
