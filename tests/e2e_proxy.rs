@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use pullgate::cri::{v1, v1alpha2};
-use support::{CriClient, Harness, Pullgate};
+use support::{pod_config, CriClient, Harness, Pullgate};
 use tokio_stream::StreamExt;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -290,29 +290,6 @@ async fn v1alpha2_version_and_pull_work() {
             .any(|l| l.contains(" PullImage ") && l.contains("api=\"runtime.v1alpha2\"")),
         "{log}"
     );
-}
-
-fn pod_config(name: &str) -> v1::PodSandboxConfig {
-    v1::PodSandboxConfig {
-        metadata: Some(v1::PodSandboxMetadata {
-            name: name.to_owned(),
-            uid: format!("{name}-uid"),
-            namespace: "pullgate-e2e".to_owned(),
-            attempt: 0,
-        }),
-        // Host network: no CNI on these machines. No hostname: runc refuses it there.
-        linux: Some(v1::LinuxPodSandboxConfig {
-            security_context: Some(v1::LinuxSandboxSecurityContext {
-                namespace_options: Some(v1::NamespaceOption {
-                    network: v1::NamespaceMode::Node as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -826,25 +826,7 @@ async fn kubelet_flow_runs_the_verified_image() {
     let image_ref = pull(&client, &reference).await.expect("pull");
     let mut runtime = client.runtime.clone();
     let name = format!("gate-{}", std::process::id());
-    let sandbox = v1::PodSandboxConfig {
-        metadata: Some(v1::PodSandboxMetadata {
-            name: name.clone(),
-            uid: format!("{name}-uid"),
-            namespace: "pullgate-gate".into(),
-            attempt: 0,
-        }),
-        linux: Some(v1::LinuxPodSandboxConfig {
-            security_context: Some(v1::LinuxSandboxSecurityContext {
-                namespace_options: Some(v1::NamespaceOption {
-                    network: v1::NamespaceMode::Node as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let sandbox = support::pod_config(&name);
     let pod = runtime
         .run_pod_sandbox(v1::RunPodSandboxRequest {
             config: Some(sandbox.clone()),

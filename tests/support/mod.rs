@@ -253,3 +253,27 @@ pub fn vectors_dir(name: &str, test: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// A host-network pod sandbox named `name` in namespace `pullgate-e2e`.
+pub fn pod_config(name: &str) -> pullgate::cri::v1::PodSandboxConfig {
+    pullgate::cri::v1::PodSandboxConfig {
+        metadata: Some(pullgate::cri::v1::PodSandboxMetadata {
+            name: name.to_owned(),
+            uid: format!("{name}-uid"),
+            namespace: "pullgate-e2e".to_owned(),
+            attempt: 0,
+        }),
+        // Host network: no CNI on these machines. No hostname: runc refuses it there.
+        linux: Some(pullgate::cri::v1::LinuxPodSandboxConfig {
+            security_context: Some(pullgate::cri::v1::LinuxSandboxSecurityContext {
+                namespace_options: Some(pullgate::cri::v1::NamespaceOption {
+                    network: pullgate::cri::v1::NamespaceMode::Node as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
