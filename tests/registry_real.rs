@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::envelope_builder::{EnvelopeSpec, Format, Target};
+use support::envelope_builder::Format;
 use support::pki::{Chain, KeySpec, Pki};
 use support::signed_layout::{Blob, Layout, SignatureForm};
 use support::Harness;
@@ -87,31 +87,7 @@ fn rand_suffix() -> u32 {
 }
 
 fn sign(pki: &Pki, chain: &Chain, subject: &Blob, format: Format) -> Vec<u8> {
-    let spec = EnvelopeSpec {
-        alg: chain.leaf.key.algorithm().to_string(),
-        signing_time: Some(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_secs() as i64,
-        ),
-        target: Target {
-            media_type: subject.media_type.clone(),
-            digest: subject.digest.to_string(),
-            size: subject.size(),
-            annotations: Vec::new(),
-            artifact_type: None,
-        },
-        certificate_chain: vec![
-            chain.leaf.der.clone(),
-            chain.intermediate.der.clone(),
-            chain.root.der.clone(),
-        ],
-        ..EnvelopeSpec::default()
-    };
-    spec.build(format, &|tbs| {
-        pki.sign(&chain.leaf.key_path, chain.leaf.key.algorithm(), tbs)
-    })
+    support::sign_subject(pki, chain, subject, format)
 }
 
 /// An image signed with COSE (artifactType form) and JWS (legacy form), plus an

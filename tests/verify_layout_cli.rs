@@ -485,41 +485,6 @@ fn policy_check_summarises_a_valid_policy() {
     );
 }
 
-/// Signs `subject` with the chain's leaf in `format`, as notation would.
-fn sign_subject(
-    pki: &support::pki::Pki,
-    chain: &support::pki::Chain,
-    subject: &support::signed_layout::Blob,
-    format: support::envelope_builder::Format,
-) -> Vec<u8> {
-    use support::envelope_builder::{EnvelopeSpec, Target};
-    let spec = EnvelopeSpec {
-        alg: chain.leaf.key.algorithm().to_string(),
-        signing_time: Some(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_secs() as i64,
-        ),
-        target: Target {
-            media_type: subject.media_type.clone(),
-            digest: subject.digest.to_string(),
-            size: subject.size(),
-            annotations: Vec::new(),
-            artifact_type: None,
-        },
-        certificate_chain: vec![
-            chain.leaf.der.clone(),
-            chain.intermediate.der.clone(),
-            chain.root.der.clone(),
-        ],
-        ..EnvelopeSpec::default()
-    };
-    spec.build(format, &|tbs| {
-        pki.sign(&chain.leaf.key_path, chain.leaf.key.algorithm(), tbs)
-    })
-}
-
 #[test]
 fn own_signed_layouts_verify_in_both_manifest_forms() {
     use support::envelope_builder::Format;
@@ -529,8 +494,8 @@ fn own_signed_layouts_verify_in_both_manifest_forms() {
     let mut layout = Layout::new();
     let signed = layout.image("v1", "signed content\n");
     let unsigned = layout.image("v2", "unsigned content\n");
-    let cose = sign_subject(&pki, &chain, &signed, Format::Cose);
-    let jws = sign_subject(&pki, &chain, &signed, Format::Jws);
+    let cose = support::sign_subject(&pki, &chain, &signed, Format::Cose);
+    let jws = support::sign_subject(&pki, &chain, &signed, Format::Jws);
     let first = layout.signature(
         &signed,
         "application/cose",
@@ -575,7 +540,7 @@ fn own_signed_layouts_verify_in_both_manifest_forms() {
     let mut legacy = Layout::new();
     let signed_again = legacy.image("v1", "signed content\n");
     assert_eq!(signed_again.digest, signed.digest);
-    let jws = sign_subject(&pki, &chain, &signed, Format::Jws);
+    let jws = support::sign_subject(&pki, &chain, &signed, Format::Jws);
     let only = legacy.signature(&signed, "application/jose+json", jws, SignatureForm::Legacy);
     legacy.referrers_index(&signed, &[&only]);
     let legacy_dir = dir.path().join("legacy");

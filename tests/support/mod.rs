@@ -277,3 +277,39 @@ pub fn pod_config(name: &str) -> pullgate::cri::v1::PodSandboxConfig {
         ..Default::default()
     }
 }
+
+/// Signs `subject` with `chain`'s leaf in `format` as notation would: signing time
+/// now, the three-certificate chain, the header algorithm of the leaf's key.
+pub fn sign_subject(
+    pki: &pki::Pki,
+    chain: &pki::Chain,
+    subject: &signed_layout::Blob,
+    format: envelope_builder::Format,
+) -> Vec<u8> {
+    use envelope_builder::{EnvelopeSpec, Target};
+    let spec = EnvelopeSpec {
+        alg: chain.leaf.key.algorithm().to_string(),
+        signing_time: Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs() as i64,
+        ),
+        target: Target {
+            media_type: subject.media_type.clone(),
+            digest: subject.digest.to_string(),
+            size: subject.size(),
+            annotations: Vec::new(),
+            artifact_type: None,
+        },
+        certificate_chain: vec![
+            chain.leaf.der.clone(),
+            chain.intermediate.der.clone(),
+            chain.root.der.clone(),
+        ],
+        ..EnvelopeSpec::default()
+    };
+    spec.build(format, &|tbs| {
+        pki.sign(&chain.leaf.key_path, chain.leaf.key.algorithm(), tbs)
+    })
+}
