@@ -245,6 +245,10 @@ pub async fn serve(
         },
     );
     let router = CriRouter::new(upstream, gate);
+    // Who connects (SO_PEERCRED), for `pullgate doctor` and the client metrics.
+    let (clients, clients_writer) =
+        crate::clients::ClientTracker::new(&socket.path, Arc::clone(&metrics));
+    let clients_writer = tokio::spawn(clients_writer);
     let reload = tokio::spawn(reload_policy(
         config.policy.dir.clone(),
         config.policy.reload_interval,
@@ -280,6 +284,8 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = socket.listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    let peer = stream.peer_cred().ok();
+                    let clients = clients.clone();
                     let router = router.clone();
                     let service = hyper::service::service_fn(move |request| {
                         let router = router.clone();
@@ -288,6 +294,8 @@ pub async fn serve(
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
+                        // Recorded here, off the accept loop: it reads the peer's procfs.
+                        let _open = clients.connected(peer, std::time::SystemTime::now());
                         if let Err(error) = connection.await {
                             tracing::debug!(%error, "client connection ended with an error");
                         }
@@ -305,6 +313,7 @@ pub async fn serve(
     socket.remove();
     drop(socket);
     reload.abort();
+    clients_writer.abort();
     if let Some(task) = metrics_server {
         task.abort();
     }

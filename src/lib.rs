@@ -4,8 +4,10 @@
 
 pub mod app;
 pub mod cache;
+pub mod clients;
 pub mod config;
 pub mod cri;
+pub mod doctor;
 pub mod envelope;
 pub mod intercept;
 pub mod metrics;

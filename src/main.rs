@@ -31,6 +31,9 @@ enum Command {
     /// Verify an artifact's Notary Project signatures against the trust policy
     /// (output and exit status like `notation verify`).
     Verify(Box<VerifyArgs>),
+    /// Check that this node's kubelet cannot pull around pullgate: its effective CRI
+    /// endpoints, its connections to pullgate, the trust policy.
+    Doctor(pullgate::doctor::DoctorArgs),
     /// Trust policy commands.
     Policy {
         #[command(subcommand)]
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
         },
         Command::Serve { config } => serve(config),
         Command::Verify(args) => verify(*args),
+        Command::Doctor(args) => pullgate::doctor::main(&args),
         Command::Policy {
             command: PolicyCommand::Check { policy_dir },
         } => policy_check(&policy_dir),

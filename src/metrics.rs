@@ -1,6 +1,7 @@
 //! Prometheus metrics (text format): decisions by outcome and reason,
 //! verification latency by cache hit/miss, registry requests by status, cache
-//! entries, policy generation and reload failures.
+//! entries, policy generation and reload failures, and the CRI clients that connect
+//! (so an alert can fire on a node where the kubelet does not come through pullgate).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -31,6 +32,21 @@ pub struct StatusLabels {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientLabels {
+    /// `kubelet` (the peer's `/proc/<pid>/comm` is `kubelet`) or `other`; two values
+    /// only, whatever connects.
+    pub client: &'static str,
+}
+
+impl ClientLabels {
+    fn of(kubelet: bool) -> ClientLabels {
+        ClientLabels {
+            client: if kubelet { "kubelet" } else { "other" },
+        }
+    }
+}
+
 /// The metrics pullgate exports, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +56,9 @@ pub struct Metrics {
     cache_entries: Gauge,
     policy_generation: Gauge,
     pub reload_failures: Counter,
+    cri_connections: Family<ClientLabels, Counter>,
+    cri_open_connections: Family<ClientLabels, Gauge>,
+    cri_last_connect: Family<ClientLabels, Gauge>,
     /// Last registry totals seen, to add only the difference at each scrape.
     seen_requests: Mutex<std::collections::BTreeMap<String, u64>>,
     scrapes: AtomicU64,
@@ -93,6 +112,32 @@ impl Metrics {
             "Policy reloads rejected (the last good policy stays)",
             reload_failures.clone(),
         );
+        let cri_connections = Family::<ClientLabels, Counter>::default();
+        registry.register(
+            "cri_connections",
+            "CRI connections accepted on pullgate's socket, by client (kubelet or other)",
+            cri_connections.clone(),
+        );
+        let cri_open_connections = Family::<ClientLabels, Gauge>::default();
+        registry.register(
+            "cri_client_connections",
+            "CRI connections open now, by client (kubelet or other)",
+            cri_open_connections.clone(),
+        );
+        let cri_last_connect = Family::<ClientLabels, Gauge>::default();
+        registry.register(
+            "cri_client_last_connect_timestamp_seconds",
+            "Unix time of the last CRI connection accepted, by client (0: none yet)",
+            cri_last_connect.clone(),
+        );
+        // Both label values exist from the start, so `== 0` alerts work before the
+        // first connection (no `absent()` needed).
+        for kubelet in [true, false] {
+            let labels = ClientLabels::of(kubelet);
+            drop(cri_connections.get_or_create(&labels));
+            drop(cri_open_connections.get_or_create(&labels));
+            drop(cri_last_connect.get_or_create(&labels));
+        }
         Metrics {
             registry,
             decisions,
@@ -101,6 +146,9 @@ impl Metrics {
             cache_entries,
             policy_generation,
             reload_failures,
+            cri_connections,
+            cri_open_connections,
+            cri_last_connect,
             seen_requests: Mutex::new(Default::default()),
             scrapes: AtomicU64::new(0),
         }
@@ -123,6 +171,23 @@ impl Metrics {
     pub fn set_cache_entries(&self, entries: usize) {
         self.cache_entries
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// A CRI connection was accepted at `now` (unix seconds).
+    pub fn cri_client_connected(&self, kubelet: bool, now: u64) {
+        let labels = ClientLabels::of(kubelet);
+        self.cri_connections.get_or_create(&labels).inc();
+        self.cri_open_connections.get_or_create(&labels).inc();
+        self.cri_last_connect
+            .get_or_create(&labels)
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
+    }
+
+    /// A CRI connection counted by [`Metrics::cri_client_connected`] ended.
+    pub fn cri_client_disconnected(&self, kubelet: bool) {
+        self.cri_open_connections
+            .get_or_create(&ClientLabels::of(kubelet))
+            .dec();
     }
 
     /// Brings the registry request counters up to `totals` (status → count since start).
@@ -175,6 +240,10 @@ mod tests {
         metrics.set_cache_entries(3);
         metrics.set_policy_generation(2);
         metrics.reload_failures.inc();
+        metrics.cri_client_connected(true, 1_767_225_600);
+        metrics.cri_client_connected(true, 1_767_225_601);
+        metrics.cri_client_connected(false, 1_767_225_700);
+        metrics.cri_client_disconnected(false);
         let text = metrics.encode();
         for line in [
             "pullgate_decisions_total{outcome=\"allowed\",reason=\"verified\"} 2",
@@ -185,6 +254,24 @@ mod tests {
             "pullgate_cache_entries 3",
             "pullgate_policy_generation 2",
             "pullgate_policy_reload_failures_total 1",
+            "pullgate_cri_connections_total{client=\"kubelet\"} 2",
+            "pullgate_cri_connections_total{client=\"other\"} 1",
+            "pullgate_cri_client_connections{client=\"kubelet\"} 2",
+            "pullgate_cri_client_connections{client=\"other\"} 0",
+            "pullgate_cri_client_last_connect_timestamp_seconds{client=\"kubelet\"} 1767225601",
+            "pullgate_cri_client_last_connect_timestamp_seconds{client=\"other\"} 1767225700",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn client_families_exist_before_any_connection() {
+        let text = Metrics::new().encode();
+        for line in [
+            "pullgate_cri_connections_total{client=\"kubelet\"} 0",
+            "pullgate_cri_client_connections{client=\"kubelet\"} 0",
+            "pullgate_cri_client_last_connect_timestamp_seconds{client=\"kubelet\"} 0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
