@@ -323,7 +323,7 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
                         "-",
                     );
                     metrics.decision("denied", "unmatched");
-                    Gate::Refuse(tonic::Status::permission_denied(format!(
+                    Gate::Refuse(PullFailure::SignatureValidationFailed.status(format!(
                         "pullgate: {image}: no trust policy statement applies to {scope} (this node denies unmatched images)"
                     )))
                 }
@@ -520,7 +520,7 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
                 cache_label,
             );
             metrics.decision("denied", class);
-            Gate::Refuse(tonic::Status::permission_denied(format!(
+            Gate::Refuse(PullFailure::SignatureValidationFailed.status(format!(
                 "pullgate: {image}: {reason} (trust policy \"{statement}\")"
             )))
         }
@@ -535,9 +535,9 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
                 cache_label,
             );
             metrics.decision("unavailable", "registry");
-            Gate::Refuse(tonic::Status::unavailable(format!(
-                "pullgate: {image}: {reason}"
-            )))
+            Gate::Refuse(
+                PullFailure::RegistryUnavailable.status(format!("pullgate: {image}: {reason}")),
+            )
         }
     }
 }
@@ -637,13 +637,43 @@ fn time_source_text(source: &TimeSource) -> String {
 }
 
 /// A registry failure without a verdict: `NotFound` for an image the registry
-/// does not have, `Unavailable` for everything else (the kubelet retries).
+/// does not have, `RegistryUnavailable` for everything else (the kubelet retries
+/// with back-off either way).
 fn registry_status(image: &str, error: &RegistryError) -> tonic::Status {
     match error {
         RegistryError::NotFound { .. } => {
             tonic::Status::not_found(format!("pullgate: {image}: {error}"))
         }
-        _ => tonic::Status::unavailable(format!("pullgate: {image}: {error}")),
+        _ => PullFailure::RegistryUnavailable.status(format!("pullgate: {image}: {error}")),
+    }
+}
+
+/// A refused pull in the form the kubelet turns into a container reason. Since
+/// Kubernetes 1.28 (kubernetes/kubernetes#117717, `evalCRIPullErr` in the kubelet's
+/// image manager) a `PullImage` error whose status is `Unknown` and whose message
+/// starts with a CRI error name (`k8s.io/cri-api/pkg/errors`) becomes that reason:
+/// `kubectl describe pod` shows `SignatureValidationFailed` and "image pull failed
+/// for <image> because the signature validation failed: <the rest>". Any other
+/// status is a generic `ErrImagePull`. CRI-O answers its signature denials this way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PullFailure {
+    /// A trust-policy denial: no signature passed, or no statement covers the image.
+    SignatureValidationFailed,
+    /// The registry could not be asked (resolve, referrers, signature fetch).
+    RegistryUnavailable,
+}
+
+impl PullFailure {
+    fn name(self) -> &'static str {
+        match self {
+            PullFailure::SignatureValidationFailed => "SignatureValidationFailed",
+            PullFailure::RegistryUnavailable => "RegistryUnavailable",
+        }
+    }
+
+    /// `detail` is pullgate's own message (`pullgate: <image>: <reason> …`).
+    fn status(self, detail: String) -> tonic::Status {
+        tonic::Status::unknown(format!("{}: {detail}", self.name()))
     }
 }
 

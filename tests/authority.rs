@@ -70,8 +70,12 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 #[derive(Debug, PartialEq)]
 enum Answer {
     /// A HEADERS frame; `ends_stream` for a trailers-only gRPC answer.
-    Headers { ends_stream: bool },
-    Reset { code: u32 },
+    Headers {
+        ends_stream: bool,
+    },
+    Reset {
+        code: u32,
+    },
 }
 
 /// Sends one request on stream 1 with `fields` (and, unless it is a CONNECT, an
@@ -138,7 +142,11 @@ fn start() -> Pullgate {
 #[test]
 fn every_authority_real_clients_send_is_accepted() {
     let pullgate = start();
-    let path = pullgate.socket.to_str().expect("utf-8 socket path").to_owned();
+    let path = pullgate
+        .socket
+        .to_str()
+        .expect("utf-8 socket path")
+        .to_owned();
     let percent = path.replace('/', "%2F");
     let long = format!("/{}", "d/".repeat(200));
     for authority in [
@@ -167,7 +175,11 @@ fn every_authority_real_clients_send_is_accepted() {
 #[test]
 fn connect_with_a_path_authority_is_still_refused() {
     let pullgate = start();
-    let path = pullgate.socket.to_str().expect("utf-8 socket path").to_owned();
+    let path = pullgate
+        .socket
+        .to_str()
+        .expect("utf-8 socket path")
+        .to_owned();
     let answer = exchange(
         &pullgate.socket,
         &[(":method", "CONNECT"), (":authority", path.as_str())],
