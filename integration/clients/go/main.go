@@ -8,7 +8,10 @@
 // Each line is {"step", "code", "message", "result"}: code is the grpc-go
 // codes.Code name, message the status message (empty on OK), result the step's
 // normalised outcome (no IDs or timestamps; {} when the step has none or failed).
-// The exit status is 0 when every step ran, whatever codes the steps returned.
+// A pod step whose input ID was never obtained prints code "Skipped" (the same
+// transcript rules as integration/clients/python/cri_client.py). --run-image must
+// be in containerd's store by the pod steps (pass --signed, which PullSigned
+// pulled). The exit status is 0 when every step ran, whatever codes they returned.
 //
 // Built by integration/clients/go/build (GOPATH mode against Debian's packages).
 package main
@@ -39,13 +42,17 @@ const (
 	concurrentCalls = 64
 )
 
-// The pod is fixed so that two runs produce the same requests; a run removes it
-// again before it ends.
+// The pod is fixed so that two runs produce the same requests (and the same as
+// integration/clients/python/cri_client.py); a run removes it again before it ends.
 const (
-	podName      = "cri-client"
-	podUID       = "cri-client-uid"
-	podNamespace = "pullgate-real-clients"
+	podName      = "real-client-pod"
+	podUID       = "real-client-pod-uid"
+	podNamespace = "pullgate-e2e"
 )
+
+// skipped is the code printed for a step that could not be attempted because an
+// earlier step did not produce the ID it needs (not a gRPC code).
+const skipped = "Skipped"
 
 type options struct {
 	endpoint string
@@ -117,6 +124,11 @@ func (p printer) emit(step string, err error, result map[string]any) error {
 	return p.enc.Encode(line{Step: step, Code: st.Code().String(), Message: st.Message(), Result: result})
 }
 
+// skip prints the line of a step that was not attempted.
+func (p printer) skip(step, reason string) error {
+	return p.enc.Encode(line{Step: step, Code: skipped, Message: reason, Result: map[string]any{}})
+}
+
 // rawCodec sends and receives message bytes as they are, for methods that have no
 // stub here. Named "proto" so that the content-type stays application/grpc+proto.
 type rawCodec struct{}
@@ -176,7 +188,7 @@ func run(o options) error {
 		func() error {
 			c, cancel := call(callTimeout)
 			defer cancel()
-			r, err := rt.Version(c, &runtime.VersionRequest{})
+			r, err := rt.Version(c, &runtime.VersionRequest{Version: "v1"})
 			var result map[string]any
 			if err == nil {
 				result = map[string]any{"runtime_name": r.RuntimeName, "runtime_api_version": r.RuntimeApiVersion}
@@ -224,7 +236,7 @@ func run(o options) error {
 			r, err := img.ImageStatus(c, &runtime.ImageStatusRequest{Image: imageSpec(o.signed)})
 			var result map[string]any
 			if err == nil {
-				result = map[string]any{"present": r.Image != nil}
+				result = map[string]any{"present": r.Image != nil && r.Image.Id != ""}
 			}
 			return out.emit("ImageStatus", err, result)
 		},
@@ -262,73 +274,99 @@ func run(o options) error {
 	return concurrent(ctx, rt, out)
 }
 
-// runPod runs --run-image in a pod, execs in it and removes both again. Every
-// step runs even when an earlier one failed (with the IDs it has, maybe empty),
-// so that a run always prints the same steps.
+// runPod runs --run-image in a pod, execs in it and removes both again. Every pod
+// step prints a line: one whose input ID was never obtained prints code Skipped
+// with a message naming the step that failed; the others are attempted, so the
+// stop and remove steps still clean up.
 func runPod(ctx context.Context, rt runtime.RuntimeServiceClient, o options, out printer) error {
 	sandbox := podConfig()
-	var podID, containerID string
+	removeLeftoverPods(ctx, rt)
 	c, cancel := context.WithTimeout(ctx, pullTimeout)
 	pod, err := rt.RunPodSandbox(c, &runtime.RunPodSandboxRequest{Config: sandbox})
 	cancel()
-	if err == nil {
-		podID = pod.PodSandboxId
-	}
 	if err := out.emit("RunPodSandbox", err, nil); err != nil {
 		return err
 	}
-	c, cancel = context.WithTimeout(ctx, callTimeout)
-	created, err := rt.CreateContainer(c, &runtime.CreateContainerRequest{
-		PodSandboxId: podID,
-		Config: &runtime.ContainerConfig{
-			Metadata: &runtime.ContainerMetadata{Name: "main"},
-			Image:    imageSpec(o.runImage),
-			Command:  []string{"sh", "-c", "sleep 300"},
-		},
-		SandboxConfig: sandbox,
-	})
-	cancel()
+	podID, noPod := "", ""
 	if err == nil {
-		containerID = created.ContainerId
+		podID = pod.PodSandboxId
+	} else {
+		noPod = "needs the pod sandbox id; RunPodSandbox returned " + status.Code(err).String()
 	}
-	if err := out.emit("CreateContainer", err, nil); err != nil {
-		return err
-	}
-	simple := []struct {
-		step string
-		call func(context.Context) error
-	}{
-		{"StartContainer", func(c context.Context) error {
-			_, err := rt.StartContainer(c, &runtime.StartContainerRequest{ContainerId: containerID})
+
+	containerID, noContainer := "", noPod
+	if podID == "" {
+		if err := out.skip("CreateContainer", noPod); err != nil {
 			return err
-		}},
-		{"ExecSync", nil},
-		{"StopContainer", func(c context.Context) error {
-			_, err := rt.StopContainer(c, &runtime.StopContainerRequest{ContainerId: containerID, Timeout: 10})
-			return err
-		}},
-		{"RemoveContainer", func(c context.Context) error {
-			_, err := rt.RemoveContainer(c, &runtime.RemoveContainerRequest{ContainerId: containerID})
-			return err
-		}},
-		{"StopPodSandbox", func(c context.Context) error {
-			_, err := rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: podID})
-			return err
-		}},
-		{"RemovePodSandbox", func(c context.Context) error {
-			_, err := rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: podID})
-			return err
-		}},
-	}
-	for _, s := range simple {
-		c, cancel := context.WithTimeout(ctx, callTimeout)
-		var err error
-		if s.step == "ExecSync" {
-			err = execSync(c, rt, containerID, out)
-		} else {
-			err = out.emit(s.step, s.call(c), nil)
 		}
+	} else {
+		c, cancel := context.WithTimeout(ctx, callTimeout)
+		created, err := rt.CreateContainer(c, &runtime.CreateContainerRequest{
+			PodSandboxId: podID,
+			Config: &runtime.ContainerConfig{
+				Metadata: &runtime.ContainerMetadata{Name: "c"},
+				Image:    imageSpec(o.runImage),
+				Command:  []string{"sh", "-c", "sleep 300"},
+			},
+			SandboxConfig: sandbox,
+		})
 		cancel()
+		if err := out.emit("CreateContainer", err, nil); err != nil {
+			return err
+		}
+		if err == nil {
+			containerID = created.ContainerId
+		} else {
+			noContainer = "needs the container id; CreateContainer returned " + status.Code(err).String()
+		}
+	}
+
+	steps := []struct {
+		step    string
+		id      string
+		missing string
+		call    func(context.Context) (map[string]any, error)
+	}{
+		{"StartContainer", containerID, noContainer, func(c context.Context) (map[string]any, error) {
+			_, err := rt.StartContainer(c, &runtime.StartContainerRequest{ContainerId: containerID})
+			return nil, err
+		}},
+		{"ExecSync", containerID, noContainer, func(c context.Context) (map[string]any, error) {
+			r, err := rt.ExecSync(c, &runtime.ExecSyncRequest{ContainerId: containerID, Cmd: []string{"echo", "hello"}, Timeout: 10})
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"stdout": string(r.Stdout), "exit_code": r.ExitCode}, nil
+		}},
+		// Timeout 0: the container's shell is PID 1 and ignores SIGTERM; waiting
+		// for it would only add the grace period to every run.
+		{"StopContainer", containerID, noContainer, func(c context.Context) (map[string]any, error) {
+			_, err := rt.StopContainer(c, &runtime.StopContainerRequest{ContainerId: containerID})
+			return nil, err
+		}},
+		{"RemoveContainer", containerID, noContainer, func(c context.Context) (map[string]any, error) {
+			_, err := rt.RemoveContainer(c, &runtime.RemoveContainerRequest{ContainerId: containerID})
+			return nil, err
+		}},
+		{"StopPodSandbox", podID, noPod, func(c context.Context) (map[string]any, error) {
+			_, err := rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: podID})
+			return nil, err
+		}},
+		{"RemovePodSandbox", podID, noPod, func(c context.Context) (map[string]any, error) {
+			_, err := rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: podID})
+			return nil, err
+		}},
+	}
+	for _, s := range steps {
+		var err error
+		if s.id == "" {
+			err = out.skip(s.step, s.missing)
+		} else {
+			c, cancel := context.WithTimeout(ctx, callTimeout)
+			result, callErr := s.call(c)
+			cancel()
+			err = out.emit(s.step, callErr, result)
+		}
 		if err != nil {
 			return err
 		}
@@ -336,13 +374,25 @@ func runPod(ctx context.Context, rt runtime.RuntimeServiceClient, o options, out
 	return nil
 }
 
-func execSync(ctx context.Context, rt runtime.RuntimeServiceClient, containerID string, out printer) error {
-	r, err := rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: containerID, Cmd: []string{"echo", "hello"}, Timeout: 10})
-	var result map[string]any
-	if err == nil {
-		result = map[string]any{"stdout": string(r.Stdout), "exit_code": r.ExitCode}
+// removeLeftoverPods stops and removes a pod with this client's metadata left by
+// an earlier run that died (containerd would refuse the name). It prints nothing
+// on stdout: the transcript is the same with or without one.
+func removeLeftoverPods(ctx context.Context, rt runtime.RuntimeServiceClient) {
+	c, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	listed, err := rt.ListPodSandbox(c, &runtime.ListPodSandboxRequest{})
+	if err != nil {
+		return
 	}
-	return out.emit("ExecSync", err, result)
+	for _, pod := range listed.Items {
+		md := pod.Metadata
+		if md == nil || md.Name != podName || md.Uid != podUID || md.Namespace != podNamespace {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "cri-go: removing leftover pod sandbox %s\n", pod.Id)
+		_, _ = rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: pod.Id})
+		_, _ = rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: pod.Id})
+	}
 }
 
 func removeImage(ctx context.Context, img runtime.ImageServiceClient, o options, out printer) error {
@@ -357,7 +407,7 @@ func removeImage(ctx context.Context, img runtime.ImageServiceClient, o options,
 	r, err := img.ImageStatus(c, &runtime.ImageStatusRequest{Image: imageSpec(o.signed)})
 	var result map[string]any
 	if err == nil {
-		result = map[string]any{"present": r.Image != nil}
+		result = map[string]any{"present": r.Image != nil && r.Image.Id != ""}
 	}
 	return out.emit("ImageStatusAfterRemove", err, result)
 }
@@ -393,7 +443,7 @@ func concurrent(ctx context.Context, rt runtime.RuntimeServiceClient, out printe
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := rt.Version(c, &runtime.VersionRequest{})
+			_, err := rt.Version(c, &runtime.VersionRequest{Version: "v1"})
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
