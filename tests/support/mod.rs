@@ -14,6 +14,7 @@ pub use pullgate::cri::client::CriClient;
 pub mod pki;
 pub mod registry;
 pub mod signed_layout;
+pub mod signing;
 
 /// The containerd + registry started by `integration/harness up`, described by the
 /// environment it writes. `None` (skip) outside the harness, except under `CI=true`
