@@ -193,6 +193,9 @@ pub fn run(args: &DoctorArgs) -> Report {
         ),
     ));
     checks.push(policy_check(&config.policy.dir));
+    // Read before the socket check connects, so the doctor's own connection is not
+    // among the clients it reports.
+    let clients = ClientsFile::read(&crate::clients::state_file_path(socket));
     checks.push(socket_check(socket));
 
     let kubelets = match args.kubelet_pid {
@@ -242,7 +245,6 @@ pub fn run(args: &DoctorArgs) -> Report {
         ));
         return Report { checks };
     }
-    let clients = ClientsFile::read(&crate::clients::state_file_path(socket));
     let several = kubelets.len() > 1;
     for kubelet in &kubelets {
         let suffix = if several {
