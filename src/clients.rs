@@ -350,6 +350,9 @@ impl ClientTracker {
             Some(Peer::identify(Path::new("/proc"), pid, cred.uid()))
         });
         let kubelet = peer.as_ref().is_some_and(Peer::is_kubelet);
+        // Counted before the record is written, so a reader who sees the record also
+        // sees the count.
+        self.metrics.cri_client_connected(kubelet, now);
         match &peer {
             Some(peer) => {
                 tracing::debug!(
@@ -363,7 +366,6 @@ impl ClientTracker {
             }
             None => tracing::debug!("CRI client connected; its pid is unknown"),
         }
-        self.metrics.cri_client_connected(kubelet, now);
         OpenConnection {
             metrics: Arc::clone(&self.metrics),
             kubelet,

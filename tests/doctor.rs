@@ -838,19 +838,26 @@ fn kubeadm_argv_with_dropin(root: &Path, socket: &Path) -> Vec<String> {
     )
 }
 
-/// Waits until pullgate's client record lists `pid`.
-fn wait_for_client(socket: &Path, pid: u32) {
+/// Waits until pullgate's client record lists `connections` connections from `pid`.
+fn wait_for_client(socket: &Path, pid: u32, connections: u64) {
     let path = pullgate::clients::state_file_path(socket);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(file) = pullgate::clients::ClientsFile::read(&path) {
-            if file.clients.iter().any(|c| c.pid == pid) {
+            if file
+                .clients
+                .iter()
+                .any(|c| c.pid == pid && c.connections >= connections)
+            {
                 return;
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("{} never listed pid {pid}", path.display());
+    panic!(
+        "{} never listed {connections} connections from pid {pid}",
+        path.display()
+    );
 }
 
 /// Replaces `dddd-dd-ddTdd:dd:ddZ` with TIME.
@@ -917,7 +924,8 @@ fn a_kubelet_connected_through_pullgate_passes_every_check() {
     let command = kubeadm_argv_with_dropin(root.path(), &pullgate.socket);
     let kubelet = FakeKubelet::start(&command, Some(&pullgate.socket));
     let pid = kubelet.pid();
-    wait_for_client(&pullgate.socket, pid);
+    // The fake kubelet connects twice (runtime and image service).
+    wait_for_client(&pullgate.socket, pid, 2);
 
     let config = pullgate.dir.path().join("config.toml");
     let report = doctor(
@@ -995,7 +1003,7 @@ fn a_kubelet_that_never_connected_fails_even_with_the_right_endpoints() {
     // Other clients did connect (this test, waiting for the socket, and a crictl): a
     // record exists, just not this kubelet's.
     let other = FakeKubelet::start(&argv("/usr/bin/crictl images"), Some(&pullgate.socket));
-    wait_for_client(&pullgate.socket, other.pid());
+    wait_for_client(&pullgate.socket, other.pid(), 2);
     let kubelet = FakeKubelet::start(&command, None);
     let pid = kubelet.pid();
 
