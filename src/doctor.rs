@@ -166,11 +166,16 @@ impl fmt::Display for Report {
 /// Runs every check.
 pub fn run(args: &DoctorArgs) -> Report {
     let mut checks = Vec::new();
-    let config_name = args
-        .config
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| crate::config::DEFAULT_CONFIG_PATH.to_owned());
+    let config_name = match &args.config {
+        Some(path) => path.display().to_string(),
+        None if Path::new(crate::config::DEFAULT_CONFIG_PATH).exists() => {
+            crate::config::DEFAULT_CONFIG_PATH.to_owned()
+        }
+        None => format!(
+            "built-in defaults (no {})",
+            crate::config::DEFAULT_CONFIG_PATH
+        ),
+    };
     let config = match Config::load_or_default(args.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
