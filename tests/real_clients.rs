@@ -6,6 +6,7 @@
 //! runs must agree step by step except where the gate is meant to differ: the
 //! unsigned pull is denied in the form the kubelet reports as
 //! `SignatureValidationFailed`, and containerd's non-CRI services are not exposed.
+//! A pull that containerd itself fails must reach them unchanged too.
 //!
 //! The clients print one JSON line per step (`{"step", "code", "message",
 //! "result"}`), results normalised so that two runs compare equal.
