@@ -228,8 +228,18 @@ async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<Pro
         record_tag(shared, &image, tag.as_ref(), target).await;
     }
     log_outcome(api, &image, started, &parts.headers, trailers.as_ref());
-    let body = Full::new(collected.to_bytes()).with_trailers(async move { trailers.map(Ok) });
-    Response::from_parts(parts, box_body(body))
+    let bytes = collected.to_bytes();
+    let body = match trailers {
+        // A trailers-only answer (the status in the headers, no message) goes back
+        // as one HEADERS frame with END_STREAM: gRPC clients other than tonic take
+        // a status only from the stream's last HEADERS frame, so an empty DATA
+        // frame ending the stream after it loses the status.
+        None => box_body(Full::new(bytes)),
+        Some(trailers) => {
+            box_body(Full::new(bytes).with_trailers(async move { Some(Ok(trailers)) }))
+        }
+    };
+    Response::from_parts(parts, body)
 }
 
 /// The id of the image containerd has under `pinned` (`repo@sha256:…`), if any.
