@@ -4,6 +4,7 @@
 // containerd and a run through pullgate can be compared line by line.
 //
 //	cri-go --endpoint SOCK --dial path|localhost --signed REF --unsigned REF --run-image REF
+//	cri-go bench --endpoint SOCK --dial path|localhost --image REF   (bench.go)
 //
 // Each line is {"step", "code", "message", "result"}: code is the grpc-go
 // codes.Code name, message the status message (empty on OK), result the step's
@@ -460,6 +461,10 @@ func concurrent(ctx context.Context, rt runtime.RuntimeServiceClient, out printe
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		benchMain(os.Args[2:])
+		return
+	}
 	o, err := parseOptions()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cri-go: %v\n", err)
