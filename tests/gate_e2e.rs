@@ -12,10 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use pullgate::cri::v1;
 use pullgate::oci::Descriptor;
-use pullgate::registry::{Credentials, RegistryClient, RegistryConfig};
 use support::envelope_builder::{EnvelopeSpec, Format, Target};
 use support::pki::{CertSpec, Chain, Issued, KeySpec, Pki, Tsa};
 use support::signed_layout::{Layout, SignatureForm};
+use support::signing::{resolve, skopeo_copy};
 use support::{CriClient, Harness, Pullgate};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -27,43 +27,9 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
+/// A repository name unique to this run, under `gate/`.
 fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("gate/{name}-{}-{nanos}", std::process::id())
-}
-
-fn skopeo_copy(from: &str, to: &str) {
-    let output = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
-        .arg(format!("docker://{from}"))
-        .arg(format!("docker://{to}"))
-        .output()
-        .expect("skopeo");
-    assert!(
-        output.status.success(),
-        "skopeo copy {from} {to}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-async fn resolve(registry: &str, reference: &str) -> Descriptor {
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: None,
-        insecure_registries: vec![registry.to_owned()],
-        ..Default::default()
-    })
-    .expect("client");
-    client
-        .resolve(
-            &reference.parse().expect("reference"),
-            &Credentials::None,
-            std::time::Instant::now() + Duration::from_secs(10),
-        )
-        .await
-        .expect("resolve")
+    format!("gate/{}", support::signing::unique(name))
 }
 
 /// The test's world: the harness, a PKI, pullgate with a policy written here.

@@ -17,16 +17,14 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use pullgate::cri::v1;
-use pullgate::oci::Descriptor;
-use pullgate::registry::{Credentials, RegistryClient, RegistryConfig};
 use serde::Deserialize;
 use serde_json::json;
 use support::envelope_builder::Format;
 use support::pki::KeySpec;
-use support::signing::ImageSigner;
+use support::signing::{resolve, skopeo_copy, unique, ImageSigner};
 use support::{CriClient, Harness, Pullgate};
 
 /// One client run at a time: they share containerd, create the same pod (and
@@ -255,46 +253,6 @@ impl Images {
                 .unwrap_or_else(|e| panic!("RemoveImage {image}: {e:?}"));
         }
     }
-}
-
-/// `name` made unique to this run (several test processes share the registry).
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
-fn skopeo_copy(from: &str, to: &str) {
-    let output = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
-        .arg(format!("docker://{from}"))
-        .arg(format!("docker://{to}"))
-        .output()
-        .expect("run skopeo");
-    assert!(
-        output.status.success(),
-        "skopeo copy {from} {to}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-async fn resolve(registry: &str, reference: &str) -> Descriptor {
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: None,
-        insecure_registries: vec![registry.to_owned()],
-        ..Default::default()
-    })
-    .expect("registry client");
-    client
-        .resolve(
-            &reference.parse().expect("reference"),
-            &Credentials::None,
-            Instant::now() + Duration::from_secs(10),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("resolve {reference}: {e:?}"))
 }
 
 /// pullgate with `statements` plus one for the pause image (skipped: containerd

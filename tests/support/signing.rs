@@ -2,10 +2,13 @@
 //! registry without the referrers API: a signature manifest (artifactType form)
 //! carrying the envelope, listed in the referrers tag-schema index `sha256-<hex>`
 //! of the image's digest, both uploaded byte-exact with `harness push-layout`.
+//! Also: copying an image within the harness registry and resolving it.
 
 use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
 
 use pullgate::oci::Descriptor;
+use pullgate::registry::{Credentials, RegistryClient, RegistryConfig};
 
 use super::envelope_builder::Format;
 use super::pki::{Chain, KeySpec, Pki};
@@ -73,4 +76,46 @@ impl ImageSigner {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// `name` made unique to this run (several test processes share the registry).
+pub fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+/// Copies an image between registries of the harness (plain HTTP).
+pub fn skopeo_copy(from: &str, to: &str) {
+    let output = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("docker://{from}"))
+        .arg(format!("docker://{to}"))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "skopeo copy {from} {to}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The descriptor `reference` resolves to in the harness registry (plain HTTP).
+pub async fn resolve(registry: &str, reference: &str) -> Descriptor {
+    let client = RegistryClient::new(RegistryConfig {
+        hosts_dir: None,
+        insecure_registries: vec![registry.to_owned()],
+        ..Default::default()
+    })
+    .expect("registry client");
+    client
+        .resolve(
+            &reference.parse().expect("reference"),
+            &Credentials::None,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("resolve {reference}: {e:?}"))
 }
