@@ -907,3 +907,43 @@ async fn container_events_stream_through_pullgate_as_containerd_sends_them() {
         "events through pullgate differ from containerd's own"
     );
 }
+
+/// How long the stream below stays without events: longer than containerd's gRPC
+/// server (grpc-go, keepalive enforcement MinTime 5 min, 2 strikes allowed) takes to
+/// close a connection on which a client pings every 30 s while it sends nothing.
+const IDLE_STREAM: Duration = Duration::from_secs(150);
+
+/// The kubelet's evented PLEG keeps one GetContainerEvents stream open for the
+/// node's lifetime, and a quiet node sends nothing on it for minutes. Through
+/// pullgate such a stream must still deliver events after a long silence, as a
+/// direct one does.
+#[tokio::test(flavor = "multi_thread")]
+async fn container_events_stream_through_pullgate_survives_a_quiet_node() {
+    let Some(harness) =
+        Harness::from_env("container_events_stream_through_pullgate_survives_a_quiet_node")
+    else {
+        return;
+    };
+    if containerd_series() < (1, 7) {
+        return; // No container events before 1.7 (see the test above).
+    }
+    let _serial = serial().await;
+    let pullgate = Pullgate::start(&harness.containerd_socket, "");
+    let proxied = pullgate.client();
+    let direct = harness.direct_client();
+    let image_ref = pull(&direct, &harness.busybox).await.expect("pull");
+    let name = |what: &str| format!("e2e-quiet-{what}-{}", std::process::id());
+    use_up_closed_subscriptions(&direct, &image_ref, &name("flush1")).await;
+
+    let mut through = Subscription::open(&proxied);
+    tokio::time::sleep(IDLE_STREAM).await;
+    let seen = pod_lifecycle(&direct, &image_ref, &name("after"), Some(&mut through)).await;
+    drop(through);
+    use_up_closed_subscriptions(&direct, &image_ref, &name("flush2")).await;
+    assert_eq!(
+        seen.len(),
+        8,
+        "{seen:#?}\npullgate log:\n{}",
+        pullgate.log_text()
+    );
+}
