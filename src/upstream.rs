@@ -18,9 +18,15 @@ pub mod images;
 
 pub use images::{ImageRecord, ImageStore, ImageStoreError, ImageTarget};
 
-/// How often an idle upstream connection is pinged, so a containerd that vanished
-/// without closing the socket is noticed before the next call needs it.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long the upstream connection may be silent, while a call is open, before it
+/// is pinged, so that a containerd that hangs without closing the socket fails the
+/// calls waiting on it. Not shorter: containerd's gRPC server (grpc-go's default
+/// keepalive enforcement, `MinTime` 5 minutes) counts a ping sooner than 5 minutes
+/// after the last one as a strike and, at the third, closes the connection with
+/// GOAWAY `too_many_pings`, failing every call on it. With 30 s here, any call
+/// quiet for 2 minutes (a long ExecSync or image pull, the kubelet's
+/// GetContainerEvents stream on a quiet node) failed through pullgate.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5 * 60 + 10);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a call could not be forwarded to containerd.
