@@ -166,90 +166,20 @@ impl fmt::Display for Report {
 /// Runs every check.
 pub fn run(args: &DoctorArgs) -> Report {
     let mut checks = Vec::new();
-    let config_name = match &args.config {
-        Some(path) => path.display().to_string(),
-        None if Path::new(crate::config::DEFAULT_CONFIG_PATH).exists() => {
-            crate::config::DEFAULT_CONFIG_PATH.to_owned()
-        }
-        None => format!(
-            "built-in defaults (no {})",
-            crate::config::DEFAULT_CONFIG_PATH
-        ),
-    };
-    let config = match Config::load_or_default(args.config.as_deref()) {
-        Ok(config) => config,
-        Err(error) => {
-            checks.push(Check::fail(
-                "config",
-                error.to_string(),
-                format!("fix the file (pullgate check-config --config {config_name})"),
-            ));
-            return Report { checks };
-        }
+    let Some(config) = config_check(args, &mut checks) else {
+        return Report { checks };
     };
     let socket = &config.server.socket;
     let containerd = &config.upstream.containerd_socket;
-    checks.push(Check::ok(
-        "config",
-        format!(
-            "{config_name}: pullgate listens on {}, forwards to containerd at {}",
-            socket.display(),
-            containerd.display()
-        ),
-    ));
     checks.push(policy_check(&config.policy.dir));
     // Read before the socket check connects, so the doctor's own connection is not
     // among the clients it reports.
     let clients = ClientsFile::read(&crate::clients::state_file_path(socket));
     checks.push(socket_check(socket));
 
-    let kubelets = match args.kubelet_pid {
-        Some(pid) => match KubeletProcess::read(&args.proc_root, pid) {
-            Ok(process) => {
-                if !process.is_kubelet() {
-                    checks.push(Check::warn(
-                        KUBELET_CHECK,
-                        format!(
-                            "pid {pid} runs {}, not a program named kubelet",
-                            process.argv0()
-                        ),
-                        "checking it anyway, as --kubelet-pid asked",
-                    ));
-                }
-                vec![process]
-            }
-            Err(error) => {
-                checks.push(Check::fail(
-                    KUBELET_CHECK,
-                    format!("no process {pid}: {error}"),
-                    "name the running kubelet's pid (pidof kubelet)",
-                ));
-                return Report { checks };
-            }
-        },
-        None => match find_kubelets(&args.proc_root) {
-            Ok(found) => found,
-            Err(error) => {
-                checks.push(Check::fail(
-                    KUBELET_CHECK,
-                    error.to_string(),
-                    "run pullgate doctor as root on the node",
-                ));
-                return Report { checks };
-            }
-        },
-    };
-    if kubelets.is_empty() {
-        checks.push(Check::fail(
-            KUBELET_CHECK,
-            format!(
-                "no kubelet process is running (no {}/*/cmdline names a program kubelet)",
-                args.proc_root.display()
-            ),
-            "start the kubelet (systemctl start kubelet) and run pullgate doctor again",
-        ));
+    let Some(kubelets) = kubelets_to_check(args, &mut checks) else {
         return Report { checks };
-    }
+    };
     let several = kubelets.len() > 1;
     for kubelet in &kubelets {
         let suffix = if several {
@@ -274,6 +204,94 @@ pub fn run(args: &DoctorArgs) -> Report {
         );
     }
     Report { checks }
+}
+
+/// pullgate's own config (the file, or the built-in defaults), with its check line;
+/// `None` when it does not load (nothing else can be checked then).
+fn config_check(args: &DoctorArgs, checks: &mut Vec<Check>) -> Option<Config> {
+    let config_name = match &args.config {
+        Some(path) => path.display().to_string(),
+        None if Path::new(crate::config::DEFAULT_CONFIG_PATH).exists() => {
+            crate::config::DEFAULT_CONFIG_PATH.to_owned()
+        }
+        None => format!(
+            "built-in defaults (no {})",
+            crate::config::DEFAULT_CONFIG_PATH
+        ),
+    };
+    let config = match Config::load_or_default(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            checks.push(Check::fail(
+                "config",
+                error.to_string(),
+                format!("fix the file (pullgate check-config --config {config_name})"),
+            ));
+            return None;
+        }
+    };
+    checks.push(Check::ok(
+        "config",
+        format!(
+            "{config_name}: pullgate listens on {}, forwards to containerd at {}",
+            config.server.socket.display(),
+            config.upstream.containerd_socket.display()
+        ),
+    ));
+    Some(config)
+}
+
+/// The kubelet(s) to check: the one `--kubelet-pid` names, else every process whose
+/// program is named kubelet; `None` (with the failing line pushed) when there is none.
+fn kubelets_to_check(args: &DoctorArgs, checks: &mut Vec<Check>) -> Option<Vec<KubeletProcess>> {
+    let kubelets = match args.kubelet_pid {
+        Some(pid) => match KubeletProcess::read(&args.proc_root, pid) {
+            Ok(process) => {
+                if !process.is_kubelet() {
+                    checks.push(Check::warn(
+                        KUBELET_CHECK,
+                        format!(
+                            "pid {pid} runs {}, not a program named kubelet",
+                            process.argv0()
+                        ),
+                        "checking it anyway, as --kubelet-pid asked",
+                    ));
+                }
+                vec![process]
+            }
+            Err(error) => {
+                checks.push(Check::fail(
+                    KUBELET_CHECK,
+                    format!("no process {pid}: {error}"),
+                    "name the running kubelet's pid (pidof kubelet)",
+                ));
+                return None;
+            }
+        },
+        None => match find_kubelets(&args.proc_root) {
+            Ok(found) => found,
+            Err(error) => {
+                checks.push(Check::fail(
+                    KUBELET_CHECK,
+                    error.to_string(),
+                    "run pullgate doctor as root on the node",
+                ));
+                return None;
+            }
+        },
+    };
+    if kubelets.is_empty() {
+        checks.push(Check::fail(
+            KUBELET_CHECK,
+            format!(
+                "no kubelet process is running (no {}/*/cmdline names a program kubelet)",
+                args.proc_root.display()
+            ),
+            "start the kubelet (systemctl start kubelet) and run pullgate doctor again",
+        ));
+        return None;
+    }
+    Some(kubelets)
 }
 
 fn policy_check(dir: &Path) -> Check {
