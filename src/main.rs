@@ -258,6 +258,12 @@ fn policy_check(dir: &std::path::Path) -> ExitCode {
                         .join(", ")
                 ));
             }
+            if let Some(statement) = loaded.document.global_skip() {
+                out.push_str(&format!(
+                    "Warning: {}\n",
+                    pullgate::policy_dir::global_skip_warning(&statement.name)
+                ));
+            }
             for store in &loaded.stores {
                 out.push_str(&format!(
                     "  trust store {:?} ({:?}): {} certificate(s)\n",

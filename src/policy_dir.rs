@@ -96,6 +96,14 @@ pub fn load_policy_dir(dir: &Path) -> Result<PolicyDir, PolicyDirError> {
         path: policy_file.clone(),
         source: Box::new(source),
     })?;
+    if let Some(statement) = document.global_skip() {
+        tracing::warn!(
+            policy = %policy_file.display(),
+            statement = %statement.name,
+            "{}",
+            global_skip_warning(&statement.name)
+        );
+    }
     let mut references: Vec<&TrustStoreRef> = Vec::new();
     for statement in &document.statements {
         for store in &statement.trust_stores {
@@ -113,6 +121,14 @@ pub fn load_policy_dir(dir: &Path) -> Result<PolicyDir, PolicyDirError> {
         stores,
         policy_file,
     })
+}
+
+/// What a `skip` statement with the global scope `*` does to the node, for the load
+/// warning and `pullgate policy check`.
+pub fn global_skip_warning(statement: &str) -> String {
+    format!(
+        "trust policy statement \"{statement}\" has level skip with registry scope \"*\": every image no other statement names is pulled without signature verification"
+    )
 }
 
 /// `trustpolicy.oci.json` if it exists in any form (a symlink there is an error, not a

@@ -225,6 +225,15 @@ impl TrustPolicyDocument {
         })
     }
 
+    /// The `skip` statement with the global scope `*`, if any: every image no other
+    /// statement names is then pulled unverified. Valid (notation-go accepts it), but
+    /// loaders and `policy check` warn about it.
+    pub fn global_skip(&self) -> Option<&TrustPolicyStatement> {
+        self.statements
+            .iter()
+            .find(|s| !s.level.verifies() && s.registry_scopes.iter().any(|scope| scope == "*"))
+    }
+
     /// The statement for `repository` (`registry/repo`, no tag or digest): the one whose
     /// `registryScopes` contains it exactly, else the `*` statement (NOTARY.md §5
     /// "Selection"). No normalisation: `docker.io/library/x` is not `x`.
@@ -344,11 +353,10 @@ fn validate_statement(
     // registryScopes.
     let registry_scopes = raw.registry_scopes.unwrap_or_default();
     validate_scopes(&registry_scopes).map_err(|r| fail("registryScopes", r))?;
-    if level_name == LevelName::Skip && registry_scopes.iter().any(|s| s == "*") {
-        // Spec: "skip cannot be used with a global scope (*)"; notation-go allows it.
-        // pullgate follows the spec: a global skip would open the gate for every image.
-        return Err(fail("registryScopes", StatementReason::SkipWithGlobalScope));
-    }
+    // The spec says "skip cannot be used with a global scope (*)", but notation-go
+    // accepts it (NOTARY.md §5) and notation's own `skip_trustpolicy.json` uses it.
+    // pullgate accepts it too, so a policy copied from notation loads and decides as
+    // notation does; whoever loads it warns (see `global_skip`).
 
     Ok(TrustPolicyStatement {
         name,

@@ -119,10 +119,6 @@ pub enum StatementReason {
     WildcardInScope(String),
     #[error("registry scope {0:?} is not valid, make sure it is a fully qualified repository without the scheme, protocol or tag. For example domain.com/my/repository or a local scope like local/myOCILayout")]
     InvalidScope(String),
-    /// Spec (trust-store-trust-policy.md, `skip`): "skip cannot be used with a global
-    /// scope (`*`)". notation-go accepts it; pullgate follows the spec.
-    #[error("level \"skip\" cannot be used with the global scope \"*\", registryScopes must name repositories")]
-    SkipWithGlobalScope,
     #[error("level is missing, it must be one of strict, permissive, audit, skip")]
     MissingLevel,
     #[error("level {0:?} is not supported, it must be one of strict, permissive, audit, skip")]

@@ -7,8 +7,9 @@
 //! Where the Notary Project specification and notation-go disagree, this module
 //! follows the specification when NOTARY.md marks the difference, and otherwise the
 //! stricter of the two; each such choice is documented where it is made:
-//! - level `skip` with the global scope `*` is rejected (spec; notation-go allows it),
-//!   see [`document`];
+//! - level `skip` with the global scope `*` is accepted (notation-go; the spec forbids
+//!   it), with a warning wherever it is loaded, see
+//!   [`TrustPolicyDocument::global_skip`];
 //! - a sub-directory inside a trust store is an error (notation-go; the spec says it
 //!   is ignored), see [`crate::policy_dir`];
 //! - store names `.` and `..` are rejected although the name pattern admits them.

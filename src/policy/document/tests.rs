@@ -308,20 +308,40 @@ fn skip_valid_on_named_scope() {
 }
 
 #[test]
-fn skip_with_global_scope_follows_spec() {
+fn skip_with_global_scope_is_accepted_as_notation_does() {
+    let mut s = statement();
+    s["signatureVerification"]["level"] = json!("skip");
+    s["registryScopes"] = json!(["*"]);
+    s.as_object_mut().unwrap().remove("trustStores");
+    s.as_object_mut().unwrap().remove("trustedIdentities");
+    let d = TrustPolicyDocument::parse(&doc(vec![s])).unwrap();
     assert_eq!(
-        invalid(|s| {
-            s["signatureVerification"]["level"] = json!("skip");
-            s["registryScopes"] = json!(["*"]);
-            s.as_object_mut().unwrap().remove("trustStores");
-            s.as_object_mut().unwrap().remove("trustedIdentities");
-        }),
-        (
-            name(),
-            "registryScopes",
-            StatementReason::SkipWithGlobalScope
-        )
+        d.global_skip().map(|s| s.name.as_str()),
+        Some(name().as_str())
     );
+    assert!(!d
+        .statement_for("any.registry/app")
+        .unwrap()
+        .level
+        .verifies());
+}
+
+#[test]
+fn global_skip_absent_for_named_skip_and_global_strict() {
+    let mut named = statement();
+    named["signatureVerification"]["level"] = json!("skip");
+    named.as_object_mut().unwrap().remove("trustStores");
+    named.as_object_mut().unwrap().remove("trustedIdentities");
+    assert!(TrustPolicyDocument::parse(&doc(vec![named]))
+        .unwrap()
+        .global_skip()
+        .is_none());
+    let mut global = statement();
+    global["registryScopes"] = json!(["*"]);
+    assert!(TrustPolicyDocument::parse(&doc(vec![global]))
+        .unwrap()
+        .global_skip()
+        .is_none());
 }
 
 #[test]
