@@ -1078,3 +1078,84 @@ fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
     }
     err.source().and_then(rustls_error)
 }
+
+// --- issue 9: a hostile registry ---------------------------------------------
+
+/// Issue 9 item 6: `Retry-After: u64::MAX` seconds once overflowed `Instant + Duration`
+/// and panicked the task; now it is a wait far beyond the deadline, so the call gives
+/// up at once with the 429.
+#[tokio::test]
+async fn retry_after_u64_max_seconds_is_a_transient_429_not_a_panic() {
+    let registry = TestRegistry::start().await;
+    signed_image(&registry, "app");
+    registry.fault(
+        "/manifests/v1",
+        Fault::TooManyRequests(u64::MAX.to_string()),
+        10,
+    );
+    let until = deadline(5.0);
+    let err = client(&registry)
+        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+        .await
+        .expect_err("gave up");
+    assert!(Instant::now() < until, "did not wait for Retry-After");
+    assert!(
+        matches!(err, RegistryError::Http { status: 429, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert_eq!(requests(&registry), ["HEAD manifest"]);
+}
+
+/// Issue 9 item 6: a token with `expires_in: u64::MAX` once overflowed
+/// `Instant + Duration` while the token lock was held. The lifetime is capped: the
+/// flow succeeds and the token is reused for the next call.
+#[tokio::test]
+async fn token_expires_in_u64_max_is_capped_not_a_panic() {
+    let registry = TestRegistry::start().await;
+    registry.set_bearer(None);
+    registry.set_token_expires_in(u64::MAX);
+    signed_image(&registry, "app");
+    let client = client(&registry);
+    let reference = reference(&registry, "app:v1");
+    for _ in 0..2 {
+        verify_flow(&client, &reference, &Credentials::None, deadline(10.0))
+            .await
+            .expect("verification flow");
+    }
+    let tokens = requests(&registry)
+        .iter()
+        .filter(|r| r.ends_with("token"))
+        .count();
+    assert_eq!(tokens, 1, "{:?}", requests(&registry));
+}
+
+/// Issue 9 item 7: a challenge naming a plain-http token service on another host
+/// with an upper-case scheme (`HTTP://`) must not get the caller's Basic
+/// credentials; the scheme is compared case-insensitively (RFC 3986 §3.1).
+#[tokio::test]
+async fn upper_case_http_realm_on_another_host_gets_no_basic_credentials() {
+    let registry = TestRegistry::start().await;
+    registry.set_bearer(Some(("alice", "secret")));
+    let thief = TestRegistry::start().await;
+    registry.set_realm(&format!("HTTP://{}/token", thief.host()));
+    signed_image(&registry, "app");
+    let credentials = Credentials::Basic {
+        username: "alice".into(),
+        password: "secret".into(),
+    };
+    let err = client(&registry)
+        .resolve(
+            &reference(&registry, "app:v1"),
+            &credentials,
+            deadline(10.0),
+        )
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RegistryError::Token { .. }), "{err:?}");
+    assert!(
+        thief.log().is_empty(),
+        "credentials went to the plain-http realm: {:?}",
+        thief.log()
+    );
+}

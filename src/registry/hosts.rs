@@ -294,6 +294,20 @@ mod tests {
         assert_eq!(e[0].url("/"), "http://127.0.0.1:5000/v2/");
     }
 
+    /// Issue 9 item 7: a hosts.toml URL's scheme is case-insensitive too.
+    #[test]
+    fn upper_case_schemes_in_hosts_toml_are_http_and_https() {
+        let e = parse(
+            Path::new("/d/h/hosts.toml"),
+            "server = \"HTTP://h:5000\"\n[host.\"HTTPS://m\"]\n",
+            "h:5000",
+            false,
+        )
+        .expect("parses");
+        assert_eq!(e[0].origin, "https://m");
+        assert_eq!(e[1].origin, "http://h:5000");
+    }
+
     #[test]
     fn mirrors_come_first_in_file_order() {
         let text = r#"

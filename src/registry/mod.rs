@@ -47,6 +47,11 @@ pub const MAX_REFERRERS_PAGES: usize = 1_000;
 const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
 /// Lifetime of a token without `expires_in` (distribution token.md: 60 s).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest a token is reused whatever its `expires_in` says: an hour, the
+/// lifetime of the OAuth2 access tokens cloud registries issue (Docker Hub's last
+/// 300 s). It keeps `now + lifetime` finite (`expires_in: u64::MAX` once overflowed
+/// `Instant` with the token lock held) and bounds how long a revoked grant lives.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// First retry delay; doubled per attempt, capped at `MAX_BACKOFF`.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -811,7 +816,9 @@ impl RegistryClient {
                     });
                     response.drain().await;
                     let give_up = attempt >= self.inner.config.max_attempts
-                        || Instant::now() + wait >= call.deadline;
+                        || Instant::now()
+                            .checked_add(wait)
+                            .is_none_or(|then| then >= call.deadline);
                     if give_up {
                         return Err(RegistryError::Http {
                             status,
@@ -909,7 +916,7 @@ impl RegistryClient {
                     reason: "not an http(s) URL",
                 }
             })?;
-            if url.starts_with("https://") && next.starts_with("http://") {
+            if !transport::is_plain_http(&url) && transport::is_plain_http(&next) {
                 return Err(RegistryError::RedirectRefused {
                     from: url,
                     to: next,
@@ -948,7 +955,11 @@ impl RegistryClient {
                     }
                 }
                 let (token, lifetime) = self.fetch_token(call, &realm, service.as_deref()).await?;
-                lock(&self.inner.tokens).insert(key, (token.clone(), Instant::now() + lifetime));
+                // Computed before taking the lock; `lifetime` is capped, so this cannot
+                // overflow, and a clock that could would just not cache the token.
+                if let Some(expires) = Instant::now().checked_add(lifetime) {
+                    lock(&self.inner.tokens).insert(key, (token.clone(), expires));
+                }
                 Ok(Some(format!("Bearer {token}")))
             }
         }
@@ -969,7 +980,9 @@ impl RegistryClient {
         let realm_origin = transport::origin_of(realm)
             .ok_or_else(|| token_error("realm is not an http(s) URL".into()))?;
         let same_origin = realm_origin == call.endpoint.origin;
-        if realm.starts_with("http://") && !same_origin && !matches!(call.secret, Secret::Anonymous)
+        if transport::is_plain_http(realm)
+            && !same_origin
+            && !matches!(call.secret, Secret::Anonymous)
         {
             return Err(token_error(
                 "refusing to send credentials to a plain-http token service on another host".into(),
@@ -1051,7 +1064,8 @@ impl RegistryClient {
             .ok_or_else(|| token_error("the answer holds no token".into()))?;
         let lifetime = parsed
             .expires_in
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+            .min(MAX_TOKEN_LIFETIME);
         Ok((token, lifetime))
     }
 }

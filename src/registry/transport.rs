@@ -168,28 +168,55 @@ impl ServerCertVerifier for SkipVerify {
     }
 }
 
-/// `scheme://authority` of an absolute URL.
+/// `scheme://authority` of an absolute URL, the scheme in lower case.
 pub(crate) fn origin_of(url: &str) -> Option<String> {
     let uri: http::Uri = url.parse().ok()?;
     Some(format!(
         "{}://{}",
-        uri.scheme_str()?,
+        web_scheme(&uri)?,
         uri.authority()?.as_str()
     ))
 }
 
+/// `http` or `https` for a URL with either scheme in any case (schemes are
+/// case-insensitive, RFC 3986 §3.1: `HTTP://` is plain http too), else `None`.
+fn web_scheme(uri: &http::Uri) -> Option<&'static str> {
+    let scheme = uri.scheme_str()?;
+    if scheme.eq_ignore_ascii_case("https") {
+        Some("https")
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Some("http")
+    } else {
+        None
+    }
+}
+
+/// Whether `url` is an absolute plain-http URL, whatever the case of its scheme.
+pub(crate) fn is_plain_http(url: &str) -> bool {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| web_scheme(&uri))
+        == Some("http")
+}
+
 /// Resolves a `Location` or `Link` target against the URL it came from.
 pub(crate) fn join_url(base: &str, target: &str) -> Option<String> {
-    if target.starts_with("http://") || target.starts_with("https://") {
-        return Some(target.to_owned());
-    }
-    if target.contains("://") {
-        return None;
+    let scheme = target.split_once("://").map(|(scheme, _)| scheme);
+    if let Some(scheme) = scheme.filter(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    }) {
+        // An absolute URL (RFC 3986 §3.1 scheme syntax): only http(s), in any case (the scheme is normalised so
+        // later checks on it see what the request will use).
+        let uri: http::Uri = target.parse().ok()?;
+        let normal = web_scheme(&uri)?;
+        return Some(format!("{normal}{}", &target[scheme.len()..]));
     }
     let origin = origin_of(base)?;
     if let Some(rest) = target.strip_prefix("//") {
-        let scheme = base.split("://").next()?;
-        return Some(format!("{scheme}://{rest}"));
+        let uri: http::Uri = base.parse().ok()?;
+        return Some(format!("{}://{rest}", web_scheme(&uri)?));
     }
     if target.starts_with('/') {
         return Some(format!("{origin}{target}"));
@@ -343,18 +370,24 @@ pub(crate) async fn send_once(
     Ok((parts.status, parts.headers, body))
 }
 
+/// The longest `Retry-After` taken at its word. No CRI call lives this long (the
+/// kubelet's `runtime-request-timeout` is 2 min by default), so any longer wait
+/// already means "give up now"; the cap keeps `now + wait` finite whatever the
+/// registry sends (`Retry-After: 18446744073709551615` once overflowed `Instant`).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
+
 /// How long a 429/503 asks us to wait: `Retry-After` in seconds or as an
-/// HTTP-date (RFC 9110 §10.2.3).
+/// HTTP-date (RFC 9110 §10.2.3), at most [`MAX_RETRY_AFTER`].
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
+    let wait = if let Ok(seconds) = value.parse::<u64>() {
+        Duration::from_secs(seconds)
+    } else {
+        let when = httpdate::parse_http_date(value).ok()?;
         when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -381,6 +414,31 @@ mod tests {
         assert_eq!(origin_of(base).as_deref(), Some("http://h:1"));
     }
 
+    /// Issue 9 item 7: `HTTP://` is plain http; every scheme check must see it so.
+    #[test]
+    fn upper_case_schemes_are_the_same_schemes() {
+        assert!(is_plain_http("HTTP://other/token"));
+        assert!(is_plain_http("Http://other/token"));
+        assert!(!is_plain_http("HTTPS://other/token"));
+        assert!(!is_plain_http("/token"));
+        assert_eq!(origin_of("HTTP://h:1/x").as_deref(), Some("http://h:1"));
+        assert_eq!(origin_of("hTTpS://h/x").as_deref(), Some("https://h"));
+        let base = "https://h/v2/x";
+        assert_eq!(
+            join_url(base, "HTTP://cdn/blob?a=b").as_deref(),
+            Some("http://cdn/blob?a=b")
+        );
+        assert_eq!(join_url(base, "FTP://x/y"), None);
+        assert_eq!(
+            join_url(base, "/v2/y?from=http://x").as_deref(),
+            Some("https://h/v2/y?from=http://x")
+        );
+        assert_eq!(
+            join_url("HTTPS://h/v2/x", "//cdn/b").as_deref(),
+            Some("https://cdn/b")
+        );
+    }
+
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         let mut headers = HeaderMap::new();
@@ -395,6 +453,14 @@ mod tests {
         assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
         headers.insert("retry-after", "soon".parse().expect("valid"));
         assert_eq!(retry_after(&headers), None);
+        // Issue 9 item 6: wire values beyond any deadline are capped, never overflow.
+        headers.insert("retry-after", u64::MAX.to_string().parse().expect("valid"));
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+        headers.insert(
+            "retry-after",
+            "Fri, 31 Dec 9999 23:59:59 GMT".parse().expect("valid"),
+        );
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
     }
 
     #[test]

@@ -71,6 +71,10 @@ struct State {
     /// The decoded form of every POST to the token endpoint.
     token_forms: Vec<HashMap<String, String>>,
     tokens: Vec<String>,
+    /// `expires_in` of issued tokens (a JSON number, so tests can send any).
+    token_expires_in: u64,
+    /// The Bearer challenge's realm; `None` = this server's own `/token`.
+    realm: Option<String>,
     faults: Vec<(String, Fault, usize)>,
     log: Vec<Logged>,
     connections: usize,
@@ -128,6 +132,7 @@ impl TestRegistry {
         let state = Arc::new(Mutex::new(State {
             referrers_api: true,
             page_size: 1000,
+            token_expires_in: 300,
             ..State::default()
         }));
         let shared = state.clone();
@@ -225,6 +230,14 @@ impl TestRegistry {
     /// The decoded form fields of every POST to the token endpoint.
     pub fn token_forms(&self) -> Vec<HashMap<String, String>> {
         lock(&self.state).token_forms.clone()
+    }
+    /// The `expires_in` the token endpoint puts in its answers.
+    pub fn set_token_expires_in(&self, seconds: u64) {
+        lock(&self.state).token_expires_in = seconds;
+    }
+    /// The realm the Bearer challenge names (e.g. another server's token endpoint).
+    pub fn set_realm(&self, realm: &str) {
+        lock(&self.state).realm = Some(realm.to_owned());
     }
     pub fn clear_log(&self) {
         lock(&self.state).log.clear();
@@ -386,7 +399,8 @@ fn handle(
         let token = format!("token-{}", st.tokens.len() + 1);
         st.tokens.push(token.clone());
         let body =
-            serde_json::to_vec(&json!({"access_token": token, "expires_in": 300})).expect("json");
+            serde_json::to_vec(&json!({"access_token": token, "expires_in": st.token_expires_in}))
+                .expect("json");
         return respond(&req, fault, "application/json", body);
     }
     if path.starts_with("/token") {
@@ -407,7 +421,8 @@ fn handle(
         }
         let token = format!("token-{}", st.tokens.len() + 1);
         st.tokens.push(token.clone());
-        let body = serde_json::to_vec(&json!({"token": token, "expires_in": 300})).expect("json");
+        let body = serde_json::to_vec(&json!({"token": token, "expires_in": st.token_expires_in}))
+            .expect("json");
         return respond(&req, fault, "application/json", body);
     }
     if st.bearer && path.starts_with("/v2/") {
@@ -417,9 +432,13 @@ fn handle(
             .is_some_and(|t| st.tokens.iter().any(|issued| issued == t));
         if !ok {
             let mut r = status(401);
+            let realm = st
+                .realm
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{addr}/token"));
             r.headers_mut().insert(
                 "www-authenticate",
-                format!(r#"Bearer realm="{scheme}://{addr}/token",service="test-registry""#)
+                format!(r#"Bearer realm="{realm}",service="test-registry""#)
                     .parse()
                     .expect("header"),
             );
