@@ -428,7 +428,7 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
                 SystemTime::now(),
             )
             .await;
-            classify(statement, verdict)
+            classify(verdict)
         }
     };
     let (decision, lookup) = shared.cache.get_or_verify(key, verify).await;
@@ -552,16 +552,19 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
     }
 }
 
-/// Turns a verification into what the cache keeps.
-fn classify(
-    statement: &crate::policy::TrustPolicyStatement,
-    verdict: Result<Verdict, RegistryError>,
-) -> Cacheable<Decision> {
+/// Turns the engine's verdict into what the gate does and the cache keeps. The
+/// verdict alone decides, exactly as it decides `pullgate verify`'s exit status
+/// (`verify::run`): `Verified` and `Skipped` allow, `Failed` denies, whatever the
+/// level is called. Nothing here looks at the policy's levels or overrides, so the
+/// gate and the CLI cannot disagree on an image (issue 9: a gate that let unsigned
+/// images through whenever the level was *named* `audit` allowed what `pullgate
+/// verify` refused under `audit` with every check overridden to `enforce`).
+pub fn classify(verdict: Result<Verdict, RegistryError>) -> Cacheable<Decision> {
     match verdict {
         Ok(Verdict::Verified(verified)) => {
             let report = verified.report();
             Cacheable::Allow(Decision::Allow {
-                statement: statement.name.clone(),
+                statement: verified.statement().to_owned(),
                 time_source: report
                     .time_source
                     .as_ref()
@@ -578,19 +581,6 @@ fn classify(
             time_source: "-".into(),
             logged: Vec::new(),
         }),
-        // At `audit` the node does not block: an image with no signature at all is
-        // let through and the reason logged (notation has no verdict for this case;
-        // audit is how a node is trialled before enforcing).
-        Ok(Verdict::Failed {
-            reason: reason @ VerificationError::NoSignature { .. },
-            ..
-        }) if statement.level.name == crate::policy::LevelName::Audit => {
-            Cacheable::Allow(Decision::Allow {
-                statement: statement.name.clone(),
-                time_source: "-".into(),
-                logged: vec![reason.to_string()],
-            })
-        }
         Ok(Verdict::Failed {
             reason, statement, ..
         }) => {

@@ -575,7 +575,12 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
         return;
     };
     let _serial = SERIAL.lock().await;
-    let (audit_repo, audit_ref, _) = world.image("audit").await;
+    // Signed by this world's CA, which the audit statement does not trust: at
+    // `audit` authenticity is only logged, so notation passes it.
+    let (audit_repo, audit_ref, audit_target) = world.image("audit").await;
+    world.sign(&audit_repo, &audit_target, Format::Cose);
+    // Unsigned under the same statement: no signature fails at every level.
+    let (unsigned_repo, unsigned_ref, _) = world.image("audit-unsigned").await;
     let (skip_repo, skip_ref, _) = world.image("skip").await;
     let unreachable = format!("127.0.0.1:1/{}:v1", unique("down"));
     let mut skip = statement(
@@ -594,9 +599,12 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
         serde_json::json!([
             statement(
                 "audit",
-                &[scope(&world.registry, &audit_repo)],
+                &[
+                    scope(&world.registry, &audit_repo),
+                    scope(&world.registry, &unsigned_repo)
+                ],
                 "audit",
-                &["ca:acme"],
+                &["ca:other"],
                 &["*"]
             ),
             skip,
@@ -613,14 +621,28 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
 
     pull(&client, &audit_ref)
         .await
-        .expect("audit lets an unsigned image through");
+        .expect("audit lets an untrusted signature through");
     let log = pullgate.log_text();
     let line = log
         .lines()
         .find(|l| l.contains("pullgate::audit") && l.contains(&audit_ref))
         .expect("audit line");
     assert!(line.contains("outcome=\"allowed\""), "{line}");
-    assert!(line.contains("no signature is associated"), "{line}");
+    assert!(line.contains("authenticity"), "{line}");
+
+    // As `pullgate verify` and notation: no signature is a failure at `audit` too.
+    let status = pull(&client, &unsigned_ref)
+        .await
+        .expect_err("audit does not let an unsigned image through");
+    denied(
+        &status,
+        &unsigned_ref,
+        "no signature is associated with",
+        "audit",
+    );
+    assert!(present(&world.harness.direct_client(), &unsigned_ref)
+        .await
+        .is_none());
 
     pull(&client, &skip_ref).await.expect("skip forwards");
     let registry_log =
