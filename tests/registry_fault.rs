@@ -1159,3 +1159,62 @@ async fn upper_case_http_realm_on_another_host_gets_no_basic_credentials() {
         thief.log()
     );
 }
+
+/// Issue 9 item 8: credentials the kubelet passed for one host
+/// (`AuthConfig.server_address`) are not sent to the server a `_default` hosts.toml
+/// names for an image on another registry, as containerd's CRI `ParseAuth` withholds
+/// them; when `server_address` names the endpoint's host they are sent.
+#[tokio::test]
+async fn kubelet_credentials_for_another_host_are_not_sent_to_the_default_hosts_toml_server() {
+    let registry = TestRegistry::start().await;
+    registry.set_bearer(Some(("alice", "secret")));
+    let (target, _) = signed_image(&registry, "app");
+    let dir = tempfile::tempdir().expect("tmp");
+    let default_dir = dir.path().join("_default");
+    std::fs::create_dir_all(&default_dir).expect("mkdir");
+    std::fs::write(
+        default_dir.join("hosts.toml"),
+        format!("server = \"http://{}\"\n", registry.host()),
+    )
+    .expect("hosts.toml");
+    let client = RegistryClient::new(RegistryConfig {
+        hosts_dir: Some(dir.path().to_owned()),
+        insecure_registries: Vec::new(),
+        ..config(&registry)
+    })
+    .expect("client");
+    let reference: Reference = "private.example/app:v1".parse().expect("reference");
+    let alice = || Credentials::Basic {
+        username: "alice".into(),
+        password: "secret".into(),
+    };
+    let err = client
+        .resolve(
+            &reference,
+            &alice().for_server_address("https://private.example"),
+            deadline(10.0),
+        )
+        .await
+        .expect_err("no credentials at the _default server");
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    let leaked: Vec<_> = registry
+        .log()
+        .into_iter()
+        .filter(|l| {
+            l.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Basic "))
+        })
+        .collect();
+    assert!(leaked.is_empty(), "credentials sent: {leaked:?}");
+
+    let resolved = client
+        .resolve(
+            &reference,
+            &alice().for_server_address(&format!("http://{}", registry.host())),
+            deadline(10.0),
+        )
+        .await
+        .expect("credentials for the endpoint's host are sent");
+    assert_eq!(resolved, target);
+}

@@ -25,6 +25,13 @@ pub enum Credentials {
     IdentityToken(String),
     /// A bearer token to send to the registry as is.
     RegistryToken(String),
+    /// Credentials passed for one host only (CRI `AuthConfig.server_address`): sent
+    /// only to an endpoint on that host ([`server_address_matches`]), never
+    /// replaced by the node's credentials file elsewhere.
+    ForServer {
+        server_address: String,
+        credentials: Box<Credentials>,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -36,6 +43,10 @@ impl std::fmt::Debug for Credentials {
             Credentials::Auth(_) => f.write_str("Auth(***)"),
             Credentials::IdentityToken(_) => f.write_str("IdentityToken(***)"),
             Credentials::RegistryToken(_) => f.write_str("RegistryToken(***)"),
+            Credentials::ForServer {
+                server_address,
+                credentials,
+            } => write!(f, "ForServer({server_address:?}, {credentials:?})"),
         }
     }
 }
@@ -65,6 +76,57 @@ impl Credentials {
             Credentials::None
         }
     }
+
+    /// These credentials, for the host `server_address` names only (the CRI
+    /// `AuthConfig.server_address`; empty = no restriction, as in containerd).
+    pub fn for_server_address(self, server_address: &str) -> Credentials {
+        match self {
+            Credentials::None => Credentials::None,
+            _ if server_address.is_empty() => self,
+            Credentials::ForServer { credentials, .. } => Credentials::ForServer {
+                server_address: server_address.to_owned(),
+                credentials,
+            },
+            other => Credentials::ForServer {
+                server_address: server_address.to_owned(),
+                credentials: Box::new(other),
+            },
+        }
+    }
+
+    /// The credentials themselves and the server address they are restricted to.
+    pub(crate) fn scope(&self) -> (&Credentials, Option<&str>) {
+        match self {
+            Credentials::ForServer {
+                server_address,
+                credentials,
+            } => (credentials, Some(server_address)),
+            other => (other, None),
+        }
+    }
+}
+
+/// Whether credentials passed for `server_address` may go to the endpoint `host`
+/// (`host[:port]`). containerd's CRI plugin (1.6, 1.7 `ParseAuth`) uses them only
+/// when the host of `server_address` parsed as a URL equals the endpoint's host, and
+/// withholds them otherwise: a server address without a scheme (`registry.example`)
+/// has no URL host there and so matches no endpoint.
+pub fn server_address_matches(server_address: &str, host: &str) -> bool {
+    let Ok(uri) = server_address.parse::<http::Uri>() else {
+        return false;
+    };
+    if uri.scheme().is_none() {
+        return false;
+    }
+    let Some(authority) = uri.authority() else {
+        return false;
+    };
+    // Go's `URL.Host` leaves out any `user@`.
+    let address_host = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, host)| host);
+    address_host == host
 }
 
 /// Credentials in the form requests use.
@@ -95,6 +157,9 @@ impl Secret {
             }
             Credentials::IdentityToken(t) => Secret::Refresh(t.clone()),
             Credentials::RegistryToken(t) => Secret::Bearer(t.clone()),
+            Credentials::ForServer { credentials, .. } => {
+                Secret::from_credentials(credentials, registry)?
+            }
         })
     }
 
@@ -355,6 +420,50 @@ mod tests {
             Secret::from_credentials(&Credentials::Auth("!!".into()), "r"),
             Err(RegistryError::InvalidCredentials { .. })
         ));
+    }
+
+    /// Issue 9 item 8: containerd's `ParseAuth` host comparison.
+    #[test]
+    fn server_address_matches_the_endpoint_host_as_containerd_does() {
+        assert!(server_address_matches(
+            "https://registry.example",
+            "registry.example"
+        ));
+        assert!(server_address_matches(
+            "http://r.example:5000/v2/",
+            "r.example:5000"
+        ));
+        assert!(server_address_matches("https://u@r.example", "r.example"));
+        assert!(!server_address_matches(
+            "https://r.example",
+            "r.example:5000"
+        ));
+        assert!(!server_address_matches(
+            "https://other.example",
+            "r.example"
+        ));
+        assert!(!server_address_matches(
+            "https://index.docker.io/v1/",
+            "registry-1.docker.io"
+        ));
+        // No scheme: Go's url.Parse finds no host, so nothing matches.
+        assert!(!server_address_matches("r.example", "r.example"));
+        assert!(!server_address_matches("r.example:5000", "r.example:5000"));
+        assert!(!server_address_matches("", "r.example"));
+        let alice = Credentials::Basic {
+            username: "alice".into(),
+            password: "p".into(),
+        };
+        assert_eq!(alice.clone().for_server_address(""), alice);
+        assert_eq!(
+            Credentials::None.for_server_address("https://r"),
+            Credentials::None
+        );
+        let scoped = alice
+            .clone()
+            .for_server_address("https://a")
+            .for_server_address("https://b");
+        assert_eq!(scoped.scope(), (&alice, Some("https://b")));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use auth::Credentials;
+pub use auth::{server_address_matches, Credentials};
 pub use error::RegistryError;
 
 use crate::oci::{
@@ -655,25 +655,33 @@ impl RegistryClient {
     ) -> Result<Vec<Call<'a>>, RegistryError> {
         let registry = reference.registry();
         let endpoints = self.endpoints(registry)?;
+        let (credentials, server_address) = credentials.scope();
         let passed = Secret::from_credentials(credentials, registry)?;
         Ok(endpoints
             .iter()
             .filter(|e| e.can(capability))
             .map(|endpoint| {
-                // Credentials passed for the registry go only to its server; a
-                // mirror gets only what the node's file holds for the mirror.
-                let secret = if endpoint.is_server {
-                    match &passed {
-                        Secret::Anonymous => self.inner.credentials_file.lookup(registry),
-                        passed => Some(passed),
+                let file = &self.inner.credentials_file;
+                let secret = match (&passed, server_address) {
+                    // Nothing passed: the node's file, for the registry at its server
+                    // and for the mirror's own host at a mirror.
+                    (Secret::Anonymous, _) if endpoint.is_server => file.lookup(registry),
+                    (Secret::Anonymous, _) => file.lookup(&endpoint.authority),
+                    // Credentials passed for a named host go to an endpoint on that
+                    // host and nowhere else (containerd's CRI `ParseAuth`); the
+                    // server then gets none.
+                    (passed, Some(address))
+                        if auth::server_address_matches(address, &endpoint.authority) =>
+                    {
+                        Some(passed)
                     }
-                    .cloned()
-                } else {
-                    self.inner
-                        .credentials_file
-                        .lookup(&endpoint.authority)
-                        .cloned()
-                };
+                    (_, Some(_)) if endpoint.is_server => None,
+                    // Unscoped credentials go only to the registry's server. A mirror
+                    // gets only what the node's file holds for the mirror.
+                    (passed, None) if endpoint.is_server => Some(passed),
+                    (_, _) => file.lookup(&endpoint.authority),
+                }
+                .cloned();
                 Call {
                     registry,
                     repository: reference.repository(),
