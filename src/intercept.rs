@@ -58,8 +58,11 @@ pub enum Decision {
     Allow {
         statement: String,
         time_source: String,
-        /// Failures only logged (audit / permissive / overrides).
+        outcome: AllowOutcome,
+        /// Failures only logged (audit / permissive / overrides), with their reasons.
         logged: Vec<String>,
+        /// The checks that failed but were only logged, as `failed_check_name` gives.
+        failed_checks: Vec<&'static str>,
     },
     Deny {
         statement: String,
@@ -68,6 +71,70 @@ pub enum Decision {
     },
     /// No verdict could be reached (registry, timeout); never cached.
     Unavailable { reason: String },
+}
+
+/// Why an image was let through; the tag record is labelled with it, so only an
+/// image that passed every check is ever labelled verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowOutcome {
+    /// A signature passed every check the level runs.
+    Verified,
+    /// A signature passed the enforced checks; others failed and were only logged
+    /// (`audit`, `permissive`, a `log` override).
+    AllowedWithFailures,
+    /// Level `skip`: nothing was verified.
+    Skipped,
+}
+
+impl AllowOutcome {
+    /// The value of the `io.pullgate.outcome` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllowOutcome::Verified => "verified",
+            AllowOutcome::AllowedWithFailures => "allowed-with-failures",
+            AllowOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// The labels pullgate puts on a tag record it writes: `io.pullgate.verified` is
+/// `true` only for [`AllowOutcome::Verified`] (and `false` otherwise, so a record
+/// verified before and re-pulled under a weaker policy loses it);
+/// `io.pullgate.outcome` says what happened and `io.pullgate.failed-checks` lists
+/// the checks that failed but were only logged (`none` when none did).
+pub fn tag_labels(
+    outcome: AllowOutcome,
+    failed_checks: &[&str],
+    statement: &str,
+    digest: &str,
+    at: SystemTime,
+) -> BTreeMap<String, String> {
+    let failed = if failed_checks.is_empty() {
+        "none".to_owned()
+    } else {
+        failed_checks.join(",")
+    };
+    BTreeMap::from([
+        (
+            CRI_MANAGED_LABEL.0.to_owned(),
+            CRI_MANAGED_LABEL.1.to_owned(),
+        ),
+        (
+            "io.pullgate.verified".to_owned(),
+            (outcome == AllowOutcome::Verified).to_string(),
+        ),
+        (
+            "io.pullgate.outcome".to_owned(),
+            outcome.as_str().to_owned(),
+        ),
+        ("io.pullgate.failed-checks".to_owned(), failed),
+        ("io.pullgate.policy".to_owned(), statement.to_owned()),
+        ("io.pullgate.digest".to_owned(), digest.to_owned()),
+        (
+            "io.pullgate.verified-at".to_owned(),
+            crate::pki::time::rfc3339(at),
+        ),
+    ])
 }
 
 /// Everything the gate shares between calls.
@@ -459,12 +526,14 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
         Decision::Allow {
             statement,
             time_source,
+            outcome,
             logged,
+            failed_checks,
         } => {
             let reason = if logged.is_empty() {
-                "verified".to_owned()
+                outcome.as_str().to_owned()
             } else {
-                format!("verified; logged: {}", logged.join("; "))
+                format!("{}; logged: {}", outcome.as_str(), logged.join("; "))
             };
             audit(
                 image,
@@ -477,29 +546,23 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
             );
             metrics.decision(
                 "allowed",
-                if logged.is_empty() {
-                    "verified"
-                } else {
-                    "logged_failures"
+                match outcome {
+                    AllowOutcome::Verified => "verified",
+                    AllowOutcome::AllowedWithFailures => "logged_failures",
+                    AllowOutcome::Skipped => "level_skip",
                 },
             );
             let tag = reference
                 .tag()
                 .filter(|_| reference.digest().is_none())
                 .map(|tag| {
-                    let labels = BTreeMap::from([
-                        (
-                            CRI_MANAGED_LABEL.0.to_owned(),
-                            CRI_MANAGED_LABEL.1.to_owned(),
-                        ),
-                        ("io.pullgate.verified".to_owned(), "true".to_owned()),
-                        ("io.pullgate.policy".to_owned(), statement.clone()),
-                        ("io.pullgate.digest".to_owned(), digest.clone()),
-                        (
-                            "io.pullgate.verified-at".to_owned(),
-                            crate::pki::time::rfc3339(SystemTime::now()),
-                        ),
-                    ]);
+                    let labels = tag_labels(
+                        outcome,
+                        &failed_checks,
+                        &statement,
+                        &digest,
+                        SystemTime::now(),
+                    );
                     (
                         format!("{}/{}:{tag}", reference.registry(), reference.repository()),
                         labels,
@@ -563,6 +626,10 @@ pub fn classify(verdict: Result<Verdict, RegistryError>) -> Cacheable<Decision> 
     match verdict {
         Ok(Verdict::Verified(verified)) => {
             let report = verified.report();
+            let failed_checks: Vec<&'static str> = report
+                .logged_failures()
+                .map(|c| failed_check_name(c.check))
+                .collect();
             Cacheable::Allow(Decision::Allow {
                 statement: verified.statement().to_owned(),
                 time_source: report
@@ -570,16 +637,24 @@ pub fn classify(verdict: Result<Verdict, RegistryError>) -> Cacheable<Decision> 
                     .as_ref()
                     .map(time_source_text)
                     .unwrap_or_else(|| "-".into()),
+                outcome: if failed_checks.is_empty() {
+                    AllowOutcome::Verified
+                } else {
+                    AllowOutcome::AllowedWithFailures
+                },
                 logged: report
                     .logged_failures()
                     .map(|c| format!("{}: {}", c.check.as_str(), c.error.as_deref().unwrap_or("")))
                     .collect(),
+                failed_checks,
             })
         }
         Ok(Verdict::Skipped { statement }) => Cacheable::Allow(Decision::Allow {
             statement,
             time_source: "-".into(),
+            outcome: AllowOutcome::Skipped,
             logged: Vec::new(),
+            failed_checks: Vec::new(),
         }),
         Ok(Verdict::Failed {
             reason, statement, ..
@@ -614,7 +689,13 @@ fn check_class(check: &str) -> &'static str {
     ]
     .into_iter()
     .find(|c| c.as_str() == check)
-    .map(|c| match c {
+    .map(failed_check_name)
+    .unwrap_or("failed")
+}
+
+/// A check's name in metrics and in the `io.pullgate.failed-checks` label.
+fn failed_check_name(check: Check) -> &'static str {
+    match check {
         Check::Integrity => "integrity",
         Check::Authenticity => "authenticity",
         Check::TrustedIdentity => "trusted_identity",
@@ -622,8 +703,7 @@ fn check_class(check: &str) -> &'static str {
         Check::AuthenticTimestamp => "authentic_timestamp",
         Check::Revocation => "revocation",
         Check::TargetArtifact => "target_artifact",
-    })
-    .unwrap_or("failed")
+    }
 }
 
 fn time_source_text(source: &TimeSource) -> String {

@@ -314,6 +314,17 @@ async fn signed_images_are_pulled_pinned_and_tagged() {
             Some("true")
         );
         assert_eq!(
+            record.labels.get("io.pullgate.outcome").map(String::as_str),
+            Some("verified")
+        );
+        assert_eq!(
+            record
+                .labels
+                .get("io.pullgate.failed-checks")
+                .map(String::as_str),
+            Some("none")
+        );
+        assert_eq!(
             record.labels.get("io.pullgate.policy").map(String::as_str),
             Some("signed")
         );
@@ -672,6 +683,71 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
     assert!(present(&world.harness.direct_client(), &unreachable)
         .await
         .is_none());
+}
+
+/// Issue 9 item 2: an image let through at `audit` or under a `log` override had a
+/// signature that failed a check, yet its tag record said `io.pullgate.verified=true`.
+#[tokio::test(flavor = "multi_thread")]
+async fn image_let_through_at_audit_or_log_override_is_not_labelled_verified() {
+    let Some(world) =
+        World::new("image_let_through_at_audit_or_log_override_is_not_labelled_verified")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    // Both signed by this world's CA; both statements trust only `ca:other`, so
+    // authenticity fails and is only logged.
+    let (audit_repo, audit_ref, target) = world.image("label-audit").await;
+    world.sign(&audit_repo, &target, Format::Cose);
+    let (log_repo, log_ref, _) = world.image("label-log").await;
+    world.sign(&log_repo, &target, Format::Jws);
+    let mut log_override = statement(
+        "log-override",
+        &[scope(&world.registry, &log_repo)],
+        "strict",
+        &["ca:other"],
+        &["*"],
+    );
+    log_override["signatureVerification"]["override"] = serde_json::json!({"authenticity": "log"});
+    let (pullgate, _) = world.pullgate(
+        serde_json::json!([
+            statement(
+                "audit",
+                &[scope(&world.registry, &audit_repo)],
+                "audit",
+                &["ca:other"],
+                &["*"]
+            ),
+            log_override,
+        ]),
+        None,
+    );
+    let client = pullgate.client();
+    let images = pullgate::upstream::ImageStore::new(&world.harness.containerd_socket);
+    for (reference, policy) in [(&audit_ref, "audit"), (&log_ref, "log-override")] {
+        pull(&client, reference)
+            .await
+            .expect("authenticity is only logged");
+        let record = images
+            .get(reference)
+            .await
+            .expect("images API")
+            .expect("tag record");
+        let label = |key: &str| record.labels.get(key).map(String::as_str);
+        assert_eq!(label("io.pullgate.verified"), Some("false"), "{record:?}");
+        assert_eq!(
+            label("io.pullgate.outcome"),
+            Some("allowed-with-failures"),
+            "{record:?}"
+        );
+        assert_eq!(
+            label("io.pullgate.failed-checks"),
+            Some("authenticity"),
+            "{record:?}"
+        );
+        assert_eq!(label("io.pullgate.policy"), Some(policy), "{record:?}");
+        assert_eq!(record.target.digest, target.digest.to_string());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
