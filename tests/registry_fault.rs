@@ -1218,3 +1218,60 @@ async fn kubelet_credentials_for_another_host_are_not_sent_to_the_default_hosts_
         .expect("credentials for the endpoint's host are sent");
     assert_eq!(resolved, target);
 }
+
+/// Issue 9 item 10: hosts.toml is re-read when it changes, as containerd does; a
+/// mirror taken out of it (say, found compromised) gets no further requests
+/// without a restart of pullgate.
+#[tokio::test]
+async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
+    let registry = TestRegistry::start().await;
+    let mirror = TestRegistry::start().await;
+    let (target, _) = signed_image(&registry, "app");
+    signed_image(&mirror, "app");
+    let dir = tempfile::tempdir().expect("tmp");
+    let host_dir = dir.path().join(registry.host());
+    std::fs::create_dir_all(&host_dir).expect("mkdir");
+    let server = format!("server = \"http://{}\"\n", registry.host());
+    std::fs::write(
+        host_dir.join("hosts.toml"),
+        format!(
+            "{server}[host.\"http://{}\"]\ncapabilities = [\"pull\", \"resolve\"]\n",
+            mirror.host()
+        ),
+    )
+    .expect("hosts.toml");
+    let client = RegistryClient::new(RegistryConfig {
+        hosts_dir: Some(dir.path().to_owned()),
+        insecure_registries: Vec::new(),
+        ..config(&registry)
+    })
+    .expect("client");
+    let reference = reference(&registry, "app:v1");
+    let resolved = client
+        .resolve(&reference, &Credentials::None, deadline(10.0))
+        .await
+        .expect("resolved at the mirror");
+    assert_eq!(resolved, target);
+    assert_eq!(mirror.log().len(), 1);
+    assert!(registry.log().is_empty());
+
+    std::fs::write(host_dir.join("hosts.toml"), &server).expect("mirror removed");
+    let resolved = client
+        .resolve(&reference, &Credentials::None, deadline(10.0))
+        .await
+        .expect("resolved at the server");
+    assert_eq!(resolved, target);
+    assert_eq!(mirror.log().len(), 1, "the removed mirror was asked again");
+    assert_eq!(registry.log().len(), 1);
+
+    // A file that appears later (here `_default`) is picked up as well.
+    std::fs::remove_file(host_dir.join("hosts.toml")).expect("rm");
+    let default_dir = dir.path().join("_default");
+    std::fs::create_dir_all(&default_dir).expect("mkdir");
+    std::fs::write(default_dir.join("hosts.toml"), "server = 5").expect("write");
+    let err = client
+        .resolve(&reference, &Credentials::None, deadline(10.0))
+        .await
+        .expect_err("the broken _default file is read");
+    assert!(matches!(err, RegistryError::HostsConfig { .. }), "{err:?}");
+}

@@ -11,7 +11,9 @@
 //! ```
 //! Mirrors are tried in file order, then the server.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::error::RegistryError;
 
@@ -95,14 +97,7 @@ pub(crate) fn endpoints(
     registry: &str,
     plain_http: bool,
 ) -> Result<Vec<Endpoint>, RegistryError> {
-    let file = dir.and_then(|dir| {
-        // containerd names a host:port directory with the port; `_default` applies
-        // to hosts without their own directory.
-        [registry, "_default"]
-            .iter()
-            .map(|name| dir.join(name).join("hosts.toml"))
-            .find(|path| path.is_file())
-    });
+    let file = candidates(dir, registry).find(|path| path.is_file());
     match file {
         None => Ok(vec![server_endpoint(
             &default_server(registry, plain_http),
@@ -121,6 +116,50 @@ pub(crate) fn endpoints(
             parse(&path, &text, registry, plain_http)
         }
     }
+}
+
+/// The files `endpoints` reads for `registry`, in order: containerd names a
+/// host:port directory with the port; `_default` applies to hosts without their
+/// own directory.
+fn candidates<'a>(dir: Option<&'a Path>, registry: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
+    dir.into_iter().flat_map(move |dir| {
+        [registry, "_default"]
+            .into_iter()
+            .map(move |name| dir.join(name).join("hosts.toml"))
+    })
+}
+
+/// Which version of each hosts.toml file `endpoints` may read for a registry is on
+/// disk: (device, inode, size, modification time), or nothing for a missing file.
+/// containerd reads hosts.toml on every pull; comparing stamps (two `stat` calls)
+/// gives the same answer without parsing the files each time. The inode notices a
+/// file replaced by rename (a Kubernetes ConfigMap's symlink swap); the path is
+/// followed through symlinks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FilesStamp(Vec<Option<FileVersion>>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileVersion {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: Option<SystemTime>,
+}
+
+pub(crate) fn stamp(dir: Option<&Path>, registry: &str) -> FilesStamp {
+    FilesStamp(
+        candidates(dir, registry)
+            .map(|path| {
+                let meta = std::fs::metadata(path).ok()?;
+                Some(FileVersion {
+                    device: meta.dev(),
+                    inode: meta.ino(),
+                    size: meta.len(),
+                    modified: meta.modified().ok(),
+                })
+            })
+            .collect(),
+    )
 }
 
 fn server_endpoint(

@@ -14,12 +14,14 @@ mod error;
 mod hosts;
 mod transport;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
+use lru::LruCache;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use auth::{server_address_matches, Credentials};
@@ -32,7 +34,7 @@ use crate::oci::{
 };
 use crate::reference::{Digest, DigestAlgorithm, Reference};
 use auth::{Challenge, CredentialsFile, Secret, TokenResponse};
-use hosts::{Capability, Endpoint, TlsSettings};
+use hosts::{Capability, Endpoint, FilesStamp, TlsSettings};
 use transport::{HttpClient, Response};
 
 /// ORAS/notation's limit on manifests and referrers index pages (4 MiB).
@@ -55,6 +57,19 @@ const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// First retry delay; doubled per attempt, capped at `MAX_BACKOFF`.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Registries and endpoints remembered at once (endpoints, auth challenges,
+/// referrers API support, request slots). A node pulls from a handful of
+/// registries; 1,024 keeps every real one while host names an attacker puts in
+/// image names cannot grow memory without bound (each entry is well under 1 KiB).
+const MAX_REGISTRIES: usize = 1024;
+/// Tokens cached, one per (endpoint, repository, credentials): room for a node
+/// running pods from thousands of repositories; the least recently used token is
+/// dropped first and fetched again when needed.
+const MAX_TOKENS: usize = 4096;
+/// HTTP clients (one per distinct TLS setting in hosts.toml, each with its
+/// connection pool). Settings come from the operator's files, not the network, but
+/// every edit of a file can add one now that they are re-read.
+const MAX_CLIENTS: usize = 64;
 const USER_AGENT: &str = concat!("pullgate/", env!("CARGO_PKG_VERSION"));
 
 /// The `Accept` header for resolving a reference: every manifest type a target may have.
@@ -143,13 +158,25 @@ struct Inner {
     config: RegistryConfig,
     credentials_file: CredentialsFile,
     system_roots: OnceLock<rustls::RootCertStore>,
-    clients: Mutex<HashMap<TlsSettings, HttpClient>>,
-    endpoints: Mutex<HashMap<String, Arc<Vec<Endpoint>>>>,
-    tokens: Mutex<HashMap<TokenKey, (String, Instant)>>,
-    challenges: Mutex<HashMap<String, Challenge>>,
-    referrers_mode: Mutex<HashMap<String, ReferrersMode>>,
-    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    // Every map keyed by something a registry or an image name chooses is an LRU
+    // cache with a fixed capacity.
+    clients: Mutex<LruCache<TlsSettings, HttpClient>>,
+    /// Each registry's endpoints, with the stamp of the hosts.toml files they were
+    /// read from (re-read when it changes).
+    endpoints: Mutex<LruCache<String, KnownEndpoints>>,
+    tokens: Mutex<LruCache<TokenKey, (String, Instant)>>,
+    challenges: Mutex<LruCache<String, Challenge>>,
+    referrers_mode: Mutex<LruCache<String, ReferrersMode>>,
+    /// Evicting a semaphore still in use lets at most one more batch of requests
+    /// run for that endpoint; that needs `MAX_REGISTRIES` busier endpoints.
+    slots: Mutex<LruCache<String, Arc<Semaphore>>>,
     stats: Mutex<RequestStats>,
+}
+
+/// A registry's endpoints and the hosts.toml files they were read from.
+struct KnownEndpoints {
+    stamp: FilesStamp,
+    endpoints: Arc<Vec<Endpoint>>,
 }
 
 /// One operation against one endpoint.
@@ -165,6 +192,10 @@ struct Call<'a> {
 struct Fetched {
     response: Response,
     _slot: OwnedSemaphorePermit,
+}
+
+fn capacity(entries: usize) -> NonZeroUsize {
+    NonZeroUsize::new(entries).unwrap_or(NonZeroUsize::MIN)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -189,12 +220,12 @@ impl RegistryClient {
                 config,
                 credentials_file,
                 system_roots: OnceLock::new(),
-                clients: Mutex::new(HashMap::new()),
-                endpoints: Mutex::new(HashMap::new()),
-                tokens: Mutex::new(HashMap::new()),
-                challenges: Mutex::new(HashMap::new()),
-                referrers_mode: Mutex::new(HashMap::new()),
-                slots: Mutex::new(HashMap::new()),
+                clients: Mutex::new(LruCache::new(capacity(MAX_CLIENTS))),
+                endpoints: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
+                tokens: Mutex::new(LruCache::new(capacity(MAX_TOKENS))),
+                challenges: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
+                referrers_mode: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
+                slots: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
                 stats: Mutex::new(RequestStats::default()),
             }),
         })
@@ -394,7 +425,7 @@ impl RegistryClient {
         if mode != Some(ReferrersMode::TagSchema) {
             match self.referrers_api(call, target).await? {
                 Some(found) => {
-                    lock(&self.inner.referrers_mode).insert(key, ReferrersMode::Api);
+                    lock(&self.inner.referrers_mode).put(key, ReferrersMode::Api);
                     return Ok(found);
                 }
                 None => {
@@ -402,7 +433,7 @@ impl RegistryClient {
                         registry = call.registry,
                         "no referrers API; using the tag schema"
                     );
-                    lock(&self.inner.referrers_mode).insert(key, ReferrersMode::TagSchema);
+                    lock(&self.inner.referrers_mode).put(key, ReferrersMode::TagSchema);
                 }
             }
         }
@@ -693,9 +724,17 @@ impl RegistryClient {
             .collect())
     }
 
+    /// The endpoints of `registry`, re-read when its hosts.toml files change.
     fn endpoints(&self, registry: &str) -> Result<Arc<Vec<Endpoint>>, RegistryError> {
-        if let Some(found) = lock(&self.inner.endpoints).get(registry) {
-            return Ok(found.clone());
+        let dir = self.inner.config.hosts_dir.as_deref();
+        // Taken before reading: a change while reading leaves an older stamp, so the
+        // next call reads again.
+        let stamp = hosts::stamp(dir, registry);
+        if let Some(known) = lock(&self.inner.endpoints).get(registry) {
+            if known.stamp == stamp {
+                return Ok(known.endpoints.clone());
+            }
+            tracing::info!(registry, "hosts.toml changed; reading it again");
         }
         let plain_http = self
             .inner
@@ -703,12 +742,14 @@ impl RegistryClient {
             .insecure_registries
             .iter()
             .any(|r| r == registry);
-        let found = Arc::new(hosts::endpoints(
-            self.inner.config.hosts_dir.as_deref(),
-            registry,
-            plain_http,
-        )?);
-        lock(&self.inner.endpoints).insert(registry.to_owned(), found.clone());
+        let found = Arc::new(hosts::endpoints(dir, registry, plain_http)?);
+        lock(&self.inner.endpoints).put(
+            registry.to_owned(),
+            KnownEndpoints {
+                stamp,
+                endpoints: found.clone(),
+            },
+        );
         Ok(found)
     }
 
@@ -718,7 +759,7 @@ impl RegistryClient {
         }
         let roots = self.inner.system_roots.get_or_init(transport::system_roots);
         let client = transport::build_client(tls, roots, self.inner.config.connect_timeout)?;
-        lock(&self.inner.clients).insert(tls.clone(), client.clone());
+        lock(&self.inner.clients).put(tls.clone(), client.clone());
         Ok(client)
     }
 
@@ -736,8 +777,7 @@ impl RegistryClient {
 
     async fn slot(&self, call: &Call<'_>) -> Result<OwnedSemaphorePermit, RegistryError> {
         let semaphore = lock(&self.inner.slots)
-            .entry(call.endpoint.authority.clone())
-            .or_insert_with(|| {
+            .get_or_insert(call.endpoint.authority.clone(), || {
                 Arc::new(Semaphore::new(
                     self.inner.config.max_concurrent_per_registry.max(1),
                 ))
@@ -798,8 +838,8 @@ impl RegistryClient {
                         (Challenge::Bearer { .. }, Secret::Bearer(_)) => false,
                         (Challenge::Bearer { .. }, _) => true,
                     };
-                    lock(&self.inner.challenges).insert(call.endpoint.authority.clone(), challenge);
-                    lock(&self.inner.tokens).remove(&token_key(call));
+                    lock(&self.inner.challenges).put(call.endpoint.authority.clone(), challenge);
+                    lock(&self.inner.tokens).pop(&token_key(call));
                     if !can_answer {
                         return Err(unauthorized(call, url));
                     }
@@ -966,7 +1006,7 @@ impl RegistryClient {
                 // Computed before taking the lock; `lifetime` is capped, so this cannot
                 // overflow, and a clock that could would just not cache the token.
                 if let Some(expires) = Instant::now().checked_add(lifetime) {
-                    lock(&self.inner.tokens).insert(key, (token.clone(), expires));
+                    lock(&self.inner.tokens).put(key, (token.clone(), expires));
                 }
                 Ok(Some(format!("Bearer {token}")))
             }
@@ -1184,6 +1224,55 @@ mod tests {
             Some("http://x/next")
         );
         assert_eq!(next_link(r#"<http://x/prev>; rel="prev""#), None);
+    }
+
+    /// Issue 9 item 10: image names on ever new hosts (an attacker's choice) keep
+    /// at most `MAX_REGISTRIES` registries in memory.
+    #[test]
+    fn attacker_chosen_registry_hosts_do_not_grow_memory() {
+        let client = RegistryClient::new(RegistryConfig {
+            hosts_dir: None,
+            ..RegistryConfig::default()
+        })
+        .expect("client");
+        for i in 0..MAX_REGISTRIES + 100 {
+            client
+                .endpoints(&format!("evil-{i}.example"))
+                .expect("default endpoint");
+        }
+        assert_eq!(lock(&client.inner.endpoints).len(), MAX_REGISTRIES);
+        // The maps filled from registry answers have the same kind of bound.
+        assert_eq!(lock(&client.inner.challenges).cap().get(), MAX_REGISTRIES);
+        assert_eq!(
+            lock(&client.inner.referrers_mode).cap().get(),
+            MAX_REGISTRIES
+        );
+        assert_eq!(lock(&client.inner.tokens).cap().get(), MAX_TOKENS);
+        assert_eq!(lock(&client.inner.clients).cap().get(), MAX_CLIENTS);
+    }
+
+    /// Issue 9 item 10: one request slot semaphore per endpoint, for at most
+    /// `MAX_REGISTRIES` endpoints.
+    #[tokio::test]
+    async fn request_slots_for_attacker_chosen_hosts_are_bounded() {
+        let client = RegistryClient::new(RegistryConfig {
+            hosts_dir: None,
+            ..RegistryConfig::default()
+        })
+        .expect("client");
+        for i in 0..MAX_REGISTRIES + 100 {
+            let registry = format!("evil-{i}.example");
+            let endpoint = client.endpoints(&registry).expect("endpoint")[0].clone();
+            let call = Call {
+                registry: &registry,
+                repository: "app",
+                endpoint,
+                secret: Secret::Anonymous,
+                deadline: Instant::now() + Duration::from_secs(5),
+            };
+            drop(client.slot(&call).await.expect("slot"));
+        }
+        assert_eq!(lock(&client.inner.slots).len(), MAX_REGISTRIES);
     }
 
     #[test]
