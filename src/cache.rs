@@ -80,6 +80,11 @@ pub struct CacheKey {
 pub enum Cacheable<V> {
     /// An allow: reused for `allow_ttl`.
     Allow(V),
+    /// An allow whose grounds end after the given time from now (a signature's
+    /// `io.cncf.notary.expiry`, a certificate's notAfter checked against the clock):
+    /// reused for that or `allow_ttl`, whichever is shorter, so a cached allow never
+    /// outlives what it was based on. Zero: not cached.
+    AllowUntil(V, Duration),
     /// A permanent denial (unsigned, untrusted, ...): reused for `deny_ttl`.
     Deny(V),
     /// A failure that may go away on retry (registry down, timeout): handed to the
@@ -92,6 +97,7 @@ impl<V> Cacheable<V> {
     fn into_parts(self, config: &CacheConfig) -> (V, Option<Duration>) {
         match self {
             Cacheable::Allow(value) => (value, Some(config.allow_ttl)),
+            Cacheable::AllowUntil(value, left) => (value, Some(config.allow_ttl.min(left))),
             Cacheable::Deny(value) => (value, Some(config.deny_ttl)),
             Cacheable::Transient(value) => (value, None),
         }
@@ -460,6 +466,74 @@ mod tests {
             ("c", Lookup::Miss)
         );
         assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    /// Issue 9 item 3: an allow based on a signature expiring in 2 s was reused for
+    /// the whole `allow_ttl` (1 h).
+    #[tokio::test(start_paused = true)]
+    async fn allow_expiring_before_allow_ttl_is_not_reused_past_it() {
+        let cache = cache();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let until = |value| {
+            verify(
+                &runs,
+                Duration::ZERO,
+                Cacheable::AllowUntil(value, Duration::from_secs(2)),
+            )
+        };
+        assert_eq!(
+            cache.get_or_verify(key(1, 1), until("a")).await,
+            ("a", Lookup::Miss)
+        );
+        advance(Duration::from_millis(1999)).await;
+        assert_eq!(
+            cache.get_or_verify(key(1, 1), until("b")).await,
+            ("a", Lookup::Hit)
+        );
+        advance(Duration::from_millis(1)).await;
+        assert_eq!(
+            cache
+                .get_or_verify(
+                    key(1, 1),
+                    verify(&runs, Duration::ZERO, Cacheable::Deny("expired"))
+                )
+                .await,
+            ("expired", Lookup::Miss)
+        );
+        // A later bound than allow_ttl does not extend it.
+        let long = |value| {
+            verify(
+                &runs,
+                Duration::ZERO,
+                Cacheable::AllowUntil(value, Duration::from_secs(7200)),
+            )
+        };
+        assert_eq!(
+            cache.get_or_verify(key(2, 1), long("c")).await,
+            ("c", Lookup::Miss)
+        );
+        advance(Duration::from_secs(3600)).await;
+        assert_eq!(
+            cache.get_or_verify(key(2, 1), long("d")).await,
+            ("d", Lookup::Miss)
+        );
+        // Already over: not cached at all.
+        let over = |value| {
+            verify(
+                &runs,
+                Duration::ZERO,
+                Cacheable::AllowUntil(value, Duration::ZERO),
+            )
+        };
+        assert_eq!(
+            cache.get_or_verify(key(3, 1), over("e")).await,
+            ("e", Lookup::Miss)
+        );
+        assert_eq!(
+            cache.get_or_verify(key(3, 1), over("f")).await,
+            ("f", Lookup::Miss)
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 6);
     }
 
     #[tokio::test(start_paused = true)]

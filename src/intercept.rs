@@ -495,7 +495,7 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
                 SystemTime::now(),
             )
             .await;
-            classify(verdict)
+            classify(verdict, SystemTime::now())
         }
     };
     let (decision, lookup) = shared.cache.get_or_verify(key, verify).await;
@@ -622,15 +622,22 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
 /// gate and the CLI cannot disagree on an image (issue 9: a gate that let unsigned
 /// images through whenever the level was *named* `audit` allowed what `pullgate
 /// verify` refused under `audit` with every check overridden to `enforce`).
-pub fn classify(verdict: Result<Verdict, RegistryError>) -> Cacheable<Decision> {
+///
+/// An allow is reused only until what it rests on ends (`valid_until`: the
+/// signature's expiry, a certificate's notAfter checked against the clock), counted
+/// from `now`, the time the verdict is handed to the cache.
+pub fn classify(verdict: Result<Verdict, RegistryError>, now: SystemTime) -> Cacheable<Decision> {
     match verdict {
         Ok(Verdict::Verified(verified)) => {
             let report = verified.report();
+            let valid_for = report
+                .valid_until()
+                .map(|until| until.duration_since(now).unwrap_or(Duration::ZERO));
             let failed_checks: Vec<&'static str> = report
                 .logged_failures()
                 .map(|c| failed_check_name(c.check))
                 .collect();
-            Cacheable::Allow(Decision::Allow {
+            let decision = Decision::Allow {
                 statement: verified.statement().to_owned(),
                 time_source: report
                     .time_source
@@ -647,7 +654,11 @@ pub fn classify(verdict: Result<Verdict, RegistryError>) -> Cacheable<Decision> 
                     .map(|c| format!("{}: {}", c.check.as_str(), c.error.as_deref().unwrap_or("")))
                     .collect(),
                 failed_checks,
-            })
+            };
+            match valid_for {
+                Some(left) => Cacheable::AllowUntil(decision, left),
+                None => Cacheable::Allow(decision),
+            }
         }
         Ok(Verdict::Skipped { statement }) => Cacheable::Allow(Decision::Allow {
             statement,

@@ -101,8 +101,9 @@ fn gate_allows(policy_dir: &Path, statement: &str, layout: &Path, tag: &str) -> 
         budgets: &budgets,
     };
     let verdict = verifier.decide(&layout.display().to_string(), &target, &blobs, listed.len());
-    match classify(Ok(verdict)) {
-        Cacheable::Allow(Decision::Allow { logged, .. }) => (true, logged.join("; ")),
+    match classify(Ok(verdict), SystemTime::now()) {
+        Cacheable::Allow(Decision::Allow { logged, .. })
+        | Cacheable::AllowUntil(Decision::Allow { logged, .. }, _) => (true, logged.join("; ")),
         Cacheable::Deny(Decision::Deny { reason, .. }) => (false, reason),
         other => panic!("no verdict from the engine: {other:?}"),
     }

@@ -82,6 +82,21 @@ impl World {
         leaf: &Issued,
         tsa: Option<&Tsa>,
     ) {
+        self.sign_push_with(repo, subject, signed, format, leaf, tsa, |spec| spec);
+    }
+
+    /// `sign_push` with the envelope spec changed by `edit` before signing.
+    #[allow(clippy::too_many_arguments)]
+    fn sign_push_with(
+        &self,
+        repo: &str,
+        subject: &Descriptor,
+        signed: &Descriptor,
+        format: Format,
+        leaf: &Issued,
+        tsa: Option<&Tsa>,
+        edit: impl FnOnce(EnvelopeSpec) -> EnvelopeSpec,
+    ) {
         let spec = EnvelopeSpec {
             alg: leaf.key.algorithm().to_string(),
             signing_time: Some(now_secs()),
@@ -95,6 +110,7 @@ impl World {
             certificate_chain: self.chain_der(leaf),
             ..EnvelopeSpec::default()
         };
+        let spec = edit(spec);
         let signature = self.pki.sign(
             &leaf.key_path,
             leaf.key.algorithm(),
@@ -683,6 +699,62 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
     assert!(present(&world.harness.direct_client(), &unreachable)
         .await
         .is_none());
+}
+
+/// Issue 9 item 3: a cached allow was reused for `allow_ttl` (1 h) although the
+/// signature it rested on expired seconds later.
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_allow_does_not_outlive_the_signature_expiry() {
+    let Some(world) = World::new("cached_allow_does_not_outlive_the_signature_expiry") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let (repo, reference, target) = world.image("expiring").await;
+    let scopes = vec![scope(&world.registry, &repo)];
+    let (pullgate, _) = world.pullgate(
+        serde_json::json!([statement(
+            "expiring",
+            &scopes,
+            "strict",
+            &["ca:acme"],
+            &["*"]
+        )]),
+        None,
+    );
+    let client = pullgate.client();
+    // The envelope's expiry has one-second resolution: 3 s leaves the first pull
+    // at least 2 s.
+    let expiry = now_secs() + 3;
+    world.sign_push_with(
+        &repo,
+        &target,
+        &target,
+        Format::Cose,
+        &world.chain.leaf,
+        None,
+        |spec| EnvelopeSpec {
+            expiry: Some(expiry),
+            ..spec
+        },
+    );
+    pull(&client, &reference)
+        .await
+        .expect("signature not expired yet");
+    while now_secs() <= expiry {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = pull(&client, &reference)
+        .await
+        .expect_err("the signature has expired; the cached allow must not answer");
+    denied(&status, &reference, "expiry check failed", "expiring");
+    let log = pullgate.log_text();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("pullgate::audit") && l.contains("cache=\"miss\""))
+            .count(),
+        2,
+        "{log}"
+    );
 }
 
 /// Issue 9 item 2: an image let through at `audit` or under a `log` override had a

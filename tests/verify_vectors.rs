@@ -812,3 +812,81 @@ fn verification_time_decides_certificate_validity() {
     let verdict = decide_at(&loaded, "local/x", &target, blob, after);
     assert_eq!(failure(&verdict).0, Check::AuthenticTimestamp);
 }
+
+/// Issue 9 item 3: a verified signature says until when its outcome holds, so a
+/// cached allow is not reused past it: the signature's expiry, and the signing
+/// chain's earliest notAfter when the certificates were checked against the clock.
+/// Checked as exactly the instant the outcome changes: verified a second before,
+/// failed a second after (strict).
+#[test]
+fn cached_allow_bound_is_when_expiry_or_clock_checked_certificate_ends() {
+    let Some(vectors) = support::vectors_dir(
+        "notation",
+        "cached_allow_bound_is_when_expiry_or_clock_checked_certificate_ends",
+    ) else {
+        return;
+    };
+    let second = std::time::Duration::from_secs(1);
+    let (_dir, loaded) = policy(&vectors, &mock_policy(&vectors, level("strict")));
+    let loaded = loaded.expect("policy loads");
+    for (file, failing) in [
+        // Clock-checked chain: the certificates' validity or the expiry ends it.
+        (
+            "notation-go-mock/ca_valid_sig_env.json",
+            [Check::Expiry, Check::AuthenticTimestamp],
+        ),
+        // Signing authority: only the expiry (authenticSigningTime is fixed).
+        (
+            "notation-go-mock/sa_valid_sig_env.json",
+            [Check::Expiry, Check::Expiry],
+        ),
+    ] {
+        let blob = || envelope(&vectors, file);
+        let verdict = decide(&loaded, MOCK_SCOPE, &target(MOCK_TARGET), blob());
+        let Verdict::Verified(verified) = &verdict else {
+            panic!("{file}: {verdict:?}");
+        };
+        let until = verified
+            .report()
+            .valid_until()
+            .unwrap_or_else(|| panic!("{file}: no bound although it has an expiry"));
+        let before = decide_at(
+            &loaded,
+            MOCK_SCOPE,
+            &target(MOCK_TARGET),
+            blob(),
+            until - second,
+        );
+        assert!(matches!(before, Verdict::Verified(_)), "{file}: {before:?}");
+        let after = decide_at(
+            &loaded,
+            MOCK_SCOPE,
+            &target(MOCK_TARGET),
+            blob(),
+            until + second,
+        );
+        let (check, _) = failure(&after);
+        assert!(failing.contains(&check), "{file}: {check:?}");
+    }
+
+    // Through a timestamp the certificates' notAfter no longer matters: only the
+    // signature's expiry (none here) bounds the allow.
+    let (_dir, loaded) = policy(
+        &vectors,
+        &timestamp_policy(&vectors, overrides(&[("revocation", "log")])),
+    );
+    let verdict = decide(
+        &loaded.expect("loads"),
+        "any/repo",
+        &target(TIMESTAMP_TARGET),
+        envelope(&vectors, "notation-go-timestamp/coseWithTimestamp.sig"),
+    );
+    let Verdict::Verified(verified) = &verdict else {
+        panic!("{verdict:?}");
+    };
+    assert!(matches!(
+        verified.report().time_source,
+        Some(TimeSource::TimestampAuthority { .. })
+    ));
+    assert_eq!(verified.report().valid_until(), None);
+}

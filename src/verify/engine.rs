@@ -134,12 +134,24 @@ pub struct SignatureReport {
     pub failure: Option<String>,
     #[serde(skip)]
     failed: Option<(Check, SignatureFailure)>,
+    /// The first instant after the verification time at which this report's
+    /// outcome may change: the signature's expiry, or the earliest notAfter of the
+    /// signing chain when the certificates were checked against the clock (no
+    /// timestamp or signing authority time covers them). `None`: no such instant.
+    #[serde(skip)]
+    valid_until: Option<SystemTime>,
 }
 
 impl SignatureReport {
     /// The enforced failure, with the check it failed.
     pub fn failed_check(&self) -> Option<&(Check, SignatureFailure)> {
         self.failed.as_ref()
+    }
+
+    /// The first instant after the verification time at which this outcome may
+    /// change (see the field); a verdict based on it must not be reused past it.
+    pub fn valid_until(&self) -> Option<SystemTime> {
+        self.valid_until
     }
 
     /// Checks that failed but were only logged (audit/permissive, overrides).
@@ -274,6 +286,7 @@ impl Verifier<'_> {
             checks: Vec::new(),
             failure: None,
             failed: None,
+            valid_until: None,
         };
         let level = &self.statement.level;
 
@@ -348,6 +361,21 @@ impl Verifier<'_> {
 
         // 5. Authentic timestamp (NOTARY.md §6).
         let (timestamp, source, tsa_chain) = self.authentic_timestamp(&parsed, &chain);
+        // What this outcome rests on that the clock will end: the expiry, and the
+        // certificates' notAfter when they were checked against the clock. Instants
+        // already past are reflected in the outcome and bound nothing.
+        let clock_checked = matches!(source, Some(TimeSource::LocalClock { .. }));
+        report.valid_until = parsed
+            .expiry
+            .into_iter()
+            .chain(
+                chain
+                    .iter()
+                    .filter(|_| clock_checked)
+                    .map(Certificate::not_after),
+            )
+            .filter(|instant| *instant > self.now)
+            .min();
         report.time_source = source;
         if !record(
             &mut report,
