@@ -140,32 +140,14 @@ impl BoundSocket {
     }
 }
 
-/// Binds `server.socket`: a stale socket file (nobody listening) is replaced, a live
-/// one is left alone, anything that is not a socket is never deleted.
+/// Binds `server.socket` (see [`claim_socket_path`] for what may be replaced).
 pub fn bind_socket(server: &ServerConfig) -> Result<BoundSocket, AppError> {
     let path = &server.socket;
     let socket_error = |source| AppError::Socket {
         path: path.clone(),
         source,
     };
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            match std::os::unix::net::UnixStream::connect(path) {
-                Ok(_) => return Err(AppError::SocketInUse { path: path.clone() }),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    tracing::info!(path = %path.display(), "replacing stale socket");
-                    std::fs::remove_file(path).map_err(socket_error)?;
-                }
-                Err(e) => return Err(socket_error(e)),
-            }
-        }
-        Ok(_) => return Err(AppError::NotASocket { path: path.clone() }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(socket_error(e)),
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(socket_error)?;
-    }
+    claim_socket_path(path)?;
     // bind() creates the socket with the umask's mode, which without group/other
     // write bits nobody else can connect to; the configured mode is applied before
     // the first accept.
@@ -181,6 +163,44 @@ pub fn bind_socket(server: &ServerConfig) -> Result<BoundSocket, AppError> {
         path: path.clone(),
         identity: (meta.dev(), meta.ino()),
     })
+}
+
+/// Makes `path` ready for a listening socket, for the CRI socket and a unix
+/// metrics socket alike: a stale socket file (nobody listening) is removed, a live
+/// one is left alone, anything that is not a socket is never deleted; the parent
+/// directory is created.
+fn claim_socket_path(path: &Path) -> Result<(), AppError> {
+    let socket_error = |source| AppError::Socket {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(AppError::SocketInUse {
+                        path: path.to_owned(),
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tracing::info!(path = %path.display(), "replacing stale socket");
+                    std::fs::remove_file(path).map_err(socket_error)?;
+                }
+                Err(e) => return Err(socket_error(e)),
+            }
+        }
+        Ok(_) => {
+            return Err(AppError::NotASocket {
+                path: path.to_owned(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(socket_error(e)),
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(socket_error)?;
+    }
+    Ok(())
 }
 
 /// What must be loaded and valid before anything is bound: the trust policy and
@@ -451,7 +471,8 @@ async fn serve_metrics(
             }))
         }
         MetricsListen::Unix(path) => {
-            let _ = std::fs::remove_file(path);
+            // The CRI socket's rules: never delete a non-socket, never steal a live one.
+            claim_socket_path(path)?;
             let listener = UnixListener::bind(path).map_err(|source| AppError::Metrics {
                 listen: path.display().to_string(),
                 source,
