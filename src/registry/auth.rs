@@ -265,16 +265,22 @@ impl CredentialsFile {
 
 /// `https://index.docker.io/v1/` → `docker.io`; `https://host:5000/` → `host:5000`.
 fn normalise_host(key: &str) -> String {
-    let key = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
+    // Schemes are case-insensitive (RFC 3986 §3.1): `HTTPS://host` is `host` too.
+    let key = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| {
+            key.get(..scheme.len())
+                .filter(|prefix| prefix.eq_ignore_ascii_case(scheme))
+                .map(|_| &key[scheme.len()..])
+        })
         .unwrap_or(key);
-    let host = key.split('/').next().unwrap_or(key);
-    match host {
+    // Host names are case-insensitive too (RFC 3986 §3.2.2).
+    let host = key.split('/').next().unwrap_or(key).to_ascii_lowercase();
+    match host.as_str() {
         "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
             "docker.io".to_owned()
         }
-        other => other.to_owned(),
+        _ => host,
     }
 }
 
@@ -486,6 +492,8 @@ mod tests {
             Some(Secret::Refresh(_))
         ));
         assert!(file.lookup("other").is_none());
+        assert_eq!(normalise_host("HTTPS://Index.Docker.io/v1/"), "docker.io");
+        assert_eq!(normalise_host("Http://host:5000/"), "host:5000");
         std::fs::write(&path, "{").expect("write");
         assert!(matches!(
             CredentialsFile::load(&path),
