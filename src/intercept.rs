@@ -245,8 +245,14 @@ async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<Pro
 
     // 3. A verified digest that containerd already has needs no pull: asking the
     //    registry again would add a request to every warm pull and change nothing,
-    //    since content is addressed by the digest that was verified.
-    if let (Some(pinned), Some((tag, target))) = (&forward_image, &target) {
+    //    since content is addressed by the digest that was verified. Only when the
+    //    call brought its own credentials, though: without them the registry was
+    //    asked with the node's credentials file, and answering from the store would
+    //    hand a private image to a pod whose own (no) credentials containerd would
+    //    have refused at the registry (`imagePullPolicy: Always` relies on that
+    //    check). Such a pull goes on to containerd, pinned.
+    let own_credentials = !matches!(credentials_of(pull.auth.as_ref()), Credentials::None);
+    if let (true, Some(pinned), Some((tag, target))) = (own_credentials, &forward_image, &target) {
         if let Some(image_ref) = present_in_containerd(&shared.cri, pinned).await {
             record_tag(shared, &image, tag.as_ref(), target).await;
             let response = pull_response(image_ref);

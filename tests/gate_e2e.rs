@@ -82,13 +82,24 @@ impl World {
         leaf: &Issued,
         tsa: Option<&Tsa>,
     ) {
-        self.sign_push_with(repo, subject, signed, format, leaf, tsa, |spec| spec);
+        self.sign_push_with(
+            (&self.registry, None),
+            repo,
+            subject,
+            signed,
+            format,
+            leaf,
+            tsa,
+            |spec| spec,
+        );
     }
 
-    /// `sign_push` with the envelope spec changed by `edit` before signing.
+    /// `sign_push` with the envelope spec changed by `edit` before signing, to
+    /// `registry` (host, `USER:PASS` for a registry with basic auth).
     #[allow(clippy::too_many_arguments)]
     fn sign_push_with(
         &self,
+        registry: (&str, Option<&str>),
         repo: &str,
         subject: &Descriptor,
         signed: &Descriptor,
@@ -144,8 +155,9 @@ impl World {
         let output = Command::new(&self.harness.script)
             .arg("push-layout")
             .arg(dir.path())
-            .arg(&self.registry)
+            .arg(registry.0)
             .arg(repo)
+            .args(registry.1)
             .env("PULLGATE_IT_DIR", &self.harness.dir)
             .output()
             .expect("push-layout");
@@ -163,6 +175,18 @@ impl World {
     /// pullgate with `statements` (JSON array) and stores `ca:acme` (this
     /// world's root), `ca:other` (an unrelated root), `tsa:stamps` (if given).
     fn pullgate(&self, statements: serde_json::Value, tsa: Option<&Tsa>) -> (Pullgate, PathBuf) {
+        self.pullgate_with(statements, tsa, &[], "")
+    }
+
+    /// `pullgate` also trusting `insecure` hosts, with `registry_extra` lines
+    /// added to its `[registry]` section.
+    fn pullgate_with(
+        &self,
+        statements: serde_json::Value,
+        tsa: Option<&Tsa>,
+        insecure: &[&str],
+        registry_extra: &str,
+    ) -> (Pullgate, PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let policy = dir.path().join("notation");
         write_policy(&policy, &statements);
@@ -178,8 +202,12 @@ impl World {
             store("tsa", "stamps", &tsa.root.pem);
         }
         let config = format!(
-            "[log]\nlevel = \"pullgate=debug,info\"\n[policy]\ndir = {policy:?}\nreload_interval = \"200ms\"\n[registry]\ninsecure = [{:?}, \"127.0.0.1:1\"]\ntimeout = \"10s\"\n",
-            self.registry
+            "[log]\nlevel = \"pullgate=debug,info\"\n[policy]\ndir = {policy:?}\nreload_interval = \"200ms\"\n[registry]\ninsecure = [{:?}, \"127.0.0.1:1\"{}]\ntimeout = \"10s\"\n{registry_extra}",
+            self.registry,
+            insecure
+                .iter()
+                .map(|host| format!(", {host:?}"))
+                .collect::<String>()
         );
         let pullgate = Pullgate::start_full(&self.harness.containerd_socket, dir, &config);
         (pullgate, policy)
@@ -726,6 +754,7 @@ async fn cached_allow_does_not_outlive_the_signature_expiry() {
     // at least 2 s.
     let expiry = now_secs() + 3;
     world.sign_push_with(
+        (&world.registry, None),
         &repo,
         &target,
         &target,
@@ -754,6 +783,130 @@ async fn cached_allow_does_not_outlive_the_signature_expiry() {
             .count(),
         2,
         "{log}"
+    );
+}
+
+/// Issue 9 item 9: a pod without credentials got a private image through the node
+/// credentials file plus the "already present" shortcut, even with
+/// `imagePullPolicy: Always`, where containerd would have asked the registry with
+/// the pod's own (no) credentials and been refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_without_credentials_does_not_get_a_private_image_already_present() {
+    let Some(world) =
+        World::new("pod_without_credentials_does_not_get_a_private_image_already_present")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let auth_registry = std::env::var("PULLGATE_IT_AUTH_REGISTRY").expect("auth registry");
+    let user = std::env::var("PULLGATE_IT_AUTH_USER").expect("user");
+    let password = std::env::var("PULLGATE_IT_AUTH_PASSWORD").expect("password");
+    let repo = unique("private");
+    let reference = format!("{auth_registry}/{repo}:v1");
+    let output = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("--dest-creds={user}:{password}"))
+        .arg(format!("docker://{}", world.harness.busybox))
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let target = pullgate::registry::RegistryClient::new(pullgate::registry::RegistryConfig {
+        hosts_dir: None,
+        insecure_registries: vec![auth_registry.clone()],
+        ..Default::default()
+    })
+    .expect("registry client")
+    .resolve(
+        &reference.parse().expect("reference"),
+        &pullgate::registry::Credentials::Basic {
+            username: user.clone(),
+            password: password.clone(),
+        },
+        std::time::Instant::now() + Duration::from_secs(10),
+    )
+    .await
+    .expect("resolve with credentials");
+    world.sign_push_with(
+        (&auth_registry, Some(&format!("{user}:{password}"))),
+        &repo,
+        &target,
+        &target,
+        Format::Cose,
+        &world.chain.leaf,
+        None,
+        |spec| spec,
+    );
+    // The node's credentials file holds the private registry's credentials.
+    let credentials = tempfile::tempdir().expect("tempdir");
+    let file = credentials.path().join("config.json");
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{user}:{password}"),
+    );
+    std::fs::write(
+        &file,
+        format!(r#"{{"auths":{{"{auth_registry}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .expect("credentials file");
+    let (pullgate, _) = world.pullgate_with(
+        serde_json::json!([statement(
+            "private",
+            &[scope(&auth_registry, &repo)],
+            "strict",
+            &["ca:acme"],
+            &["*"]
+        )]),
+        None,
+        &[&auth_registry],
+        &format!("credentials_file = {file:?}\n"),
+    );
+    let client = pullgate.client();
+    let pull_as = |auth: Option<v1::AuthConfig>| {
+        let client = client.clone();
+        let reference = reference.clone();
+        async move {
+            client
+                .image
+                .clone()
+                .pull_image(v1::PullImageRequest {
+                    image: Some(v1::ImageSpec {
+                        image: reference,
+                        ..Default::default()
+                    }),
+                    auth,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner().image_ref)
+        }
+    };
+    let pod_credentials = v1::AuthConfig {
+        username: user.clone(),
+        password: password.clone(),
+        ..Default::default()
+    };
+    // The pod with credentials pulls it: now it is on the node.
+    let image_ref = pull_as(Some(pod_credentials.clone()))
+        .await
+        .expect("the pod's own credentials pull it");
+    // A pod without credentials: containerd would ask the registry and be refused.
+    let status = pull_as(None)
+        .await
+        .expect_err("a pod without credentials must not get the private image");
+    let message = status.message().to_lowercase();
+    assert!(
+        message.contains("401") || message.contains("unauthorized"),
+        "{status:?}"
+    );
+    // With its own credentials the shortcut still answers.
+    assert_eq!(
+        pull_as(Some(pod_credentials)).await.expect("still allowed"),
+        image_ref
     );
 }
 
