@@ -1275,3 +1275,61 @@ async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
         .expect_err("the broken _default file is read");
     assert!(matches!(err, RegistryError::HostsConfig { .. }), "{err:?}");
 }
+
+/// Issue 9 item 10: the CA file a hosts.toml names is read again when it changes,
+/// as containerd does on every pull; a CA rotated out of the hosts directory is no
+/// longer trusted for new connections without a restart of pullgate.
+#[tokio::test]
+async fn a_ca_file_replaced_in_the_hosts_directory_is_trusted_no_more() {
+    let certs = tempfile::tempdir().expect("tmp");
+    let (ca, cert, key) = make_certificates(certs.path());
+    let other = tempfile::tempdir().expect("tmp");
+    let (other_ca, _, _) = make_certificates(other.path());
+    let registry = TestRegistry::start_tls(&cert, &key).await;
+    let (target, _) = signed_image(&registry, "app");
+    let hosts = tempfile::tempdir().expect("tmp");
+    let host_dir = hosts.path().join(registry.host());
+    std::fs::create_dir_all(&host_dir).expect("mkdir");
+    let trusted = host_dir.join("ca.pem");
+    std::fs::copy(&ca, &trusted).expect("ca");
+    std::fs::write(
+        host_dir.join("hosts.toml"),
+        format!(
+            "server = \"https://{}\"\nca = \"ca.pem\"\n",
+            registry.host()
+        ),
+    )
+    .expect("hosts.toml");
+    let client = RegistryClient::new(RegistryConfig {
+        hosts_dir: Some(hosts.path().to_owned()),
+        insecure_registries: Vec::new(),
+        ..config(&registry)
+    })
+    .expect("client");
+    let reference = reference(&registry, "app:v1");
+    let resolved = client
+        .resolve(&reference, &Credentials::None, deadline(10.0))
+        .await
+        .expect("trusted CA");
+    assert_eq!(resolved, target);
+
+    // Replaced the way tools do it (write, then rename over): a new file.
+    let staged = host_dir.join("ca.pem.new");
+    std::fs::copy(&other_ca, &staged).expect("stage the new CA");
+    std::fs::rename(&staged, &trusted).expect("rotate the CA");
+    let err = client
+        .resolve(&reference, &Credentials::None, deadline(10.0))
+        .await
+        .expect_err("the old CA is no longer trusted");
+    let RegistryError::Transport { source, .. } = &err else {
+        panic!("expected Transport, got {err:?}");
+    };
+    // Both test CAs have the same name: the chain fails on its signature.
+    assert_eq!(
+        rustls_error(source.as_ref()),
+        Some(&rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadSignature
+        )),
+        "{err:?}"
+    );
+}

@@ -135,10 +135,10 @@ fn candidates<'a>(dir: Option<&'a Path>, registry: &'a str) -> impl Iterator<Ite
 /// gives the same answer without parsing the files each time. The inode notices a
 /// file replaced by rename (a Kubernetes ConfigMap's symlink swap); the path is
 /// followed through symlinks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct FilesStamp(Vec<Option<FileVersion>>);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct FileVersion {
     device: u64,
     inode: u64,
@@ -147,8 +147,24 @@ struct FileVersion {
 }
 
 pub(crate) fn stamp(dir: Option<&Path>, registry: &str) -> FilesStamp {
+    stamp_of(candidates(dir, registry))
+}
+
+impl TlsSettings {
+    /// The version on disk of the CA and client certificate files these settings
+    /// name, so a client built from them is rebuilt when one is replaced.
+    pub(crate) fn files_stamp(&self) -> FilesStamp {
+        let client = self
+            .client
+            .iter()
+            .flat_map(|(cert, key)| [cert.clone(), key.clone()]);
+        stamp_of(self.ca.iter().cloned().chain(client))
+    }
+}
+
+fn stamp_of(paths: impl Iterator<Item = PathBuf>) -> FilesStamp {
     FilesStamp(
-        candidates(dir, registry)
+        paths
             .map(|path| {
                 let meta = std::fs::metadata(path).ok()?;
                 Some(FileVersion {

@@ -160,7 +160,10 @@ struct Inner {
     system_roots: OnceLock<rustls::RootCertStore>,
     // Every map keyed by something a registry or an image name chooses is an LRU
     // cache with a fixed capacity.
-    clients: Mutex<LruCache<TlsSettings, HttpClient>>,
+    /// Keyed by the TLS settings and the version of the files they name: a CA or
+    /// client certificate replaced on disk gets a new client (containerd reads them
+    /// on every pull).
+    clients: Mutex<LruCache<(TlsSettings, FilesStamp), HttpClient>>,
     /// Each registry's endpoints, with the stamp of the hosts.toml files they were
     /// read from (re-read when it changes).
     endpoints: Mutex<LruCache<String, KnownEndpoints>>,
@@ -754,12 +757,13 @@ impl RegistryClient {
     }
 
     fn client(&self, tls: &TlsSettings) -> Result<HttpClient, RegistryError> {
-        if let Some(client) = lock(&self.inner.clients).get(tls) {
+        let key = (tls.clone(), tls.files_stamp());
+        if let Some(client) = lock(&self.inner.clients).get(&key) {
             return Ok(client.clone());
         }
         let roots = self.inner.system_roots.get_or_init(transport::system_roots);
         let client = transport::build_client(tls, roots, self.inner.config.connect_timeout)?;
-        lock(&self.inner.clients).put(tls.clone(), client.clone());
+        lock(&self.inner.clients).put(key, client.clone());
         Ok(client)
     }
 
