@@ -1333,3 +1333,61 @@ async fn a_ca_file_replaced_in_the_hosts_directory_is_trusted_no_more() {
         "{err:?}"
     );
 }
+
+/// Issue 9 item 7: the https → http downgrade check on redirects sees an upper-case
+/// `HTTP://` target as plain http; the redirect is refused as a downgrade and
+/// blob storage gets no request.
+#[tokio::test]
+async fn an_https_redirect_to_upper_case_http_is_refused_as_a_downgrade() {
+    let certs = tempfile::tempdir().expect("tmp");
+    let (ca, cert, key) = make_certificates(certs.path());
+    let registry = TestRegistry::start_tls(&cert, &key).await;
+    let storage = TestRegistry::start().await;
+    let (_, signature) = signed_image(&registry, "app");
+    storage.push_blob(ENVELOPE);
+    registry.fault(
+        "/blobs/",
+        Fault::RedirectTo(format!("HTTP://{}", storage.host())),
+        1,
+    );
+    let hosts = tempfile::tempdir().expect("tmp");
+    let host_dir = hosts.path().join(registry.host());
+    std::fs::create_dir_all(&host_dir).expect("mkdir");
+    std::fs::write(
+        host_dir.join("hosts.toml"),
+        format!(
+            "server = \"https://{}\"\nca = {:?}\n",
+            registry.host(),
+            ca.display().to_string()
+        ),
+    )
+    .expect("hosts.toml");
+    let client = RegistryClient::new(RegistryConfig {
+        hosts_dir: Some(hosts.path().to_owned()),
+        insecure_registries: Vec::new(),
+        ..config(&registry)
+    })
+    .expect("client");
+    let err = client
+        .signature(
+            &reference(&registry, "app:v1"),
+            &signature,
+            MAX_MANIFEST,
+            MAX_ENVELOPE,
+            &Credentials::None,
+            deadline(10.0),
+        )
+        .await
+        .expect_err("downgrade");
+    assert!(
+        matches!(
+            err,
+            RegistryError::RedirectRefused {
+                reason: "downgrade from https to http",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(storage.log().is_empty());
+}
