@@ -212,7 +212,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl RegistryClient {
     /// Builds a client; reads the credentials file (if configured) now so a broken
     /// one is reported at startup. hosts.toml files are read on first use of each
-    /// registry.
+    /// registry and again whenever they (or the certificate files they name)
+    /// change on disk, as containerd reads them on every pull.
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
         let credentials_file = match &config.credentials_file {
             Some(path) => CredentialsFile::load(path)?,
