@@ -777,13 +777,16 @@ impl PullFailure {
 fn credentials_of(auth: Option<&cri::v1::AuthConfig>) -> Credentials {
     match auth {
         None => Credentials::None,
+        // As containerd's CRI plugin: credentials the kubelet names a server for are
+        // only for an endpoint on that host (`registry::server_address_matches`).
         Some(auth) => Credentials::from_auth_config(
             &auth.username,
             &auth.password,
             &auth.auth,
             &auth.identity_token,
             &auth.registry_token,
-        ),
+        )
+        .for_server_address(&auth.server_address),
     }
 }
 

@@ -905,7 +905,32 @@ async fn pod_without_credentials_does_not_get_a_private_image_already_present() 
     );
     // With its own credentials the shortcut still answers.
     assert_eq!(
-        pull_as(Some(pod_credentials)).await.expect("still allowed"),
+        pull_as(Some(pod_credentials.clone()))
+            .await
+            .expect("still allowed"),
+        image_ref
+    );
+    // Issue 9 item 8: credentials the kubelet names another server for are not this
+    // registry's (containerd's ParseAuth): refused as without credentials; named
+    // for this registry, they are used.
+    let status = pull_as(Some(v1::AuthConfig {
+        server_address: "https://registry.other.example".to_owned(),
+        ..pod_credentials.clone()
+    }))
+    .await
+    .expect_err("credentials for another server must not be sent here");
+    let message = status.message().to_lowercase();
+    assert!(
+        message.contains("401") || message.contains("unauthorized"),
+        "{status:?}"
+    );
+    assert_eq!(
+        pull_as(Some(v1::AuthConfig {
+            server_address: format!("http://{auth_registry}"),
+            ..pod_credentials
+        }))
+        .await
+        .expect("credentials named for this registry are used"),
         image_ref
     );
 }
