@@ -238,7 +238,7 @@ pub async fn serve(
     metrics.set_policy_generation(1);
     let (policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(LoadedPolicy {
         generation: 1,
-        dir: prepared.policy,
+        dir: Arc::new(prepared.policy),
     }));
     let cache = crate::cache::VerdictCache::new(crate::cache::CacheConfig {
         max_entries: config.cache.max_entries,
@@ -384,7 +384,7 @@ async fn reload_policy(
                 tracing::info!(generation, forced, "trust policy reloaded");
                 policy.send_replace(Arc::new(LoadedPolicy {
                     generation,
-                    dir: loaded,
+                    dir: Arc::new(loaded),
                 }));
                 cache.retain_generation(generation);
                 metrics.set_policy_generation(generation);

@@ -478,29 +478,20 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
         let statement_name = statement.name.clone();
         let budgets = shared.settings.budgets.clone();
         move || async move {
-            let Some(statement) = policy
-                .dir
-                .document
-                .statements
-                .iter()
-                .find(|s| s.name == statement_name)
-            else {
-                return Cacheable::Transient(Decision::Unavailable {
-                    reason: "the trust policy statement disappeared".into(),
-                });
-            };
-            let verdict = crate::verify::verify_target(
-                &registry,
-                &reference,
-                &target,
-                statement,
-                &policy.dir.stores,
-                &credentials,
+            let source = crate::verify::RegistrySource {
+                client: &registry,
+                reference: &reference,
+                credentials: &credentials,
                 deadline,
-                &budgets,
-                SystemTime::now(),
-            )
-            .await;
+            };
+            let judge = crate::verify::Judge {
+                policy: Arc::clone(&policy.dir),
+                statement: statement_name,
+                now: SystemTime::now(),
+                budgets,
+            };
+            let shown = reference.pinned(&target.digest);
+            let verdict = crate::verify::verify_signatures(&source, &judge, &shown, &target).await;
             classify(verdict, SystemTime::now())
         }
     };
@@ -632,7 +623,10 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
 /// An allow is reused only until what it rests on ends (`valid_until`: the
 /// signature's expiry, a certificate's notAfter checked against the clock), counted
 /// from `now`, the time the verdict is handed to the cache.
-pub fn classify(verdict: Result<Verdict, RegistryError>, now: SystemTime) -> Cacheable<Decision> {
+pub fn classify(
+    verdict: Result<Verdict, crate::verify::VerifyError<RegistryError>>,
+    now: SystemTime,
+) -> Cacheable<Decision> {
     match verdict {
         Ok(Verdict::Verified(verified)) => {
             let report = verified.report();
@@ -687,7 +681,8 @@ pub fn classify(verdict: Result<Verdict, RegistryError>, now: SystemTime) -> Cac
                 class,
             })
         }
-        // No verdict: a registry error is never cached, and never allows.
+        // No verdict: a registry error (or a statement gone by a reload) is never
+        // cached, and never allows.
         Err(error) => Cacheable::Transient(Decision::Unavailable {
             reason: error.to_string(),
         }),

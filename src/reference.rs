@@ -32,11 +32,47 @@ impl DigestAlgorithm {
         }
     }
 
-    fn hash(self, bytes: &[u8]) -> Vec<u8> {
-        match self {
-            DigestAlgorithm::Sha256 => sha2::Sha256::digest(bytes).to_vec(),
-            DigestAlgorithm::Sha384 => sha2::Sha384::digest(bytes).to_vec(),
-            DigestAlgorithm::Sha512 => sha2::Sha512::digest(bytes).to_vec(),
+    /// An incremental hasher, for content that arrives in pieces.
+    pub fn hasher(self) -> DigestHasher {
+        DigestHasher(match self {
+            DigestAlgorithm::Sha256 => HasherState::Sha256(sha2::Sha256::new()),
+            DigestAlgorithm::Sha384 => HasherState::Sha384(sha2::Sha384::new()),
+            DigestAlgorithm::Sha512 => HasherState::Sha512(sha2::Sha512::new()),
+        })
+    }
+}
+
+/// Hashes content piece by piece (e.g. a body as its frames arrive), so that
+/// checking a large blob never needs one long pass over it at the end.
+#[derive(Clone)]
+pub struct DigestHasher(HasherState);
+
+#[derive(Clone)]
+enum HasherState {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl DigestHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.0 {
+            HasherState::Sha256(h) => h.update(bytes),
+            HasherState::Sha384(h) => h.update(bytes),
+            HasherState::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything passed to `update`.
+    pub fn finish(self) -> Digest {
+        let (algorithm, bytes) = match self.0 {
+            HasherState::Sha256(h) => (DigestAlgorithm::Sha256, h.finalize().to_vec()),
+            HasherState::Sha384(h) => (DigestAlgorithm::Sha384, h.finalize().to_vec()),
+            HasherState::Sha512(h) => (DigestAlgorithm::Sha512, h.finalize().to_vec()),
+        };
+        Digest {
+            algorithm,
+            hex: bytes.iter().map(|b| format!("{b:02x}")).collect(),
         }
     }
 }
@@ -62,12 +98,9 @@ pub enum DigestError {
 impl Digest {
     /// The digest of `bytes` with `algorithm`.
     pub fn of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
-        let hex = algorithm
-            .hash(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Digest { algorithm, hex }
+        let mut hasher = algorithm.hasher();
+        hasher.update(bytes);
+        hasher.finish()
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {

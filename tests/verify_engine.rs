@@ -2089,3 +2089,248 @@ fn most_specific_failure_across_signatures() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// One signature at a time (`verify::verify_signatures` over a `SignatureSource`)
+// ---------------------------------------------------------------------------
+
+/// A signature source over blobs in memory that records every fetch, and can
+/// fail the fetch of one index.
+struct CountingSource {
+    blobs: Vec<SignatureBlob>,
+    fail_at: Option<usize>,
+    listings: std::sync::Mutex<usize>,
+    fetched: std::sync::Mutex<Vec<usize>>,
+}
+
+impl CountingSource {
+    fn new(blobs: Vec<SignatureBlob>) -> CountingSource {
+        CountingSource {
+            blobs,
+            fail_at: None,
+            listings: Default::default(),
+            fetched: Default::default(),
+        }
+    }
+
+    fn fetched(&self) -> Vec<usize> {
+        self.fetched.lock().unwrap().clone()
+    }
+}
+
+impl pullgate::verify::SignatureSource for CountingSource {
+    type Error = String;
+
+    async fn signature_manifests(&self, _target: &Descriptor) -> Result<Vec<Descriptor>, String> {
+        *self.listings.lock().unwrap() += 1;
+        Ok(self.blobs.iter().map(|b| b.manifest.clone()).collect())
+    }
+
+    async fn signature(
+        &self,
+        manifest: &Descriptor,
+        _budgets: &Budgets,
+    ) -> Result<SignatureBlob, String> {
+        let index = self
+            .blobs
+            .iter()
+            .position(|b| b.manifest.digest == manifest.digest)
+            .expect("a listed manifest");
+        self.fetched.lock().unwrap().push(index);
+        if self.fail_at == Some(index) {
+            return Err(format!("fetching signature {index} failed"));
+        }
+        Ok(self.blobs[index].clone())
+    }
+}
+
+impl Policy {
+    /// A judge over this policy (its stores `stores`), as the gate and the CLI
+    /// build one.
+    fn judge(&self, stores: Vec<TrustStore>) -> pullgate::verify::Judge {
+        let json = self.json();
+        let document = TrustPolicyDocument::parse(json.as_bytes()).expect("fixture policy");
+        pullgate::verify::Judge {
+            policy: std::sync::Arc::new(pullgate::policy_dir::PolicyDir {
+                document,
+                stores,
+                policy_file: "trustpolicy.json".into(),
+            }),
+            statement: "net-monitor".into(),
+            now: SystemTime::now(),
+            budgets: self.budgets.clone(),
+        }
+    }
+}
+
+fn run_source(
+    source: &CountingSource,
+    judge: &pullgate::verify::Judge,
+) -> Result<Verdict, pullgate::verify::VerifyError<String>> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(pullgate::verify::verify_signatures(
+            source,
+            judge,
+            &reference(),
+            &target(),
+        ))
+}
+
+/// Valid signatures for another artifact (they fail the target artifact check),
+/// alternating formats, each distinct.
+fn for_another_artifact(fx: &Fx, n: usize) -> Vec<SignatureBlob> {
+    (0..n)
+        .map(|i| {
+            let spec = EnvelopeSpec {
+                target: Target {
+                    size: Target::default().size + 1 + i as u64,
+                    ..Target::default()
+                },
+                ..spec_now()
+            };
+            fx.sign(spec, FORMATS[i % 2])
+        })
+        .collect()
+}
+
+#[test]
+fn one_at_a_time_stops_at_the_first_signature_that_passes() {
+    let fx = Fx::new();
+    let mut blobs = for_another_artifact(&fx, 2);
+    blobs.push(fx.sign(spec_now(), Format::Jws));
+    blobs.extend(for_another_artifact(&fx, 3));
+    let source = CountingSource::new(blobs.clone());
+    let verdict = run_source(&source, &Policy::strict().judge(fx.stores(None))).unwrap();
+    assert_eq!(
+        verified(&verdict).report().manifest_digest,
+        blobs[2].manifest.digest.to_string()
+    );
+    // The two before it were fetched and judged; none after it was fetched.
+    assert_eq!(source.fetched(), vec![0, 1, 2]);
+    assert_eq!(*source.listings.lock().unwrap(), 1);
+    // The same decision as the engine's over everything fetched up front.
+    verified(&Policy::strict().decide(&fx.stores(None), &blobs));
+}
+
+#[test]
+fn one_at_a_time_reports_every_failed_signature_like_decide() {
+    let fx = Fx::new();
+    let blobs = for_another_artifact(&fx, 3);
+    let source = CountingSource::new(blobs.clone());
+    let verdict = run_source(&source, &Policy::strict().judge(fx.stores(None))).unwrap();
+    let Verdict::Failed {
+        reason, signatures, ..
+    } = &verdict
+    else {
+        panic!("expected Failed, got {verdict:?}")
+    };
+    // The most specific failure among them, as `decide` chooses it: the first's.
+    assert_eq!(
+        reason.to_string(),
+        format!(
+            "target artifact check failed: content descriptor mismatch: the signature is for \
+             {media} {digest} ({} bytes), the artifact is {media} {digest} ({} bytes)",
+            Target::default().size + 1,
+            Target::default().size,
+            media = Target::default().media_type,
+            digest = Target::default().digest,
+        )
+    );
+    let digests: Vec<_> = signatures
+        .iter()
+        .map(|s| s.manifest_digest.clone())
+        .collect();
+    let expected: Vec<_> = blobs
+        .iter()
+        .map(|b| b.manifest.digest.to_string())
+        .collect();
+    assert_eq!(digests, expected);
+    assert_eq!(source.fetched(), vec![0, 1, 2]);
+    let Verdict::Failed {
+        reason: up_front, ..
+    } = Policy::strict().decide(&fx.stores(None), &blobs)
+    else {
+        panic!("decide must fail too")
+    };
+    assert_eq!(up_front.to_string(), reason.to_string());
+}
+
+#[test]
+fn one_at_a_time_a_fetch_error_ends_the_verification_and_skips_nothing() {
+    let fx = Fx::new();
+    let mut blobs = for_another_artifact(&fx, 1);
+    blobs.push(fx.sign(spec_now(), Format::Cose));
+    blobs.push(fx.sign(spec_now(), Format::Jws));
+    let mut source = CountingSource::new(blobs);
+    source.fail_at = Some(1);
+    let error = run_source(&source, &Policy::strict().judge(fx.stores(None)))
+        .expect_err("a failed fetch is no verdict");
+    assert!(
+        matches!(&error, pullgate::verify::VerifyError::Source(text) if text == "fetching signature 1 failed"),
+        "{error:?}"
+    );
+    // The valid signature after the failed fetch was not tried instead.
+    assert_eq!(source.fetched(), vec![0, 1]);
+}
+
+#[test]
+fn one_at_a_time_fetches_no_more_than_the_attempt_limit() {
+    let fx = Fx::new();
+    let mut blobs = for_another_artifact(&fx, 3);
+    blobs.push(fx.sign(spec_now(), Format::Cose));
+    let mut policy = Policy::strict();
+    policy.budgets.max_signature_attempts = 2;
+    let source = CountingSource::new(blobs);
+    let verdict = run_source(&source, &policy.judge(fx.stores(None))).unwrap();
+    assert!(
+        matches!(
+            &verdict,
+            Verdict::Failed {
+                reason: VerificationError::SignatureLimit { limit: 2 },
+                ..
+            }
+        ),
+        "{verdict:?}"
+    );
+    assert_eq!(source.fetched(), vec![0, 1]);
+}
+
+#[test]
+fn one_at_a_time_skip_lists_nothing_and_none_listed_is_no_signature() {
+    let fx = Fx::new();
+    let source = CountingSource::new(vec![fx.sign(spec_now(), Format::Cose)]);
+    let verdict = run_source(&source, &Policy::strict().level("skip").judge(Vec::new())).unwrap();
+    assert!(matches!(&verdict, Verdict::Skipped { statement } if statement == "net-monitor"));
+    assert_eq!(*source.listings.lock().unwrap(), 0);
+    assert!(source.fetched().is_empty());
+
+    let empty = CountingSource::new(Vec::new());
+    let verdict = run_source(&empty, &Policy::strict().judge(fx.stores(None))).unwrap();
+    assert!(
+        matches!(
+            &verdict,
+            Verdict::Failed {
+                reason: VerificationError::NoSignature { .. },
+                ..
+            }
+        ),
+        "{verdict:?}"
+    );
+    assert_eq!(*empty.listings.lock().unwrap(), 1);
+}
+
+#[test]
+fn one_at_a_time_a_statement_missing_from_the_policy_is_no_verdict() {
+    let fx = Fx::new();
+    let source = CountingSource::new(vec![fx.sign(spec_now(), Format::Cose)]);
+    let mut judge = Policy::strict().judge(fx.stores(None));
+    judge.statement = "gone".into();
+    let error = run_source(&source, &judge).expect_err("no such statement");
+    assert_eq!(
+        error.to_string(),
+        "the trust policy has no statement named \"gone\""
+    );
+    assert_eq!(*source.listings.lock().unwrap(), 0);
+}

@@ -667,14 +667,7 @@ impl RegistryClient {
         let fetched = self.request(call, Method::GET, url, accept).await?;
         let response = expect_success(call, fetched.response, url).await?;
         let content_type = response.content_type();
-        let body = response.read(what, size).await?;
-        if !digest.matches(&body) {
-            return Err(RegistryError::DigestMismatch {
-                url: url.to_owned(),
-                expected: digest.clone(),
-                actual: Digest::of(digest.algorithm(), &body),
-            });
-        }
+        let body = response.read_content(what, size, digest).await?;
         Ok((content_type, body))
     }
 

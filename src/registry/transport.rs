@@ -20,6 +20,7 @@ use rustls_pki_types::pem::PemObject;
 
 use super::error::RegistryError;
 use super::hosts::TlsSettings;
+use crate::reference::Digest;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -261,7 +262,43 @@ impl Response {
         what: &'static str,
         limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        if let Some(length) = self.content_length() {
+        self.read_with(what, limit, |_| {}).await
+    }
+
+    /// Reads content that its descriptor says is `size` bytes (already checked
+    /// against the caller's limit): at most `size` bytes, into a buffer allocated
+    /// once, hashing each frame as it arrives so the digest check at the end costs
+    /// nothing on the I/O thread. The bytes must hash to `digest`.
+    pub(crate) async fn read_content(
+        self,
+        what: &'static str,
+        size: u64,
+        digest: &Digest,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let url = self.url.clone();
+        let mut hasher = digest.algorithm().hasher();
+        let bytes = self
+            .read_with(what, size, |data| hasher.update(data))
+            .await?;
+        let actual = hasher.finish();
+        if actual != *digest {
+            return Err(RegistryError::DigestMismatch {
+                url,
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    async fn read_with(
+        self,
+        what: &'static str,
+        limit: u64,
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<Vec<u8>, RegistryError> {
+        let length = self.content_length();
+        if let Some(length) = length {
             if length > limit {
                 return Err(RegistryError::TooLarge {
                     what,
@@ -271,8 +308,11 @@ impl Response {
                 });
             }
         }
+        // One allocation of the announced size (never above the limit): growing by
+        // doubling would hold up to 1.5× a large blob during the last copy.
+        let capacity = length.unwrap_or(0).min(limit);
+        let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
         let mut body = self.body;
-        let mut bytes = Vec::new();
         loop {
             let frame = match tokio::time::timeout_at(self.until.into(), body.frame()).await {
                 Err(_) => {
@@ -299,6 +339,7 @@ impl Response {
                         limit,
                     });
                 }
+                on_data(&data);
                 bytes.extend_from_slice(&data);
             }
         }

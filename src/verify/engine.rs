@@ -143,6 +143,36 @@ pub struct SignatureReport {
 }
 
 impl SignatureReport {
+    /// A report for a signature whose verification did not complete (the
+    /// worker running it panicked): a failed integrity check, so it never passes.
+    pub fn incomplete(manifest: &Descriptor, why: String) -> SignatureReport {
+        let mut report = SignatureReport::new(manifest);
+        record(
+            &mut report,
+            Check::Integrity,
+            CheckAction::Enforce,
+            Err(SignatureFailure::Envelope(format!(
+                "the verification of this signature did not complete: {why}"
+            ))),
+        );
+        report
+    }
+
+    fn new(manifest: &Descriptor) -> SignatureReport {
+        SignatureReport {
+            manifest_digest: manifest.digest.to_string(),
+            format: None,
+            algorithm: None,
+            signing_scheme: None,
+            signer: None,
+            time_source: None,
+            checks: Vec::new(),
+            failure: None,
+            failed: None,
+            valid_until: None,
+        }
+    }
+
     /// The enforced failure, with the check it failed.
     pub fn failed_check(&self) -> Option<&(Check, SignatureFailure)> {
         self.failed.as_ref()
@@ -227,7 +257,8 @@ pub struct Verifier<'a> {
 impl Verifier<'_> {
     /// Decides over `signatures` (already listed and fetched, in order) for the
     /// artifact `target`. A level of `skip` is decided by the caller before any
-    /// fetch; it is honoured here too.
+    /// fetch; it is honoured here too. `super::verify_signatures` makes the same
+    /// decision fetching one signature at a time.
     pub fn decide(
         &self,
         reference: &str,
@@ -235,31 +266,52 @@ impl Verifier<'_> {
         signatures: &[SignatureBlob],
         total_listed: usize,
     ) -> Verdict {
-        let statement = self.statement.name.clone();
-        if self.statement.level.name == LevelName::Skip {
-            return Verdict::Skipped { statement };
-        }
-        if total_listed == 0 {
-            return Verdict::Failed {
-                reason: VerificationError::NoSignature {
-                    reference: reference.to_owned(),
-                },
-                statement,
-                signatures: Vec::new(),
-            };
+        if let Some(verdict) = self.before_signatures(reference, total_listed) {
+            return verdict;
         }
         let mut reports = Vec::new();
         for blob in signatures.iter().take(self.budgets.max_signature_attempts) {
-            let report = self.verify_one(target, blob);
-            if report.failed.is_none() {
-                return Verdict::Verified(Box::new(VerifiedSignature {
-                    report,
-                    statement,
-                    level: self.statement.level.name,
-                }));
+            match self.accept(self.verify_one(target, blob)) {
+                Ok(verdict) => return verdict,
+                Err(report) => reports.push(report),
             }
-            reports.push(report);
         }
+        self.conclude(reports, total_listed)
+    }
+
+    /// The verdict that needs no signature: `skip`, or none listed. `None`: the
+    /// listed signatures must be judged, in order, each with `accept`.
+    pub fn before_signatures(&self, reference: &str, total_listed: usize) -> Option<Verdict> {
+        let statement = self.statement.name.clone();
+        if self.statement.level.name == LevelName::Skip {
+            return Some(Verdict::Skipped { statement });
+        }
+        (total_listed == 0).then(|| Verdict::Failed {
+            reason: VerificationError::NoSignature {
+                reference: reference.to_owned(),
+            },
+            statement,
+            signatures: Vec::new(),
+        })
+    }
+
+    /// The first signature that passed every enforced check decides (NOTARY.md
+    /// §8, as notation stops at the first); a failed one is handed back to be kept
+    /// for `conclude`.
+    pub fn accept(&self, report: SignatureReport) -> Result<Verdict, SignatureReport> {
+        if report.failed.is_some() {
+            return Err(report);
+        }
+        Ok(Verdict::Verified(Box::new(VerifiedSignature {
+            report,
+            statement: self.statement.name.clone(),
+            level: self.statement.level.name,
+        })))
+    }
+
+    /// The verdict when none of the signatures tried (`reports`, out of
+    /// `total_listed`) passed.
+    pub fn conclude(&self, reports: Vec<SignatureReport>, total_listed: usize) -> Verdict {
         let reason = if total_listed > self.budgets.max_signature_attempts {
             VerificationError::SignatureLimit {
                 limit: self.budgets.max_signature_attempts,
@@ -269,25 +321,14 @@ impl Verifier<'_> {
         };
         Verdict::Failed {
             reason,
-            statement,
+            statement: self.statement.name.clone(),
             signatures: reports,
         }
     }
 
     /// Verifies one signature through every check of NOTARY.md §8.
     pub fn verify_one(&self, target: &Descriptor, blob: &SignatureBlob) -> SignatureReport {
-        let mut report = SignatureReport {
-            manifest_digest: blob.manifest.digest.to_string(),
-            format: None,
-            algorithm: None,
-            signing_scheme: None,
-            signer: None,
-            time_source: None,
-            checks: Vec::new(),
-            failure: None,
-            failed: None,
-            valid_until: None,
-        };
+        let mut report = SignatureReport::new(&blob.manifest);
         let level = &self.statement.level;
 
         // 1. Integrity (never overridable): parse, chain shape, key ↔ alg, signature.

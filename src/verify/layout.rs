@@ -383,6 +383,27 @@ impl OciLayout {
     }
 }
 
+/// An OCI layout as a signature source. The files are read synchronously: the
+/// layout form of `pullgate verify` is a command-line run, not the gate.
+impl super::SignatureSource for OciLayout {
+    type Error = LayoutError;
+
+    async fn signature_manifests(
+        &self,
+        target: &Descriptor,
+    ) -> Result<Vec<Descriptor>, LayoutError> {
+        OciLayout::signature_manifests(self, target)
+    }
+
+    async fn signature(
+        &self,
+        manifest: &Descriptor,
+        budgets: &Budgets,
+    ) -> Result<SignatureBlob, LayoutError> {
+        OciLayout::signature(self, manifest, budgets)
+    }
+}
+
 /// Reads at most `limit` bytes (a file may grow between stat and read).
 fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, LayoutError> {
     let io = |source| LayoutError::Io {

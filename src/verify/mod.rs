@@ -9,6 +9,9 @@ pub mod run;
 pub use crate::oci;
 pub use crate::oci::SignatureBlob;
 
+use std::future::Future;
+use std::sync::Arc;
+
 /// notation's `--max-signatures` default: signatures tried per verification.
 pub const MAX_SIGNATURE_ATTEMPTS: usize = 100;
 /// notation/ORAS's limit on manifests and referrers indexes (4 MiB).
@@ -40,51 +43,170 @@ impl Default for Budgets {
 /// cached per generation, so a changed policy never reuses old ones.
 pub struct LoadedPolicy {
     pub generation: u64,
-    pub dir: crate::policy_dir::PolicyDir,
+    pub dir: Arc<crate::policy_dir::PolicyDir>,
 }
 
-/// Lists and fetches `target`'s signatures from the registry within `budgets` and
-/// `deadline`, and judges them under `statement` (NOTARY.md §1, §8). A fetch error
-/// ends the verification with that error; it never skips a signature.
-#[allow(clippy::too_many_arguments)]
-pub async fn verify_target(
-    client: &crate::registry::RegistryClient,
-    reference: &crate::reference::Reference,
+/// Where an artifact's signatures come from: a registry (`RegistrySource`) or an
+/// OCI layout on disk (`layout::OciLayout`). The gate and both forms of
+/// `pullgate verify` judge through `verify_signatures` over one of these.
+pub trait SignatureSource: Sync {
+    type Error: Send;
+
+    /// The Notary signature manifests whose subject is `target`, in the source's
+    /// order (NOTARY.md §1.2). Only descriptors: no envelope is read here.
+    fn signature_manifests(
+        &self,
+        target: &oci::Descriptor,
+    ) -> impl Future<Output = Result<Vec<oci::Descriptor>, Self::Error>> + Send;
+
+    /// One signature manifest and its single envelope blob, within `budgets`
+    /// (NOTARY.md §1.3).
+    fn signature(
+        &self,
+        manifest: &oci::Descriptor,
+        budgets: &Budgets,
+    ) -> impl Future<Output = Result<SignatureBlob, Self::Error>> + Send;
+}
+
+/// A registry repository as a signature source, for one reference's credentials
+/// and deadline.
+pub struct RegistrySource<'a> {
+    pub client: &'a crate::registry::RegistryClient,
+    pub reference: &'a crate::reference::Reference,
+    pub credentials: &'a crate::registry::Credentials,
+    pub deadline: std::time::Instant,
+}
+
+impl SignatureSource for RegistrySource<'_> {
+    type Error = crate::registry::RegistryError;
+
+    async fn signature_manifests(
+        &self,
+        target: &oci::Descriptor,
+    ) -> Result<Vec<oci::Descriptor>, Self::Error> {
+        self.client
+            .signature_manifests(self.reference, target, self.credentials, self.deadline)
+            .await
+    }
+
+    async fn signature(
+        &self,
+        manifest: &oci::Descriptor,
+        budgets: &Budgets,
+    ) -> Result<SignatureBlob, Self::Error> {
+        self.client
+            .signature(
+                self.reference,
+                manifest,
+                budgets.max_manifest_bytes,
+                budgets.max_envelope_bytes,
+                self.credentials,
+                self.deadline,
+            )
+            .await
+    }
+}
+
+/// What signatures are judged against, owned (the policy behind an `Arc`) so
+/// that each signature's verification can run on the blocking pool, off the
+/// thread that forwards CRI calls.
+#[derive(Clone)]
+pub struct Judge {
+    pub policy: Arc<crate::policy_dir::PolicyDir>,
+    /// The name of the statement that covers the artifact.
+    pub statement: String,
+    /// The verification time.
+    pub now: std::time::SystemTime,
+    pub budgets: Budgets,
+}
+
+/// Why a verification could not start: the statement is not in the policy.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the trust policy has no statement named {0:?}")]
+pub struct NoSuchStatement(pub String);
+
+impl Judge {
+    fn verifier(&self) -> Result<engine::Verifier<'_>, NoSuchStatement> {
+        let statement = self
+            .policy
+            .document
+            .statements
+            .iter()
+            .find(|s| s.name == self.statement)
+            .ok_or_else(|| NoSuchStatement(self.statement.clone()))?;
+        Ok(engine::Verifier {
+            statement,
+            stores: &self.policy.stores,
+            now: self.now,
+            budgets: &self.budgets,
+        })
+    }
+
+    /// Verifies one signature on the blocking pool; the envelope is dropped
+    /// there when its report is made. A verification that does not complete
+    /// (a panic) is a failed signature, never a passed one.
+    async fn verify_one(
+        &self,
+        target: &oci::Descriptor,
+        blob: SignatureBlob,
+    ) -> engine::SignatureReport {
+        let judge = self.clone();
+        let manifest = blob.manifest.clone();
+        let target_owned = target.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let verifier = judge.verifier().map_err(|e| e.to_string())?;
+            Ok::<_, String>(verifier.verify_one(&target_owned, &blob))
+        });
+        let outcome = match run.await {
+            Ok(outcome) => outcome,
+            Err(join) => Err(join.to_string()),
+        };
+        outcome.unwrap_or_else(|why| engine::SignatureReport::incomplete(&manifest, why))
+    }
+}
+
+/// Why `verify_signatures` reached no verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError<E> {
+    /// Listing or fetching failed; no signature is ever skipped for it.
+    #[error(transparent)]
+    Source(E),
+    #[error(transparent)]
+    Statement(#[from] NoSuchStatement),
+}
+
+/// Judges `target`'s signatures from `source` (NOTARY.md §1, §8), as notation
+/// does: list them, then fetch and verify one at a time, in order, stopping at
+/// the first that passes, within `budgets.max_signature_attempts`. At most one
+/// envelope is held at a time, and each is verified on the blocking pool. A
+/// fetch error ends the verification with that error.
+pub async fn verify_signatures<S: SignatureSource>(
+    source: &S,
+    judge: &Judge,
+    shown: &str,
     target: &oci::Descriptor,
-    statement: &crate::policy::TrustPolicyStatement,
-    stores: &[crate::policy::TrustStore],
-    credentials: &crate::registry::Credentials,
-    deadline: std::time::Instant,
-    budgets: &Budgets,
-    now: std::time::SystemTime,
-) -> Result<engine::Verdict, crate::registry::RegistryError> {
-    let verifier = engine::Verifier {
-        statement,
-        stores,
-        now,
-        budgets,
-    };
-    let shown = reference.pinned(&target.digest);
-    if statement.level.name == crate::policy::LevelName::Skip {
-        return Ok(verifier.decide(&shown, target, &[], 0));
+) -> Result<engine::Verdict, VerifyError<S::Error>> {
+    let verifier = judge.verifier()?;
+    if let Some(verdict) = verifier.before_signatures(shown, 1) {
+        return Ok(verdict);
     }
-    let listed = client
-        .signature_manifests(reference, target, credentials, deadline)
-        .await?;
-    let mut blobs = Vec::new();
-    for manifest in listed.iter().take(budgets.max_signature_attempts) {
-        blobs.push(
-            client
-                .signature(
-                    reference,
-                    manifest,
-                    budgets.max_manifest_bytes,
-                    budgets.max_envelope_bytes,
-                    credentials,
-                    deadline,
-                )
-                .await?,
-        );
+    let listed = source
+        .signature_manifests(target)
+        .await
+        .map_err(VerifyError::Source)?;
+    if let Some(verdict) = verifier.before_signatures(shown, listed.len()) {
+        return Ok(verdict);
     }
-    Ok(verifier.decide(&shown, target, &blobs, listed.len()))
+    let mut reports = Vec::new();
+    for manifest in listed.iter().take(judge.budgets.max_signature_attempts) {
+        let blob = source
+            .signature(manifest, &judge.budgets)
+            .await
+            .map_err(VerifyError::Source)?;
+        match verifier.accept(judge.verify_one(target, blob).await) {
+            Ok(verdict) => return Ok(verdict),
+            Err(report) => reports.push(report),
+        }
+    }
+    Ok(verifier.conclude(reports, listed.len()))
 }

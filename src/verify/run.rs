@@ -6,12 +6,13 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::engine::{rfc3339, SignatureReport, Verdict, Verifier};
+use super::engine::{rfc3339, SignatureReport, Verdict};
 use super::layout::{LayoutError, LayoutReference, OciLayout};
 use super::oci::Descriptor;
-use super::Budgets;
+use super::{verify_signatures, Budgets, Judge, RegistrySource, VerifyError};
 pub use crate::pki::time::parse_rfc3339;
 use crate::policy_dir::{load_policy_dir, PolicyDirError};
+use std::sync::Arc;
 
 /// What the command was asked to do.
 pub struct LayoutVerification {
@@ -39,6 +40,8 @@ pub enum RunError {
     Policy(#[from] PolicyDirError),
     #[error("{0}")]
     Scope(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// The machine-readable result (`--output json`).
@@ -158,30 +161,26 @@ pub fn verify_layout(request: &LayoutVerification) -> Result<Outcome, RunError> 
         .statement_for(&scope)
         .map_err(|e| RunError::Scope(e.to_string()))?;
     let verification_time = rfc3339(request.now);
+    let level = Some(format!("{:?}", statement.level.name).to_lowercase());
 
     let layout = OciLayout::open(&reference.dir)?;
     let target = layout.resolve(&reference.selector)?;
     let shown = format!("{}@{}", reference.dir.display(), target.digest);
-    let verifier = Verifier {
-        statement,
-        stores: &policy.stores,
+    let judge = Judge {
+        statement: statement.name.clone(),
+        policy: Arc::new(policy),
         now: request.now,
-        budgets: &request.budgets,
+        budgets: request.budgets.clone(),
     };
-    // A skip level never reads signatures.
-    let (listed, blobs) = if statement.level.name == crate::policy::LevelName::Skip {
-        (0, Vec::new())
-    } else {
-        let listed = layout.signature_manifests(&target)?;
-        let blobs = listed
-            .iter()
-            .take(request.budgets.max_signature_attempts)
-            .map(|d| layout.signature(d, &request.budgets))
-            .collect::<Result<Vec<_>, _>>()?;
-        (listed.len(), blobs)
-    };
-    let verdict = verifier.decide(&shown, &target, &blobs, listed);
-    let level = Some(format!("{:?}", statement.level.name).to_lowercase());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let verdict = runtime
+        .block_on(verify_signatures(&layout, &judge, &shown, &target))
+        .map_err(|e| match e {
+            VerifyError::Source(e) => RunError::Layout(e),
+            VerifyError::Statement(e) => RunError::Scope(e.to_string()),
+        })?;
     Ok(outcome(verdict, shown, level, target, verification_time))
 }
 
@@ -227,18 +226,24 @@ pub async fn verify_remote(request: &RemoteVerification) -> Result<Outcome, RunE
     let credentials = &request.credentials;
     let target = client.resolve(&reference, credentials, deadline).await?;
     let shown = reference.pinned(&target.digest);
-    let verdict = super::verify_target(
-        &client,
-        &reference,
-        &target,
-        statement,
-        &policy.stores,
+    let source = RegistrySource {
+        client: &client,
+        reference: &reference,
         credentials,
         deadline,
-        &request.budgets,
-        request.now,
-    )
-    .await?;
+    };
+    let judge = Judge {
+        statement: statement.name.clone(),
+        policy: Arc::new(policy),
+        now: request.now,
+        budgets: request.budgets.clone(),
+    };
+    let verdict = verify_signatures(&source, &judge, &shown, &target)
+        .await
+        .map_err(|e| match e {
+            VerifyError::Source(e) => RunError::Registry(e),
+            VerifyError::Statement(e) => RunError::Scope(e.to_string()),
+        })?;
     Ok(outcome(verdict, shown, level, target, verification_time))
 }
 
