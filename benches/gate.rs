@@ -9,7 +9,13 @@
 //!   PULLGATE_BENCH_CONTAINERD=… PULLGATE_BENCH_PULLGATE_BIN=… PULLGATE_BENCH_DIR=… \
 //!   PULLGATE_BENCH_REGISTRY=… PULLGATE_BENCH_REGISTRY_LOG=… PULLGATE_BENCH_PKI=… \
 //!   [PULLGATE_BENCH_REPS=10] [PULLGATE_BENCH_DISTINCT=1000] [PULLGATE_BENCH_BUDGET_SECS=180] \
+//!   [PULLGATE_BENCH_FLOOD=100] [PULLGATE_BENCH_FLOOD_ONLY=1] [PULLGATE_BENCH_BASELINE_BIN=…] \
 //!   cargo bench --bench gate
+//!
+//! It starts with the flood: a registry listing `PULLGATE_BENCH_FLOOD` signatures
+//! of 32 MiB each for one image; a fresh pullgate judges them all (and refuses)
+//! while `Version` is called through it every 10 ms. It prints pullgate's peak RSS
+//! and the `Version` latencies, for `PULLGATE_BENCH_BASELINE_BIN` too when given.
 //!
 //! Without those variables it says so and exits 0 (so `cargo bench` alone works).
 
@@ -207,14 +213,224 @@ fn push_signed(
     manifest
 }
 
+// ---------------------------------------------------------------- flood
+
+const FLOOD_REPO: &str = "bench/flood";
+/// The largest envelope notation (and pullgate) accepts.
+const FLOOD_ENVELOPE_BYTES: usize = 32 * 1024 * 1024;
+
+/// A registry that lists `count` signatures for one image, each a 32 MiB COSE
+/// envelope that parses (a real signature's headers and chain around a 32 MiB
+/// payload) but whose signature does not verify, so every one is fetched and
+/// judged. The signature manifests differ (an annotation); they share one blob.
+fn push_flood(http: &mut Http, signer: &signer::Signer, count: usize) -> Blob {
+    let layer = empty_layer();
+    http.blob(FLOOD_REPO, &layer);
+    let empty = Blob::new(EMPTY, b"{}".to_vec());
+    http.blob(FLOOD_REPO, &empty);
+    let config = Blob::new(
+        "application/vnd.oci.image.config.v1+json",
+        serde_json::to_vec(&json!({
+            "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/true"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
+        }))
+        .expect("json"),
+    );
+    let manifest = Blob::new(
+        MANIFEST,
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": MANIFEST,
+            "config": config.descriptor(), "layers": [layer.descriptor()],
+        }))
+        .expect("json"),
+    );
+    http.blob(FLOOD_REPO, &config);
+    http.manifest(FLOOD_REPO, "v1", &manifest);
+
+    let target = Target {
+        media_type: MANIFEST.into(),
+        digest: manifest.digest.to_string(),
+        size: manifest.size(),
+        annotations: Vec::new(),
+        artifact_type: None,
+    };
+    let real = signer.envelope(target, Format::Cose).expect("sign");
+    let mut sign1 = <coset::CoseSign1 as coset::TaggedCborSerializable>::from_tagged_slice(&real)
+        .expect("a COSE_Sign1");
+    let base = sign1.payload.take().unwrap_or_default();
+    let mut payload = base.clone();
+    payload.truncate(payload.len().saturating_sub(1));
+    payload.extend_from_slice(b",\"pad\":\"");
+    // The whole envelope just under the limit: the payload takes what is left.
+    let room = FLOOD_ENVELOPE_BYTES - real.len() - 64;
+    payload.resize(payload.len() + room - base.len(), b'x');
+    payload.extend_from_slice(b"\"}");
+    sign1.payload = Some(payload);
+    let envelope = Blob::new(
+        Format::Cose.media_type(),
+        coset::TaggedCborSerializable::to_tagged_vec(sign1).expect("encode"),
+    );
+    assert!(
+        envelope.bytes.len() <= FLOOD_ENVELOPE_BYTES,
+        "{}",
+        envelope.bytes.len()
+    );
+    http.blob(FLOOD_REPO, &envelope);
+    let mut entries = Vec::new();
+    for n in 0..count {
+        let signature = Blob::new(
+            MANIFEST,
+            serde_json::to_vec(&json!({
+                "schemaVersion": 2, "mediaType": MANIFEST, "artifactType": NOTARY,
+                "config": empty.descriptor(), "layers": [envelope.descriptor()],
+                "subject": manifest.descriptor(),
+                "annotations": {"bench.pullgate/n": n.to_string()},
+            }))
+            .expect("json"),
+        );
+        http.manifest(FLOOD_REPO, &signature.digest.to_string(), &signature);
+        let mut entry = signature.descriptor();
+        entry["artifactType"] = NOTARY.into();
+        entries.push(entry);
+    }
+    let index = Blob::new(
+        INDEX,
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}))
+            .expect("json"),
+    );
+    http.manifest(FLOOD_REPO, &manifest.digest.referrers_tag(), &index);
+    manifest
+}
+
+/// What one pullgate binary did under the flood.
+struct FloodRun {
+    pull: Duration,
+    refusal: String,
+    rss_before_kib: u64,
+    peak_kib: u64,
+    versions: Vec<Duration>,
+}
+
+/// A fresh pullgate pulls the flooded image (refused after judging every
+/// signature) while another caller asks `Version` every 10 ms through it.
+async fn flood_run(bin: &Path, config: &Path, socket: &Path, log: &Path, image: &str) -> FloodRun {
+    let gate = Pullgate::start(bin, config, socket, log).await;
+    let client = gate.client();
+    // One call first so the connection to containerd is up before measuring.
+    client
+        .runtime
+        .clone()
+        .version(v1::VersionRequest::default())
+        .await
+        .expect("Version through pullgate");
+    let pid = gate.child.id();
+    let rss_before_kib = rss_kib(pid);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let pulling = async {
+        let start = Instant::now();
+        let result = client
+            .image
+            .clone()
+            .pull_image(v1::PullImageRequest {
+                image: Some(v1::ImageSpec {
+                    image: image.to_owned(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await;
+        let pull = start.elapsed();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let refusal = match result {
+            Ok(_) => panic!("the flooded image was allowed"),
+            Err(status) => status.message().to_owned(),
+        };
+        (pull, refusal)
+    };
+    let probing = async {
+        let mut versions = Vec::new();
+        let mut runtime = client.runtime.clone();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let start = Instant::now();
+            runtime
+                .version(v1::VersionRequest::default())
+                .await
+                .expect("Version through pullgate during the flood");
+            versions.push(start.elapsed());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        versions
+    };
+    let ((pull, refusal), versions) = tokio::join!(pulling, probing);
+    let peak_kib = status_kib(pid, "VmHWM:");
+    gate.stop();
+    FloodRun {
+        pull,
+        refusal,
+        rss_before_kib,
+        peak_kib,
+        versions,
+    }
+}
+
+fn print_flood(name: &str, run: &FloodRun) {
+    let mut versions = run.versions.clone();
+    versions.sort();
+    let at = |q: f64| versions[((versions.len() - 1) as f64 * q) as usize];
+    println!(
+        "{name:<10} pull refused after {:7.2} s | RSS {:6.1} MiB before, peak {:7.1} MiB (target < 64) \
+         | Version x{}: p50 {:6.2} ms, p99 {:6.2} ms, max {:7.2} ms (target < 50)",
+        run.pull.as_secs_f64(),
+        run.rss_before_kib as f64 / 1024.0,
+        run.peak_kib as f64 / 1024.0,
+        versions.len(),
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(at(1.0)),
+    );
+    println!("           reason: {}", run.refusal);
+}
+
+/// The flood phase: `count` referrers of 32 MiB each, through this pullgate and
+/// (when given) a baseline binary, side by side.
+#[allow(clippy::too_many_arguments)]
+async fn flood(
+    count: usize,
+    http: &mut Http,
+    signer: &signer::Signer,
+    registry: &str,
+    bins: &[(&str, PathBuf)],
+    config: &Path,
+    socket: &Path,
+    log: &Path,
+) {
+    let manifest = push_flood(http, signer, count);
+    let image = format!("{registry}/{FLOOD_REPO}:v1");
+    println!(
+        "flood: {image} ({}) lists {count} signatures of {} MiB each (one blob, \
+         {count} manifests); every one parses and fails its signature check",
+        manifest.digest,
+        FLOOD_ENVELOPE_BYTES / (1024 * 1024)
+    );
+    for (name, bin) in bins {
+        let run = flood_run(bin, config, socket, log, &image).await;
+        print_flood(name, &run);
+    }
+}
+
 // ---------------------------------------------------------------- measuring
 
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS:` now, `VmHWM:` the peak).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -381,7 +597,11 @@ async fn main() {
         policy.join("trustpolicy.oci.json"),
         serde_json::to_vec_pretty(&json!({"version": "1.0", "trustPolicies": [{
             "name": "bench",
-            "registryScopes": [format!("{registry}/{SMALL_REPO}"), format!("{registry}/{MANY_REPO}")],
+            "registryScopes": [
+                format!("{registry}/{SMALL_REPO}"),
+                format!("{registry}/{MANY_REPO}"),
+                format!("{registry}/{FLOOD_REPO}"),
+            ],
             "signatureVerification": {"level": "strict"},
             "trustStores": ["ca:bench"],
             "trustedIdentities": ["*"],
@@ -395,7 +615,8 @@ async fn main() {
         &config,
         format!(
             "[server]\nsocket = {:?}\n[upstream]\ncontainerd_socket = {containerd:?}\n\
-             [log]\nlevel = \"warn\"\n[policy]\ndir = {:?}\n[registry]\ninsecure = [{registry:?}]\n",
+             [log]\nlevel = \"warn\"\n[policy]\ndir = {:?}\n[registry]\ninsecure = [{registry:?}]\n\
+             # the flood phase judges 100 x 32 MiB: let it finish\ntimeout = \"600s\"\n",
             socket.display().to_string(),
             policy.display().to_string()
         ),
@@ -411,6 +632,28 @@ async fn main() {
     http.blob(MANY_REPO, &layer);
     for repo in [SMALL_REPO, MANY_REPO] {
         http.blob(repo, &Blob::new(EMPTY, b"{}".to_vec()));
+    }
+    let flood_count = number("PULLGATE_BENCH_FLOOD", 100);
+    if flood_count > 0 {
+        let mut bins = vec![("pullgate", bin.clone())];
+        if let Some(baseline) = var("PULLGATE_BENCH_BASELINE_BIN") {
+            bins.push(("baseline", PathBuf::from(baseline)));
+        }
+        flood(
+            flood_count,
+            &mut http,
+            &signer,
+            &registry,
+            &bins,
+            &config,
+            &socket,
+            &pullgate_log,
+        )
+        .await;
+        if var("PULLGATE_BENCH_FLOOD_ONLY").is_some() {
+            return;
+        }
+        println!();
     }
     let small = push_signed(&mut http, &signer, SMALL_REPO, 0, Some("v1"));
     let image = format!("{registry}/{SMALL_REPO}:v1");

@@ -48,6 +48,22 @@ fn invalid(header: &str, reason: &'static str) -> EnvelopeError {
 /// and depth budgets, without building it: the decoder is only run on input
 /// whose decoded size is known to be bounded.
 fn scan_cbor(bytes: &[u8]) -> Result<(), EnvelopeError> {
+    scan_cbor_with(bytes, None)
+}
+
+/// The byte-string budgets of a COSE_Sign1's four parts (protected header,
+/// unprotected header, payload, signature), checked while scanning so that an
+/// oversized part is refused before the decoder copies it.
+type PartLimits = [Option<(&'static str, usize)>; 4];
+
+const SIGN1_PART_LIMITS: PartLimits = [
+    Some(("protected header", MAX_PROTECTED_HEADER_BYTES)),
+    None,
+    Some(("payload", MAX_PAYLOAD_BYTES)),
+    None,
+];
+
+fn scan_cbor_with(bytes: &[u8], parts: Option<&PartLimits>) -> Result<(), EnvelopeError> {
     enum Frame {
         Items(u64),
         Indefinite,
@@ -56,6 +72,8 @@ fn scan_cbor(bytes: &[u8]) -> Result<(), EnvelopeError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut pos = 0usize;
     let mut items = 0usize;
+    // Set once the tagged top-level array of exactly four items is open.
+    let mut sign1_array = false;
     let take = |pos: &mut usize, n: usize| -> Result<u64, EnvelopeError> {
         let end = pos
             .checked_add(n)
@@ -85,6 +103,19 @@ fn scan_cbor(bytes: &[u8]) -> Result<(), EnvelopeError> {
                 });
             }
             let (major, info) = (initial >> 5, initial & 0x1F);
+            // The budget of this item when it is one of the COSE_Sign1's parts.
+            let part_limit = match (parts, stack.as_slice()) {
+                (Some(limits), [Frame::Tag, Frame::Items(left)]) if sign1_array && major == 2 => {
+                    limits[4 - (*left as usize).min(4)]
+                }
+                _ => None,
+            };
+            let over = |len: u64| match part_limit {
+                Some((what, limit)) if len > limit as u64 => {
+                    Err(EnvelopeError::TooLarge { what, limit })
+                }
+                _ => Ok(()),
+            };
             let argument = match info {
                 0..=23 => Some(u64::from(info)),
                 24 => Some(take(&mut pos, 1)?),
@@ -101,32 +132,41 @@ fn scan_cbor(bytes: &[u8]) -> Result<(), EnvelopeError> {
                     if len > remaining {
                         return Err(malformed("truncated CBOR string"));
                     }
+                    over(len)?;
                     pos += len as usize; // len ≤ remaining, which fits in usize
                 }
-                (2 | 3, None) => loop {
-                    // Indefinite string: definite chunks of the same type, then break.
-                    let chunk = *bytes.get(pos).ok_or_else(|| malformed("truncated CBOR"))?;
-                    pos += 1;
-                    if chunk == 0xFF {
-                        break;
+                (2 | 3, None) => {
+                    let mut total = 0u64;
+                    loop {
+                        // Indefinite string: definite chunks of the same type, then break.
+                        let chunk = *bytes.get(pos).ok_or_else(|| malformed("truncated CBOR"))?;
+                        pos += 1;
+                        if chunk == 0xFF {
+                            break;
+                        }
+                        if chunk >> 5 != major || chunk & 0x1F == 31 {
+                            return Err(malformed("invalid chunk in indefinite-length string"));
+                        }
+                        let len = match chunk & 0x1F {
+                            n @ 0..=23 => u64::from(n),
+                            24 => take(&mut pos, 1)?,
+                            25 => take(&mut pos, 2)?,
+                            26 => take(&mut pos, 4)?,
+                            27 => take(&mut pos, 8)?,
+                            _ => return Err(malformed("invalid CBOR initial byte")),
+                        };
+                        if len > (bytes.len() - pos) as u64 {
+                            return Err(malformed("truncated CBOR string"));
+                        }
+                        total += len; // the chunks fit in the input, so no overflow
+                        over(total)?;
+                        pos += len as usize;
                     }
-                    if chunk >> 5 != major || chunk & 0x1F == 31 {
-                        return Err(malformed("invalid chunk in indefinite-length string"));
-                    }
-                    let len = match chunk & 0x1F {
-                        n @ 0..=23 => u64::from(n),
-                        24 => take(&mut pos, 1)?,
-                        25 => take(&mut pos, 2)?,
-                        26 => take(&mut pos, 4)?,
-                        27 => take(&mut pos, 8)?,
-                        _ => return Err(malformed("invalid CBOR initial byte")),
-                    };
-                    if len > (bytes.len() - pos) as u64 {
-                        return Err(malformed("truncated CBOR string"));
-                    }
-                    pos += len as usize;
-                },
-                (4, Some(n)) if n > 0 => open = Some(Frame::Items(n)),
+                }
+                (4, Some(n)) if n > 0 => {
+                    sign1_array |= n == 4 && matches!(stack.as_slice(), [Frame::Tag]);
+                    open = Some(Frame::Items(n))
+                }
                 (5, Some(n)) if n > 0 => {
                     let n = n
                         .checked_mul(2)
@@ -181,7 +221,7 @@ fn scan_cbor(bytes: &[u8]) -> Result<(), EnvelopeError> {
 }
 
 fn decode(bytes: &[u8]) -> Result<Value, EnvelopeError> {
-    scan_cbor(bytes)?;
+    scan_cbor_with(bytes, Some(&SIGN1_PART_LIMITS))?;
     coset::cbor::de::from_reader(bytes).map_err(|e| malformed(format!("CBOR: {e}")))
 }
 
@@ -790,6 +830,77 @@ mod tests {
                 what: "CBOR data items",
                 ..
             })
+        ));
+    }
+
+    /// A CBOR byte string header for `len` bytes (major type 2).
+    fn bstr_header(len: usize) -> Vec<u8> {
+        let mut header = vec![0x5A];
+        header.extend_from_slice(&(len as u32).to_be_bytes());
+        header
+    }
+
+    /// tag 18, [protected, {}, payload, signature] from raw encoded parts.
+    fn sign1_raw(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0xD2, 0x84];
+        bytes.extend_from_slice(protected);
+        bytes.push(0xA0);
+        bytes.extend_from_slice(payload);
+        bytes.extend_from_slice(&[0x41, 0x00]);
+        bytes
+    }
+
+    #[test]
+    fn oversized_parts_are_refused_by_the_scan_before_decoding() {
+        let limits = Some(&SIGN1_PART_LIMITS);
+        let empty_bstr = [0x40];
+        // A payload one byte over its budget, definite length.
+        let mut payload = bstr_header(MAX_PAYLOAD_BYTES + 1);
+        payload.resize(payload.len() + MAX_PAYLOAD_BYTES + 1, b'x');
+        let too_big = sign1_raw(&empty_bstr, &payload);
+        assert!(matches!(
+            scan_cbor_with(&too_big, limits),
+            Err(EnvelopeError::TooLarge { what: "payload", limit }) if limit == MAX_PAYLOAD_BYTES
+        ));
+        // Without the COSE_Sign1 budgets the same bytes are well-formed CBOR.
+        assert!(scan_cbor(&too_big).is_ok());
+        // Exactly at the budget passes the scan.
+        let mut payload = bstr_header(MAX_PAYLOAD_BYTES);
+        payload.resize(payload.len() + MAX_PAYLOAD_BYTES, b'x');
+        assert!(scan_cbor_with(&sign1_raw(&empty_bstr, &payload), limits).is_ok());
+        // Indefinite length: the chunks add up past the budget.
+        let half = MAX_PAYLOAD_BYTES / 2 + 1;
+        let mut payload = vec![0x5F];
+        for _ in 0..2 {
+            payload.extend(bstr_header(half));
+            payload.resize(payload.len() + half, b'x');
+        }
+        payload.push(0xFF);
+        assert!(matches!(
+            scan_cbor_with(&sign1_raw(&empty_bstr, &payload), limits),
+            Err(EnvelopeError::TooLarge { what: "payload", .. })
+        ));
+        // The protected header has its own budget.
+        let mut protected = bstr_header(MAX_PROTECTED_HEADER_BYTES + 1);
+        protected.resize(protected.len() + MAX_PROTECTED_HEADER_BYTES + 1, 0xA0);
+        assert!(matches!(
+            scan_cbor_with(&sign1_raw(&protected, &[0x41, b'{']), limits),
+            Err(EnvelopeError::TooLarge {
+                what: "protected header",
+                ..
+            })
+        ));
+        // A large byte string elsewhere (a certificate in the unprotected header)
+        // is not a part and is left to the later checks.
+        let mut big = vec![0xD2, 0x84, 0x40, 0xA1, 0x18, 0x21];
+        big.extend(bstr_header(MAX_PAYLOAD_BYTES + 1));
+        big.resize(big.len() + MAX_PAYLOAD_BYTES + 1, 0x30);
+        big.extend_from_slice(&[0x41, b'{', 0x41, 0x00]);
+        assert!(scan_cbor_with(&big, limits).is_ok());
+        // And parse refuses the oversized payload with the budget's error.
+        assert!(matches!(
+            parse(&too_big),
+            Err(EnvelopeError::TooLarge { what: "payload", .. })
         ));
     }
 }
