@@ -219,10 +219,10 @@ const FLOOD_REPO: &str = "bench/flood";
 /// The largest envelope notation (and pullgate) accepts.
 const FLOOD_ENVELOPE_BYTES: usize = 32 * 1024 * 1024;
 
-/// A registry that lists `count` signatures for one image, each a 32 MiB COSE
-/// envelope that parses (a real signature's headers and chain around a 32 MiB
-/// payload) but whose signature does not verify, so every one is fetched and
-/// judged. The signature manifests differ (an annotation); they share one blob.
+/// A registry that lists `count` signatures for one image, alternately a COSE and
+/// a JWS envelope of just under 32 MiB: a real signature's headers and chain
+/// around a 32 MiB payload, so every one is fetched and judged, and none passes.
+/// The signature manifests differ (an annotation); they share the two blobs.
 fn push_flood(http: &mut Http, signer: &signer::Signer, count: usize) -> Blob {
     let layer = empty_layer();
     http.blob(FLOOD_REPO, &layer);
@@ -247,14 +247,9 @@ fn push_flood(http: &mut Http, signer: &signer::Signer, count: usize) -> Blob {
     http.blob(FLOOD_REPO, &config);
     http.manifest(FLOOD_REPO, "v1", &manifest);
 
-    let target = Target {
-        media_type: MANIFEST.into(),
-        digest: manifest.digest.to_string(),
-        size: manifest.size(),
-        annotations: Vec::new(),
-        artifact_type: None,
-    };
-    let real = signer.envelope(target, Format::Cose).expect("sign");
+    let real = signer
+        .envelope(target_of(&manifest), Format::Cose)
+        .expect("sign");
     let mut sign1 = <coset::CoseSign1 as coset::TaggedCborSerializable>::from_tagged_slice(&real)
         .expect("a COSE_Sign1");
     let base = sign1.payload.take().unwrap_or_default();
@@ -276,8 +271,26 @@ fn push_flood(http: &mut Http, signer: &signer::Signer, count: usize) -> Blob {
         envelope.bytes.len()
     );
     http.blob(FLOOD_REPO, &envelope);
+    // The same as JWS: a real signature's members around a 32 MiB payload.
+    let real = signer
+        .envelope(target_of(&manifest), Format::Jws)
+        .expect("sign");
+    let mut jws: serde_json::Value = serde_json::from_slice(&real).expect("JWS JSON");
+    let room = FLOOD_ENVELOPE_BYTES - real.len() - 64;
+    jws["payload"] = "e".repeat(room / 4 * 4).into();
+    let jws = Blob::new(
+        Format::Jws.media_type(),
+        serde_json::to_vec(&jws).expect("json"),
+    );
+    assert!(
+        jws.bytes.len() <= FLOOD_ENVELOPE_BYTES,
+        "{}",
+        jws.bytes.len()
+    );
+    http.blob(FLOOD_REPO, &jws);
     let mut entries = Vec::new();
     for n in 0..count {
+        let envelope = if n % 2 == 0 { &envelope } else { &jws };
         let signature = Blob::new(
             MANIFEST,
             serde_json::to_vec(&json!({
@@ -300,6 +313,16 @@ fn push_flood(http: &mut Http, signer: &signer::Signer, count: usize) -> Blob {
     );
     http.manifest(FLOOD_REPO, &manifest.digest.referrers_tag(), &index);
     manifest
+}
+
+fn target_of(manifest: &Blob) -> Target {
+    Target {
+        media_type: MANIFEST.into(),
+        digest: manifest.digest.to_string(),
+        size: manifest.size(),
+        annotations: Vec::new(),
+        artifact_type: None,
+    }
 }
 
 /// What one pullgate binary did under the flood.
@@ -407,8 +430,8 @@ async fn flood(
     let manifest = push_flood(http, signer, count);
     let image = format!("{registry}/{FLOOD_REPO}:v1");
     println!(
-        "flood: {image} ({}) lists {count} signatures of {} MiB each (one blob, \
-         {count} manifests); every one parses and fails its signature check",
+        "flood: {image} ({}) lists {count} signatures of {} MiB each (COSE and JWS, \
+         a real signature's headers around a 32 MiB payload); none passes",
         manifest.digest,
         FLOOD_ENVELOPE_BYTES / (1024 * 1024)
     );

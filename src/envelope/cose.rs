@@ -13,7 +13,7 @@ use super::{
     system_time, EnvelopeError, EnvelopeFormat, ExtendedAttribute, Parts, SignatureAlgorithm,
     SigningScheme, ATTRIBUTE_VERIFICATION_PLUGIN, HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY,
     HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME, HEADER_SIGNING_TIME, HEADER_TIMESTAMP_SIGNATURE,
-    MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES, MAX_PROTECTED_HEADER_BYTES,
+    MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES, MAX_PROTECTED_HEADER_BYTES, MAX_SIGNATURE_BYTES,
 };
 
 const FORMAT: EnvelopeFormat = EnvelopeFormat::Cose;
@@ -60,7 +60,7 @@ const SIGN1_PART_LIMITS: PartLimits = [
     Some(("protected header", MAX_PROTECTED_HEADER_BYTES)),
     None,
     Some(("payload", MAX_PAYLOAD_BYTES)),
-    None,
+    Some(("signature", MAX_SIGNATURE_BYTES)),
 ];
 
 fn scan_cbor_with(bytes: &[u8], parts: Option<&PartLimits>) -> Result<(), EnvelopeError> {
@@ -878,7 +878,10 @@ mod tests {
         payload.push(0xFF);
         assert!(matches!(
             scan_cbor_with(&sign1_raw(&empty_bstr, &payload), limits),
-            Err(EnvelopeError::TooLarge { what: "payload", .. })
+            Err(EnvelopeError::TooLarge {
+                what: "payload",
+                ..
+            })
         ));
         // The protected header has its own budget.
         let mut protected = bstr_header(MAX_PROTECTED_HEADER_BYTES + 1);
@@ -897,10 +900,25 @@ mod tests {
         big.resize(big.len() + MAX_PAYLOAD_BYTES + 1, 0x30);
         big.extend_from_slice(&[0x41, b'{', 0x41, 0x00]);
         assert!(scan_cbor_with(&big, limits).is_ok());
+        // A signature longer than any algorithm makes.
+        let mut signature = bstr_header(MAX_SIGNATURE_BYTES + 1);
+        signature.resize(signature.len() + MAX_SIGNATURE_BYTES + 1, 0);
+        let mut long_signature = vec![0xD2, 0x84, 0x40, 0xA0, 0x41, b'{'];
+        long_signature.extend(signature);
+        assert!(matches!(
+            scan_cbor_with(&long_signature, limits),
+            Err(EnvelopeError::TooLarge {
+                what: "signature",
+                ..
+            })
+        ));
         // And parse refuses the oversized payload with the budget's error.
         assert!(matches!(
             parse(&too_big),
-            Err(EnvelopeError::TooLarge { what: "payload", .. })
+            Err(EnvelopeError::TooLarge {
+                what: "payload",
+                ..
+            })
         ));
     }
 }

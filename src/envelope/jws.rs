@@ -15,7 +15,7 @@ use super::{
     Parts, SignatureAlgorithm, SigningScheme, ATTRIBUTE_VERIFICATION_PLUGIN,
     HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY, HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME,
     HEADER_SIGNING_TIME, HEADER_TIMESTAMP_SIGNATURE, MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES,
-    MAX_PROTECTED_HEADER_BYTES,
+    MAX_PROTECTED_HEADER_BYTES, MAX_SIGNATURE_BYTES,
 };
 
 const FORMAT: EnvelopeFormat = EnvelopeFormat::Jws;
@@ -35,10 +35,43 @@ const REGISTERED: [&str; 7] = [
 /// unmarshals into a struct); unknown keys are ignored.
 #[derive(Default)]
 struct EnvelopeFields {
-    payload: Option<String>,
-    protected: Option<String>,
+    payload: Option<Member<MAX_PAYLOAD_BYTES>>,
+    protected: Option<Member<MAX_PROTECTED_HEADER_BYTES>>,
     header: Option<UnprotectedFields>,
-    signature: Option<String>,
+    signature: Option<Member<MAX_SIGNATURE_BYTES>>,
+}
+
+/// A base64url member whose decoded bytes have a budget of `LIMIT`: its text,
+/// or, when the text is already too long to decode within the budget, nothing
+/// but that fact (the text is never copied out of the envelope then).
+enum Member<const LIMIT: usize> {
+    Text(String),
+    TooLong,
+}
+
+impl<'de, const LIMIT: usize> Deserialize<'de> for Member<LIMIT> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MemberVisitor<const LIMIT: usize>;
+        impl<const LIMIT: usize> Visitor<'_> for MemberVisitor<LIMIT> {
+            type Value = Member<LIMIT>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Member<LIMIT>, E> {
+                Ok(if encoded_too_long(text.len(), LIMIT) {
+                    Member::TooLong
+                } else {
+                    Member::Text(text.to_owned())
+                })
+            }
+        }
+        deserializer.deserialize_str(MemberVisitor::<LIMIT>)
+    }
+}
+
+/// True when base64 text of `len` characters decodes to more than `limit` bytes.
+fn encoded_too_long(len: usize, limit: usize) -> bool {
+    len / 4 * 3 > limit
 }
 
 impl GoFields for EnvelopeFields {
@@ -136,8 +169,25 @@ impl<'de> Deserialize<'de> for Entries {
 
 /// Decodes a base64url field that must be unpadded (RFC 7515 §2; the mock
 /// `ca_invalid_sig_env.json` carries a padded payload and must fail).
+/// A member's text and its decoded bytes, within its budget.
+fn decode_member<const LIMIT: usize>(
+    field: &'static str,
+    member: Member<LIMIT>,
+) -> Result<(String, Vec<u8>), EnvelopeError> {
+    match member {
+        Member::Text(text) => {
+            let bytes = decode_b64url(field, &text, LIMIT)?;
+            Ok((text, bytes))
+        }
+        Member::TooLong => Err(EnvelopeError::TooLarge {
+            what: field,
+            limit: LIMIT,
+        }),
+    }
+}
+
 fn decode_b64url(field: &'static str, text: &str, limit: usize) -> Result<Vec<u8>, EnvelopeError> {
-    if text.len() / 4 * 3 > limit {
+    if encoded_too_long(text.len(), limit) {
         return Err(EnvelopeError::TooLarge { what: field, limit });
     }
     if text.contains('=') {
@@ -148,9 +198,12 @@ fn decode_b64url(field: &'static str, text: &str, limit: usize) -> Result<Vec<u8
         .map_err(|_| EnvelopeError::InvalidBase64 { field })
 }
 
-fn required(field: Option<String>, header: &'static str) -> Result<String, EnvelopeError> {
+fn required<const LIMIT: usize>(
+    field: Option<Member<LIMIT>>,
+    header: &'static str,
+) -> Result<Member<LIMIT>, EnvelopeError> {
     field
-        .filter(|s| !s.is_empty())
+        .filter(|m| !matches!(m, Member::Text(s) if s.is_empty()))
         .ok_or(EnvelopeError::MissingHeader {
             format: FORMAT,
             header,
@@ -189,9 +242,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
     let signature_b64 = required(fields.signature, "signature")?;
 
     // 2. base64url without padding for the three signed/signature members.
-    let protected = decode_b64url("protected", &protected_b64, MAX_PROTECTED_HEADER_BYTES)?;
-    let payload = decode_b64url("payload", &payload_b64, MAX_PAYLOAD_BYTES)?;
-    let signature = decode_b64url("signature", &signature_b64, usize::MAX)?;
+    let (protected_b64, protected) = decode_member("protected", protected_b64)?;
+    let (payload_b64, payload) = decode_member("payload", payload_b64)?;
+    let (_, signature) = decode_member("signature", signature_b64)?;
     if signature.is_empty() {
         return Err(EnvelopeError::Malformed {
             format: FORMAT,
@@ -624,5 +677,38 @@ mod tests {
             parse_spec(&spec),
             Err(EnvelopeError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn oversized_members_are_refused_without_being_copied() {
+        let b64 = |n: usize| "A".repeat(n.div_ceil(3) * 4);
+        let envelope = |payload: &str, signature: &str| {
+            format!(r#"{{"protected":"e30","payload":"{payload}","signature":"{signature}"}}"#)
+        };
+        for (text, what, limit) in [
+            (
+                envelope(&b64(MAX_PAYLOAD_BYTES + 3), "AAAA"),
+                "payload",
+                MAX_PAYLOAD_BYTES,
+            ),
+            (
+                envelope("e30", &b64(MAX_SIGNATURE_BYTES + 3)),
+                "signature",
+                MAX_SIGNATURE_BYTES,
+            ),
+        ] {
+            match parse(text.as_bytes()) {
+                Err(EnvelopeError::TooLarge { what: w, limit: l }) => {
+                    assert_eq!((w, l), (what, limit))
+                }
+                Err(other) => panic!("{what}: expected TooLarge, got {other}"),
+                Ok(_) => panic!("{what}: an oversized member was accepted"),
+            }
+        }
+        // The deserializer keeps nothing of a member over its budget.
+        let member: Member<3> = serde_json::from_str(r#""AAAAAAAA""#).expect("a string");
+        assert!(matches!(member, Member::TooLong));
+        let member: Member<6> = serde_json::from_str(r#""AAAAAAAA""#).expect("a string");
+        assert!(matches!(member, Member::Text(t) if t == "AAAAAAAA"));
     }
 }

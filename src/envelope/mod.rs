@@ -48,6 +48,10 @@ pub const MAX_PROTECTED_HEADER_BYTES: usize = 1 << 20;
 /// Budget: bytes of the signed payload. Notary payloads are one OCI descriptor
 /// (NOTARY.md §2), a few hundred bytes plus annotations.
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Budget: bytes of the raw signature. The largest any supported algorithm makes
+/// is 1,024 (RSA-8192); anything longer cannot verify, and is refused before it
+/// is copied out of the envelope.
+pub const MAX_SIGNATURE_BYTES: usize = 16 << 10;
 /// Budget: certificates in the envelope chain. Notation writes leaf → root, 1-4
 /// certificates in practice; 32 leaves room for deep PKIs and bounds the work of
 /// the chain validator.
