@@ -30,6 +30,9 @@ pub(crate) const MAX_REDIRECTS: usize = 5;
 /// How much of an error or redirect body is read so the connection can be reused.
 const DRAIN_LIMIT: usize = 64 * 1024;
 const DRAIN_TIME: Duration = Duration::from_millis(500);
+/// Content up to this size is hashed where it was read; larger content (an
+/// envelope can be 32 MiB) on the blocking pool.
+const INLINE_HASH_BYTES: usize = 256 * 1024;
 
 pub(crate) fn build_client(
     settings: &TlsSettings,
@@ -262,13 +265,14 @@ impl Response {
         what: &'static str,
         limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        self.read_with(what, limit, |_| {}).await
+        self.read_with(what, limit).await
     }
 
     /// Reads content that its descriptor says is `size` bytes (already checked
     /// against the caller's limit): at most `size` bytes, into a buffer allocated
-    /// once, hashing each frame as it arrives so the digest check at the end costs
-    /// nothing on the I/O thread. The bytes must hash to `digest`.
+    /// once. The bytes must hash to `digest`; a large body is hashed on the
+    /// blocking pool, so hashing 32 MiB never holds up the thread that forwards
+    /// CRI calls.
     pub(crate) async fn read_content(
         self,
         what: &'static str,
@@ -276,11 +280,22 @@ impl Response {
         digest: &Digest,
     ) -> Result<Vec<u8>, RegistryError> {
         let url = self.url.clone();
-        let mut hasher = digest.algorithm().hasher();
-        let bytes = self
-            .read_with(what, size, |data| hasher.update(data))
-            .await?;
-        let actual = hasher.finish();
+        let bytes = self.read_with(what, size).await?;
+        let algorithm = digest.algorithm();
+        let (bytes, actual) = if bytes.len() <= INLINE_HASH_BYTES {
+            let actual = Digest::of(algorithm, &bytes);
+            (bytes, actual)
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let actual = Digest::of(algorithm, &bytes);
+                (bytes, actual)
+            })
+            .await
+            .map_err(|e| RegistryError::Transport {
+                url: url.clone(),
+                source: Box::new(e),
+            })?
+        };
         if actual != *digest {
             return Err(RegistryError::DigestMismatch {
                 url,
@@ -291,12 +306,7 @@ impl Response {
         Ok(bytes)
     }
 
-    async fn read_with(
-        self,
-        what: &'static str,
-        limit: u64,
-        mut on_data: impl FnMut(&[u8]),
-    ) -> Result<Vec<u8>, RegistryError> {
+    async fn read_with(self, what: &'static str, limit: u64) -> Result<Vec<u8>, RegistryError> {
         let length = self.content_length();
         if let Some(length) = length {
             if length > limit {
@@ -339,7 +349,6 @@ impl Response {
                         limit,
                     });
                 }
-                on_data(&data);
                 bytes.extend_from_slice(&data);
             }
         }
