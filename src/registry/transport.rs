@@ -33,6 +33,8 @@ const DRAIN_TIME: Duration = Duration::from_millis(500);
 /// Content up to this size is hashed where it was read; larger content (an
 /// envelope can be 32 MiB) on the blocking pool.
 const INLINE_HASH_BYTES: usize = 256 * 1024;
+/// A body read yields to the runtime after this many bytes.
+const YIELD_EVERY_BYTES: usize = 1024 * 1024;
 
 pub(crate) fn build_client(
     settings: &TlsSettings,
@@ -323,7 +325,14 @@ impl Response {
         let capacity = length.unwrap_or(0).min(limit);
         let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
         let mut body = self.body;
+        let mut since_yield = 0usize;
         loop {
+            // A registry sending a large body as fast as loopback allows keeps
+            // frames ready; hand the thread to the other calls every MiB.
+            if since_yield >= YIELD_EVERY_BYTES {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
             let frame = match tokio::time::timeout_at(self.until.into(), body.frame()).await {
                 Err(_) => {
                     return Err(RegistryError::Timeout {
@@ -349,6 +358,7 @@ impl Response {
                         limit,
                     });
                 }
+                since_yield += data.len();
                 bytes.extend_from_slice(&data);
             }
         }
