@@ -38,6 +38,11 @@
 //!
 //! [metrics]
 //! # listen = "127.0.0.1:9464"              # or "unix:/run/pullgate/metrics.sock"; unset = off
+//!
+//! [revocation]
+//! cache_dir = "/var/cache/pullgate/crl"    # fetched CRLs; "" = memory only
+//! max_cache_mib = 512                      # bound on cache_dir's total size
+//! # crl_dir = "/etc/pullgate/crl"          # CRL files shipped to the node, used first
 //! ```
 //!
 //! Errors name the file, the field and what is wrong, because the operator reading
@@ -87,7 +92,21 @@ pub struct Config {
     pub verify: VerifySettings,
     pub cache: CacheSettings,
     pub metrics: MetricsConfig,
+    pub revocation: RevocationConfig,
 }
+
+/// Where revocation data (NOTARY.md §7) is cached and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationConfig {
+    /// Fetched CRLs are cached here; `None`: in memory only.
+    pub cache_dir: Option<PathBuf>,
+    pub max_cache_bytes: u64,
+    /// CRL files an operator ships to the node, tried before fetching.
+    pub crl_dir: Option<PathBuf>,
+}
+
+/// Default CRL cache directory (the unit's `CacheDirectory=pullgate`).
+pub const DEFAULT_CRL_CACHE_DIR: &str = "/var/cache/pullgate/crl";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyConfig {
@@ -206,6 +225,11 @@ impl Default for Config {
                 deny_ttl: Duration::from_secs(30),
             },
             metrics: MetricsConfig { listen: None },
+            revocation: RevocationConfig {
+                cache_dir: Some(PathBuf::from(DEFAULT_CRL_CACHE_DIR)),
+                max_cache_bytes: 512 * 1024 * 1024,
+                crl_dir: None,
+            },
         }
     }
 }
@@ -252,6 +276,16 @@ struct RawConfig {
     cache: RawCache,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    revocation: RawRevocation,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRevocation {
+    cache_dir: Option<PathBuf>,
+    max_cache_mib: Option<u64>,
+    crl_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -557,9 +591,43 @@ impl Config {
             check_socket_path(path).map_err(|p| field_error("metrics.listen", p))?;
         }
 
+        let revocation = RevocationConfig {
+            cache_dir: match raw.revocation.cache_dir {
+                None => defaults.revocation.cache_dir,
+                Some(dir) if dir.as_os_str().is_empty() => None,
+                Some(dir) if dir.is_relative() => {
+                    return Err(field_error(
+                        "revocation.cache_dir",
+                        format!("{} is not an absolute path", dir.display()),
+                    ))
+                }
+                Some(dir) => Some(dir),
+            },
+            max_cache_bytes: match raw.revocation.max_cache_mib {
+                None => defaults.revocation.max_cache_bytes,
+                Some(mib) if (1..=65536).contains(&mib) => mib * 1024 * 1024,
+                Some(mib) => {
+                    return Err(field_error(
+                        "revocation.max_cache_mib",
+                        format!("{mib} is not between 1 and 65536"),
+                    ))
+                }
+            },
+            crl_dir: match raw.revocation.crl_dir {
+                Some(dir) if dir.is_relative() => {
+                    return Err(field_error(
+                        "revocation.crl_dir",
+                        format!("{} is not an absolute path", dir.display()),
+                    ))
+                }
+                dir => dir,
+            },
+        };
+
         Ok(Config {
             policy,
             registry,
+            revocation,
             verify: VerifySettings { max_signatures },
             cache,
             metrics,
@@ -719,9 +787,20 @@ impl fmt::Display for Config {
         writeln!(f, "deny_ttl = \"{}ms\"", c.deny_ttl.as_millis())?;
         writeln!(f, "\n[metrics]")?;
         match &self.metrics.listen {
-            None => writeln!(f, "# listen: off"),
-            Some(MetricsListen::Tcp(addr)) => writeln!(f, "listen = \"{addr}\""),
-            Some(MetricsListen::Unix(path)) => writeln!(f, "listen = \"unix:{}\"", path.display()),
+            None => writeln!(f, "# listen: off")?,
+            Some(MetricsListen::Tcp(addr)) => writeln!(f, "listen = \"{addr}\"")?,
+            Some(MetricsListen::Unix(path)) => writeln!(f, "listen = \"unix:{}\"", path.display())?,
+        }
+        let v = &self.revocation;
+        writeln!(f, "\n[revocation]")?;
+        match &v.cache_dir {
+            None => writeln!(f, "cache_dir = \"\"")?,
+            Some(dir) => writeln!(f, "cache_dir = {:?}", dir.display().to_string())?,
+        }
+        writeln!(f, "max_cache_mib = {}", v.max_cache_bytes / (1024 * 1024))?;
+        match &v.crl_dir {
+            None => writeln!(f, "# crl_dir: none"),
+            Some(dir) => writeln!(f, "crl_dir = {:?}", dir.display().to_string()),
         }
     }
 }
@@ -960,6 +1039,42 @@ mod tests {
             parse("[policy]\nunmatched = \"maybe\"\n"),
             Err(ConfigError::Syntax { .. })
         ));
+    }
+
+    #[test]
+    fn revocation_section_is_read_and_validated() {
+        let config = parse(
+            "[revocation]\ncache_dir = \"/var/tmp/crl\"\nmax_cache_mib = 8\ncrl_dir = \"/etc/pullgate/crl\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.revocation,
+            RevocationConfig {
+                cache_dir: Some(PathBuf::from("/var/tmp/crl")),
+                max_cache_bytes: 8 * 1024 * 1024,
+                crl_dir: Some(PathBuf::from("/etc/pullgate/crl")),
+            }
+        );
+        assert_eq!(parse(&config.to_string()).expect("renders"), config);
+        let memory_only = parse("[revocation]\ncache_dir = \"\"\n").expect("valid");
+        assert_eq!(memory_only.revocation.cache_dir, None);
+        assert_eq!(
+            parse(&memory_only.to_string()).expect("renders"),
+            memory_only
+        );
+        for (text, field) in [
+            (
+                "[revocation]\ncache_dir = \"crl\"\n",
+                "revocation.cache_dir",
+            ),
+            ("[revocation]\ncrl_dir = \"crl\"\n", "revocation.crl_dir"),
+            (
+                "[revocation]\nmax_cache_mib = 0\n",
+                "revocation.max_cache_mib",
+            ),
+        ] {
+            assert_eq!(field_error(text).0, field, "{text}");
+        }
     }
 
     #[test]
