@@ -140,6 +140,33 @@ pub fn directory_string(value: &der::Any) -> Option<String> {
     }
 }
 
+/// The text of a uniformResourceIdentifier general name.
+fn uri(name: &x509_cert::ext::pkix::name::GeneralName) -> Option<String> {
+    match name {
+        x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(uri) => {
+            Some(uri.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The fullName URIs of distribution points (CRLDistributionPoints, FreshestCRL), in
+/// order; nameRelativeToCRLIssuer names no location and is skipped.
+pub(crate) fn distribution_point_uris(
+    points: &[x509_cert::ext::pkix::crl::dp::DistributionPoint],
+) -> Vec<String> {
+    use x509_cert::ext::pkix::name::DistributionPointName;
+    points
+        .iter()
+        .filter_map(|dp| match &dp.distribution_point {
+            Some(DistributionPointName::FullName(names)) => Some(names),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(uri)
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -305,6 +332,58 @@ impl Certificate {
             Err(_) => true,
         };
         ocsp || crl
+    }
+
+    /// The Authority Information Access id-ad-ocsp URIs (RFC 5280 §4.2.2.1), every
+    /// scheme, in certificate order; the caller applies NOTARY.md §7's `http://` rule.
+    /// A malformed extension yields none, while [`Certificate::has_revocation_endpoints`]
+    /// still reports it: a caller that finds endpoints but no URL must fail closed.
+    pub fn ocsp_urls(&self) -> Vec<String> {
+        match self
+            .parsed
+            .tbs_certificate()
+            .get_extension::<AuthorityInfoAccessSyntax>()
+        {
+            Ok(Some((_, aia))) => aia
+                .0
+                .iter()
+                .filter(|ad| ad.access_method == rfc5280::ID_AD_OCSP)
+                .filter_map(|ad| uri(&ad.access_location))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The fullName URIs of the CRL distribution points (RFC 5280 §4.2.1.13), every
+    /// scheme, in certificate order. A malformed extension yields none (see
+    /// [`Certificate::ocsp_urls`]).
+    pub fn crl_urls(&self) -> Vec<String> {
+        match self
+            .parsed
+            .tbs_certificate()
+            .get_extension::<CrlDistributionPoints>()
+        {
+            Ok(Some((_, dps))) => distribution_point_uris(&dps.0),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The serial number's magnitude: big-endian, without leading zero bytes, the form
+    /// CRL entries and OCSP CertIDs are matched in (RFC 5280 §4.1.2.2).
+    pub fn serial_bytes(&self) -> &[u8] {
+        super::revocation::serial_magnitude(
+            self.parsed.tbs_certificate().serial_number().as_bytes(),
+        )
+    }
+
+    /// The subject Name exactly as encoded in the certificate (Go's `RawSubject`).
+    pub fn raw_subject_der(&self) -> &[u8] {
+        self.raw_subject()
+    }
+
+    /// The issuer Name exactly as encoded in the certificate (Go's `RawIssuer`).
+    pub fn raw_issuer_der(&self) -> &[u8] {
+        self.raw_issuer()
     }
 
     /// The parsed certificate, for callers needing fields not exposed here.

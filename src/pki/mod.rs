@@ -9,8 +9,10 @@
 //! * [`signature`]: the envelope signature (PS256..ES512, derived from the leaf key),
 //!   X.509 certificate signatures, and a generic check for CMS signer infos.
 //! * [`cert`]: the chain-structure, code-signing, CA, TSA and trust-store rules.
+//! * [`revocation`]: CRL and OCSP judging (NOTARY.md §7); fetching is the caller's.
 
 pub mod cert;
+pub mod revocation;
 pub mod signature;
 pub mod time;
 pub mod timestamp;
