@@ -271,9 +271,8 @@ impl Verifier<'_> {
         }
         let mut reports = Vec::new();
         for blob in signatures.iter().take(self.budgets.max_signature_attempts) {
-            match self.accept(self.verify_one(target, blob)) {
-                Ok(verdict) => return verdict,
-                Err(report) => reports.push(report),
+            if let Some(verdict) = self.accept(self.verify_one(target, blob), &mut reports) {
+                return verdict;
             }
         }
         self.conclude(reports, total_listed)
@@ -296,13 +295,18 @@ impl Verifier<'_> {
     }
 
     /// The first signature that passed every enforced check decides (NOTARY.md
-    /// §8, as notation stops at the first); a failed one is handed back to be kept
-    /// for `conclude`.
-    pub fn accept(&self, report: SignatureReport) -> Result<Verdict, SignatureReport> {
+    /// §8, as notation stops at the first); a failed one is kept in `failed` for
+    /// `conclude`.
+    pub fn accept(
+        &self,
+        report: SignatureReport,
+        failed: &mut Vec<SignatureReport>,
+    ) -> Option<Verdict> {
         if report.failed.is_some() {
-            return Err(report);
+            failed.push(report);
+            return None;
         }
-        Ok(Verdict::Verified(Box::new(VerifiedSignature {
+        Some(Verdict::Verified(Box::new(VerifiedSignature {
             report,
             statement: self.statement.name.clone(),
             level: self.statement.level.name,

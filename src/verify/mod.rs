@@ -203,9 +203,8 @@ pub async fn verify_signatures<S: SignatureSource>(
             .signature(manifest, &judge.budgets)
             .await
             .map_err(VerifyError::Source)?;
-        match verifier.accept(judge.verify_one(target, blob).await) {
-            Ok(verdict) => return Ok(verdict),
-            Err(report) => reports.push(report),
+        if let Some(verdict) = verifier.accept(judge.verify_one(target, blob).await, &mut reports) {
+            return Ok(verdict);
         }
     }
     Ok(verifier.conclude(reports, listed.len()))
