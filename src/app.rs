@@ -262,6 +262,15 @@ pub async fn serve(
                 max_signature_attempts: config.verify.max_signatures,
                 ..Default::default()
             },
+            revocation: Some(Arc::new(crate::revocation::Checker::new(
+                crate::revocation::RevocationSettings {
+                    cache_dir: config.revocation.cache_dir.clone(),
+                    max_cache_bytes: config.revocation.max_cache_bytes,
+                    crl_dir: config.revocation.crl_dir.clone(),
+                    ..Default::default()
+                },
+                tokio::runtime::Handle::current(),
+            ))),
         },
     );
     let router = CriRouter::new(upstream, gate);

@@ -50,6 +50,8 @@ pub struct GateSettings {
     /// Time for one verification's registry work.
     pub registry_timeout: Duration,
     pub budgets: Budgets,
+    /// OCSP and CRL checks of the signing and timestamping chains.
+    pub revocation: Option<Arc<dyn crate::revocation::RevocationCheck>>,
 }
 
 /// A cached verdict for one (digest, policy generation, statement + repository).
@@ -477,6 +479,7 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
         let policy = Arc::clone(&policy);
         let statement_name = statement.name.clone();
         let budgets = shared.settings.budgets.clone();
+        let revocation = shared.settings.revocation.clone();
         move || async move {
             let source = crate::verify::RegistrySource {
                 client: &registry,
@@ -489,6 +492,7 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
                 statement: statement_name,
                 now: SystemTime::now(),
                 budgets,
+                revocation,
             };
             let shown = reference.pinned(&target.digest);
             let verdict = crate::verify::verify_signatures(&source, &judge, &shown, &target).await;

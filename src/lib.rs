@@ -17,5 +17,6 @@ pub mod policy;
 pub mod policy_dir;
 pub mod reference;
 pub mod registry;
+pub mod revocation;
 pub mod upstream;
 pub mod verify;

@@ -81,6 +81,13 @@ struct VerifyArgs {
     /// Most signatures to evaluate.
     #[arg(long, value_name = "N", default_value_t = pullgate::verify::MAX_SIGNATURE_ATTEMPTS)]
     max_signatures: usize,
+    /// CRL files (PEM or DER) to use before fetching CRLs, e.g. ones fetched with
+    /// `pullgate revocation fetch` on a machine that can reach the CA.
+    #[arg(long, value_name = "DIR")]
+    crl_dir: Option<PathBuf>,
+    /// Cache fetched CRLs in this directory (default: in memory only).
+    #[arg(long, value_name = "DIR")]
+    crl_cache: Option<PathBuf>,
     /// Print every signature's checks.
     #[arg(long, short)]
     verbose: bool,
@@ -161,6 +168,11 @@ fn verify(args: VerifyArgs) -> ExitCode {
         max_signature_attempts: args.max_signatures,
         ..Default::default()
     };
+    let revocation = pullgate::revocation::RevocationSettings {
+        cache_dir: args.crl_cache,
+        crl_dir: args.crl_dir,
+        ..Default::default()
+    };
     let result = match (args.oci_layout, args.reference) {
         (Some(reference), _) => verify_layout(&LayoutVerification {
             reference,
@@ -168,6 +180,7 @@ fn verify(args: VerifyArgs) -> ExitCode {
             scope: args.scope,
             now,
             budgets,
+            revocation,
         }),
         (None, Some(reference)) => {
             if args.scope.is_some() {
@@ -195,6 +208,7 @@ fn verify(args: VerifyArgs) -> ExitCode {
                 budget: std::time::Duration::from_secs(args.timeout.max(1)),
                 now,
                 budgets,
+                revocation,
             };
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -2159,6 +2159,7 @@ impl Policy {
             statement: "net-monitor".into(),
             now: SystemTime::now(),
             budgets: self.budgets.clone(),
+            revocation: None,
         }
     }
 }

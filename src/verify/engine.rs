@@ -16,6 +16,7 @@ use crate::pki::{self, Certificate, PssSaltPolicy};
 use crate::policy::{
     CheckAction, LevelName, StoreType, TrustPolicyStatement, TrustStore, VerifyTimestamp,
 };
+use crate::revocation::{ChainCheck, Purpose, RevocationCheck};
 
 /// The checks of NOTARY.md §8, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -76,8 +77,11 @@ pub enum SignatureFailure {
         at: String,
         reason: String,
     },
-    #[error("revocation checking not available: certificate {subject} names revocation endpoints and pullgate cannot check them yet")]
+    #[error("revocation checking not available: certificate {subject} names revocation endpoints and this verification has no revocation checker")]
     RevocationUnavailable { subject: String },
+    /// A certificate is revoked, or its status is unknown (NOTARY.md §7).
+    #[error("{0}")]
+    Revocation(String),
     #[error(
         "content descriptor mismatch: the signature is for {signed}, the artifact is {target}"
     )]
@@ -128,6 +132,12 @@ pub struct SignatureReport {
     pub signer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_source: Option<TimeSource>,
+    /// How each certificate of the signing chain was checked for revocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<ChainCheck>,
+    /// The same for the timestamping authority's chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp_revocation: Option<ChainCheck>,
     pub checks: Vec<CheckResult>,
     /// The enforced failure that rejected this signature, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,6 +176,8 @@ impl SignatureReport {
             signing_scheme: None,
             signer: None,
             time_source: None,
+            revocation: None,
+            timestamp_revocation: None,
             checks: Vec::new(),
             failure: None,
             failed: None,
@@ -330,8 +342,21 @@ impl Verifier<'_> {
         }
     }
 
-    /// Verifies one signature through every check of NOTARY.md §8.
+    /// Verifies one signature through every check of NOTARY.md §8, without a
+    /// revocation checker: a certificate that names a revocation endpoint then
+    /// fails an enforced revocation check (it cannot be checked).
     pub fn verify_one(&self, target: &Descriptor, blob: &SignatureBlob) -> SignatureReport {
+        self.verify_one_with(target, blob, None)
+    }
+
+    /// Verifies one signature through every check of NOTARY.md §8, checking
+    /// revocation (NOTARY.md §7) with `revocation` when given.
+    pub fn verify_one_with(
+        &self,
+        target: &Descriptor,
+        blob: &SignatureBlob,
+        revocation: Option<&dyn RevocationCheck>,
+    ) -> SignatureReport {
         let mut report = SignatureReport::new(&blob.manifest);
         let level = &self.statement.level;
 
@@ -405,7 +430,24 @@ impl Verifier<'_> {
         }
 
         // 5. Authentic timestamp (NOTARY.md §6).
-        let (timestamp, source, tsa_chain) = self.authentic_timestamp(&parsed, &chain);
+        let (mut timestamp, source, tsa_chain) = self.authentic_timestamp(&parsed, &chain);
+        // The timestamping authority's chain is checked for revocation too (CRLs,
+        // as notation does); a failure there fails authenticTimestamp.
+        let mut tsa_revocation = None;
+        if let (Some(checker), Ok(()), false) = (
+            revocation,
+            &timestamp,
+            level.revocation == CheckAction::Skip || tsa_chain.is_empty(),
+        ) {
+            let check = checker.check(&tsa_chain, Purpose::Timestamping, None, self.now);
+            if let Some(failed) = check.failure() {
+                timestamp = Err(SignatureFailure::Timestamp(format!(
+                    "timestamping authority chain: {}",
+                    failed.summary()
+                )));
+            }
+            tsa_revocation = Some(check);
+        }
         // What this outcome rests on that the clock will end: the expiry, and the
         // certificates' notAfter when they were checked against the clock. Instants
         // already past are reflected in the outcome and bound nothing.
@@ -419,9 +461,11 @@ impl Verifier<'_> {
                     .filter(|_| clock_checked)
                     .map(Certificate::not_after),
             )
+            .chain(tsa_revocation.as_ref().and_then(ChainCheck::valid_until))
             .filter(|instant| *instant > self.now)
             .min();
         report.time_source = source;
+        report.timestamp_revocation = tsa_revocation;
         if !record(
             &mut report,
             Check::AuthenticTimestamp,
@@ -431,23 +475,46 @@ impl Verifier<'_> {
             return report;
         }
 
-        // 6. Revocation: not implemented yet, so a certificate that names an
-        //    endpoint is never reported as checked (fail closed when enforced).
-        //    Roots are never checked; the TSA chain counts too (NOTARY.md §6–7).
+        // 6. Revocation (NOTARY.md §7): every certificate but the root, against
+        //    its issuer. Without a checker a certificate that names an endpoint
+        //    cannot be checked and fails (fail closed when enforced).
         if level.revocation == CheckAction::Skip {
             skip(&mut report, Check::Revocation);
         } else {
-            let below_root = |c: &[Certificate]| c.len().saturating_sub(1);
-            let revocation = chain
-                .iter()
-                .take(below_root(&chain))
-                .chain(tsa_chain.iter().take(below_root(&tsa_chain)))
-                .find(|cert| cert.has_revocation_endpoints())
-                .map_or(Ok(()), |cert| {
-                    Err(SignatureFailure::RevocationUnavailable {
-                        subject: cert.subject_string(),
-                    })
-                });
+            let revocation = match revocation {
+                Some(checker) => {
+                    let signing_time = match parsed.signing_scheme {
+                        SigningScheme::X509SigningAuthority => parsed.authentic_signing_time,
+                        SigningScheme::X509 => None,
+                    };
+                    let check = checker.check(&chain, Purpose::Signing, signing_time, self.now);
+                    let result = match check.failure() {
+                        Some(failed) => Err(SignatureFailure::Revocation(failed.summary())),
+                        None => Ok(()),
+                    };
+                    report.valid_until = report
+                        .valid_until
+                        .into_iter()
+                        .chain(check.valid_until())
+                        .filter(|instant| *instant > self.now)
+                        .min();
+                    report.revocation = Some(check);
+                    result
+                }
+                None => {
+                    let below_root = |c: &[Certificate]| c.len().saturating_sub(1);
+                    chain
+                        .iter()
+                        .take(below_root(&chain))
+                        .chain(tsa_chain.iter().take(below_root(&tsa_chain)))
+                        .find(|cert| cert.has_revocation_endpoints())
+                        .map_or(Ok(()), |cert| {
+                            Err(SignatureFailure::RevocationUnavailable {
+                                subject: cert.subject_string(),
+                            })
+                        })
+                }
+            };
             if !record(&mut report, Check::Revocation, level.revocation, revocation) {
                 return report;
             }

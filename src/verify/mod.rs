@@ -118,6 +118,9 @@ pub struct Judge {
     /// The verification time.
     pub now: std::time::SystemTime,
     pub budgets: Budgets,
+    /// Checks certificates for revocation (NOTARY.md §7); `None`: a certificate
+    /// that names an OCSP or CRL endpoint fails an enforced revocation check.
+    pub revocation: Option<Arc<dyn crate::revocation::RevocationCheck>>,
 }
 
 /// Why a verification could not start: the statement is not in the policy.
@@ -155,7 +158,8 @@ impl Judge {
         let target_owned = target.clone();
         let run = tokio::task::spawn_blocking(move || {
             let verifier = judge.verifier().map_err(|e| e.to_string())?;
-            Ok::<_, String>(verifier.verify_one(&target_owned, &blob))
+            let revocation = judge.revocation.as_deref();
+            Ok::<_, String>(verifier.verify_one_with(&target_owned, &blob, revocation))
         });
         let outcome = match run.await {
             Ok(outcome) => outcome,

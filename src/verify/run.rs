@@ -23,6 +23,8 @@ pub struct LayoutVerification {
     pub scope: Option<String>,
     pub now: SystemTime,
     pub budgets: Budgets,
+    /// Where CRLs are cached and found (NOTARY.md §7).
+    pub revocation: crate::revocation::RevocationSettings,
 }
 
 /// Why the command could not reach a verdict (distinct from a failed
@@ -166,15 +168,20 @@ pub fn verify_layout(request: &LayoutVerification) -> Result<Outcome, RunError> 
     let layout = OciLayout::open(&reference.dir)?;
     let target = layout.resolve(&reference.selector)?;
     let shown = format!("{}@{}", reference.dir.display(), target.digest);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
     let judge = Judge {
         statement: statement.name.clone(),
         policy: Arc::new(policy),
         now: request.now,
         budgets: request.budgets.clone(),
+        revocation: Some(Arc::new(crate::revocation::Checker::new(
+            request.revocation.clone(),
+            runtime.handle().clone(),
+        ))),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(RunError::Runtime)?;
     let verdict = runtime
         .block_on(verify_signatures(&layout, &judge, &shown, &target))
         .map_err(|e| match e {
@@ -194,6 +201,8 @@ pub struct RemoteVerification {
     pub budget: std::time::Duration,
     pub now: SystemTime,
     pub budgets: Budgets,
+    /// Where CRLs are cached and found (NOTARY.md §7).
+    pub revocation: crate::revocation::RevocationSettings,
 }
 
 /// Runs a verification of a registry reference: the trust policy statement is
@@ -237,6 +246,10 @@ pub async fn verify_remote(request: &RemoteVerification) -> Result<Outcome, RunE
         policy: Arc::new(policy),
         now: request.now,
         budgets: request.budgets.clone(),
+        revocation: Some(Arc::new(crate::revocation::Checker::new(
+            request.revocation.clone(),
+            tokio::runtime::Handle::current(),
+        ))),
     };
     let verdict = verify_signatures(&source, &judge, &shown, &target)
         .await

@@ -13,6 +13,7 @@ pub use pullgate::cri::client::CriClient;
 
 pub mod pki;
 pub mod registry;
+pub mod responders;
 pub mod revocation;
 pub mod signed_layout;
 pub mod signing;

@@ -263,6 +263,12 @@ impl Ca {
         });
     }
 
+    /// Writes the database as it stands and returns its `index.txt`, for an
+    /// `openssl ocsp -index` responder (which re-reads it when it changes).
+    pub fn database(&self) -> PathBuf {
+        self.write_database()
+    }
+
     fn write_database(&self) -> PathBuf {
         let index = self.dir.join("index.txt");
         let lines: String = self.records.iter().map(Record::line).collect();
