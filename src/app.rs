@@ -262,15 +262,18 @@ pub async fn serve(
                 max_signature_attempts: config.verify.max_signatures,
                 ..Default::default()
             },
-            revocation: Some(Arc::new(crate::revocation::Checker::new(
-                crate::revocation::RevocationSettings {
-                    cache_dir: config.revocation.cache_dir.clone(),
-                    max_cache_bytes: config.revocation.max_cache_bytes,
-                    crl_dir: config.revocation.crl_dir.clone(),
-                    ..Default::default()
-                },
-                tokio::runtime::Handle::current(),
-            ))),
+            revocation: Some(Arc::new(
+                crate::revocation::Checker::new(
+                    crate::revocation::RevocationSettings {
+                        cache_dir: config.revocation.cache_dir.clone(),
+                        max_cache_bytes: config.revocation.max_cache_bytes,
+                        crl_dir: config.revocation.crl_dir.clone(),
+                        ..Default::default()
+                    },
+                    tokio::runtime::Handle::current(),
+                )
+                .with_observer(Arc::new(RevocationMetrics(Arc::clone(&metrics)))),
+            )),
         },
     );
     let router = CriRouter::new(upstream, gate);
@@ -544,6 +547,21 @@ fn notify_systemd_ready() {
     };
     if let Err(error) = result {
         tracing::warn!(%error, "sd_notify READY=1 failed");
+    }
+}
+
+/// Revocation checks reported to the Prometheus metrics.
+struct RevocationMetrics(Arc<crate::metrics::Metrics>);
+
+impl crate::revocation::Observer for RevocationMetrics {
+    fn checked(&self, method: &'static str, result: &'static str) {
+        self.0.revocation_checked(method, result);
+    }
+    fn cache_hit(&self, source: &'static str) {
+        self.0.revocation_cache_hit(source);
+    }
+    fn fetched(&self, kind: &'static str, ok: bool, seconds: f64) {
+        self.0.revocation_fetched(kind, ok, seconds);
     }
 }
 

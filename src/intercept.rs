@@ -65,6 +65,9 @@ pub enum Decision {
         logged: Vec<String>,
         /// The checks that failed but were only logged, as `failed_check_name` gives.
         failed_checks: Vec<&'static str>,
+        /// How each certificate was checked for revocation (method, URL, status);
+        /// empty when revocation was not checked.
+        revocation: String,
     },
     Deny {
         statement: String,
@@ -530,12 +533,16 @@ async fn decide(shared: &Shared, image: &str, auth: Option<&cri::v1::AuthConfig>
             outcome,
             logged,
             failed_checks,
+            revocation,
         } => {
-            let reason = if logged.is_empty() {
+            let mut reason = if logged.is_empty() {
                 outcome.as_str().to_owned()
             } else {
                 format!("{}; logged: {}", outcome.as_str(), logged.join("; "))
             };
+            if !revocation.is_empty() {
+                reason = format!("{reason}; revocation: {revocation}");
+            }
             audit(
                 image,
                 Some(&digest),
@@ -641,7 +648,16 @@ pub fn classify(
                 .logged_failures()
                 .map(|c| failed_check_name(c.check))
                 .collect();
+            let revocation = report
+                .revocation
+                .iter()
+                .chain(&report.timestamp_revocation)
+                .map(|check| check.summary())
+                .filter(|summary| !summary.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
             let decision = Decision::Allow {
+                revocation,
                 statement: verified.statement().to_owned(),
                 time_source: report
                     .time_source
@@ -670,6 +686,7 @@ pub fn classify(
             outcome: AllowOutcome::Skipped,
             logged: Vec::new(),
             failed_checks: Vec::new(),
+            revocation: String::new(),
         }),
         Ok(Verdict::Failed {
             reason, statement, ..

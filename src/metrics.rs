@@ -1,7 +1,8 @@
 //! Prometheus metrics (text format): decisions by outcome and reason,
 //! verification latency by cache hit/miss, registry requests by status, cache
-//! entries, policy generation and reload failures, and the CRI clients that connect
-//! (so an alert can fire on a node where the kubelet does not come through pullgate).
+//! entries, policy generation and reload failures, the CRI clients that connect
+//! (so an alert can fire on a node where the kubelet does not come through pullgate),
+//! and revocation checks (by method and result, cache hits, fetch latency).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -47,6 +48,29 @@ impl ClientLabels {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RevocationLabels {
+    /// `ocsp`, `crl` or `non_revocable`.
+    pub method: &'static str,
+    /// `good`, `revoked` or `unknown`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// Where cached revocation data came from: `ocsp_memory`, `crl_memory`,
+    /// `crl_disk`, `crl_dir`.
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FetchLabels {
+    /// `ocsp` or `crl`.
+    pub kind: &'static str,
+    /// `ok` or `error`.
+    pub outcome: &'static str,
+}
+
 /// The metrics pullgate exports, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +83,9 @@ pub struct Metrics {
     cri_connections: Family<ClientLabels, Counter>,
     cri_open_connections: Family<ClientLabels, Gauge>,
     cri_last_connect: Family<ClientLabels, Gauge>,
+    revocation_checks: Family<RevocationLabels, Counter>,
+    revocation_cache_hits: Family<SourceLabels, Counter>,
+    revocation_fetch_seconds: Family<FetchLabels, Histogram>,
     /// Last registry totals seen, to add only the difference at each scrape.
     seen_requests: Mutex<std::collections::BTreeMap<String, u64>>,
     scrapes: AtomicU64,
@@ -130,6 +157,28 @@ impl Metrics {
             "Unix time of the last CRI connection accepted, by client (0: none yet)",
             cri_last_connect.clone(),
         );
+        let revocation_checks = Family::<RevocationLabels, Counter>::default();
+        registry.register(
+            "revocation_checks",
+            "Certificates checked for revocation, by method and result",
+            revocation_checks.clone(),
+        );
+        let revocation_cache_hits = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "revocation_cache_hits",
+            "OCSP answers and CRLs used without fetching, by where they came from",
+            revocation_cache_hits.clone(),
+        );
+        let revocation_fetch_seconds =
+            Family::<FetchLabels, Histogram>::new_with_constructor(|| {
+                // 1 ms .. ~20 s
+                Histogram::new(exponential_buckets(0.001, 3.0, 10))
+            });
+        registry.register(
+            "revocation_fetch_seconds",
+            "OCSP requests and CRL downloads, by kind and outcome",
+            revocation_fetch_seconds.clone(),
+        );
         // Both label values exist from the start, so `== 0` alerts work before the
         // first connection (no `absent()` needed).
         for kubelet in [true, false] {
@@ -148,6 +197,9 @@ impl Metrics {
             reload_failures,
             cri_connections,
             cri_open_connections,
+            revocation_checks,
+            revocation_cache_hits,
+            revocation_fetch_seconds,
             cri_last_connect,
             seen_requests: Mutex::new(Default::default()),
             scrapes: AtomicU64::new(0),
@@ -209,6 +261,30 @@ impl Metrics {
         }
     }
 
+    /// One certificate checked for revocation.
+    pub fn revocation_checked(&self, method: &'static str, result: &'static str) {
+        self.revocation_checks
+            .get_or_create(&RevocationLabels { method, result })
+            .inc();
+    }
+
+    /// Revocation data used from a cache or the operator's CRL directory.
+    pub fn revocation_cache_hit(&self, source: &'static str) {
+        self.revocation_cache_hits
+            .get_or_create(&SourceLabels { source })
+            .inc();
+    }
+
+    /// One OCSP request or CRL download and how long it took.
+    pub fn revocation_fetched(&self, kind: &'static str, ok: bool, seconds: f64) {
+        self.revocation_fetch_seconds
+            .get_or_create(&FetchLabels {
+                kind,
+                outcome: if ok { "ok" } else { "error" },
+            })
+            .observe(seconds);
+    }
+
     /// The text exposition.
     pub fn encode(&self) -> String {
         self.scrapes.fetch_add(1, Ordering::Relaxed);
@@ -222,6 +298,24 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revocation_metrics_are_exported() {
+        let metrics = Metrics::new();
+        metrics.revocation_checked("ocsp", "good");
+        metrics.revocation_checked("crl", "revoked");
+        metrics.revocation_cache_hit("crl_disk");
+        metrics.revocation_fetched("ocsp", true, 0.002);
+        let text = metrics.encode();
+        for line in [
+            "pullgate_revocation_checks_total{method=\"ocsp\",result=\"good\"} 1",
+            "pullgate_revocation_checks_total{method=\"crl\",result=\"revoked\"} 1",
+            "pullgate_revocation_cache_hits_total{source=\"crl_disk\"} 1",
+            "pullgate_revocation_fetch_seconds_count{kind=\"ocsp\",outcome=\"ok\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
 
     #[test]
     fn exposition_has_every_family() {

@@ -581,3 +581,55 @@ fn without_a_checker_a_certificate_with_endpoints_fails_closed() {
          names revocation endpoints and this verification has no revocation checker"
     );
 }
+
+/// Records what the checker reports, as the metrics see it.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl pullgate::revocation::Observer for Recorder {
+    fn checked(&self, method: &'static str, result: &'static str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("checked {method} {result}"));
+    }
+    fn cache_hit(&self, source: &'static str) {
+        self.0.lock().unwrap().push(format!("hit {source}"));
+    }
+    fn fetched(&self, kind: &'static str, ok: bool, _seconds: f64) {
+        self.0.lock().unwrap().push(format!("fetched {kind} {ok}"));
+    }
+}
+
+#[test]
+fn the_checker_reports_checks_fetches_and_cache_hits() {
+    let fx = Fixture::new(Endpoints::OcspAndCrl);
+    let recorder = Arc::new(Recorder::default());
+    let checker = Arc::new(
+        Checker::new(
+            RevocationSettings {
+                cache_dir: None,
+                ..RevocationSettings::default()
+            },
+            fx.handle.clone(),
+        )
+        .with_observer(recorder.clone()),
+    );
+    passed(&fx.verify(Format::Cose, strict(), &checker));
+    passed(&fx.verify(Format::Jws, strict(), &checker));
+    let mut events = recorder.0.lock().unwrap().clone();
+    events.sort();
+    assert_eq!(
+        events,
+        vec![
+            "checked crl good",
+            "checked crl good",
+            "checked ocsp good",
+            "checked ocsp good",
+            "fetched crl true",
+            "fetched ocsp true",
+            "hit crl_memory",
+            "hit ocsp_memory",
+        ]
+    );
+}

@@ -87,6 +87,15 @@ impl Method {
             Method::NonRevocable => "non-revocable",
         }
     }
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Ocsp => "ocsp",
+            Method::Crl => "crl",
+            Method::NonRevocable => "non_revocable",
+        }
+    }
 }
 
 /// One certificate's revocation status.
@@ -203,12 +212,28 @@ pub trait RevocationCheck: Send + Sync + std::fmt::Debug {
     ) -> ChainCheck;
 }
 
+/// What the checker reports as it works (for metrics); every method has a
+/// no-op default.
+pub trait Observer: Send + Sync {
+    /// One certificate decided: `method` as `Method::label`, `result` one of
+    /// `good`, `revoked`, `unknown`.
+    fn checked(&self, _method: &'static str, _result: &'static str) {}
+    /// Data used without fetching: `ocsp_memory`, `crl_memory`, `crl_disk`, `crl_dir`.
+    fn cache_hit(&self, _source: &'static str) {}
+    /// One fetch (`ocsp` or `crl`), whether it gave usable bytes, how long it took.
+    fn fetched(&self, _kind: &'static str, _ok: bool, _seconds: f64) {}
+}
+
+struct Silent;
+impl Observer for Silent {}
+
 /// Fetches, caches and judges OCSP responses and CRLs.
 pub struct Checker {
     settings: RevocationSettings,
     http: fetch::Http,
     store: store::Store,
     runtime: tokio::runtime::Handle,
+    observer: Arc<dyn Observer>,
 }
 
 impl Checker {
@@ -223,7 +248,14 @@ impl Checker {
             ),
             settings,
             runtime,
+            observer: Arc::new(Silent),
         }
+    }
+
+    /// Reports to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Checker {
+        self.observer = observer;
+        self
     }
 
     /// As `check`, from async code.
@@ -237,9 +269,18 @@ impl Checker {
         let below_root = chain.len().saturating_sub(1);
         let checks = (0..below_root)
             .map(|i| self.check_certificate(&chain[i], &chain[i + 1], purpose, signing_time, now));
-        ChainCheck {
-            certificates: futures_util::future::join_all(checks).await,
+        let certificates = futures_util::future::join_all(checks).await;
+        for check in &certificates {
+            self.observer.checked(
+                check.method.label(),
+                match check.result {
+                    CertResult::Good => "good",
+                    CertResult::Revoked { .. } => "revoked",
+                    CertResult::Unknown { .. } => "unknown",
+                },
+            );
         }
+        ChainCheck { certificates }
     }
 
     async fn check_certificate(
@@ -314,17 +355,25 @@ impl Checker {
         let mut reasons = Vec::new();
         for url in urls {
             let answer = match self.store.ocsp(url, &request, now) {
-                Some(answer) => Ok(answer),
-                None => match self
-                    .http
-                    .ocsp(url, &request, self.settings.ocsp_timeout)
-                    .await
-                {
-                    Ok(der) => judge_ocsp_response(&der, cert, issuer, now, signing_time)
-                        .map_err(|e| e.to_string())
-                        .inspect(|answer| self.store.keep_ocsp(url, &request, answer.clone())),
-                    Err(e) => Err(e.to_string()),
-                },
+                Some(answer) => {
+                    self.observer.cache_hit("ocsp_memory");
+                    Ok(answer)
+                }
+                None => {
+                    let started = std::time::Instant::now();
+                    let fetched = self
+                        .http
+                        .ocsp(url, &request, self.settings.ocsp_timeout)
+                        .await;
+                    self.observer
+                        .fetched("ocsp", fetched.is_ok(), started.elapsed().as_secs_f64());
+                    match fetched {
+                        Ok(der) => judge_ocsp_response(&der, cert, issuer, now, signing_time)
+                            .map_err(|e| e.to_string())
+                            .inspect(|answer| self.store.keep_ocsp(url, &request, answer.clone())),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
             };
             match answer {
                 Ok(answer) => {
@@ -362,6 +411,7 @@ impl Checker {
         now: SystemTime,
     ) -> Result<CertCheck, (Option<String>, String)> {
         if let Some((file, base)) = self.store.shipped_crl(issuer, now, false) {
+            self.observer.cache_hit("crl_dir");
             let delta = if base.has_freshest_crl() {
                 match self.store.shipped_crl(issuer, now, true) {
                     Some((_, delta)) => Some(delta),
@@ -445,14 +495,15 @@ impl Checker {
         issuer: &Certificate,
         now: SystemTime,
     ) -> Result<Arc<Crl>, String> {
-        if let Some(crl) = self.store.cached_crl(url, issuer, now) {
+        if let Some((crl, source)) = self.store.cached_crl(url, issuer, now) {
+            self.observer.cache_hit(source);
             return Ok(crl);
         }
-        let der = self
-            .http
-            .crl(url, self.settings.crl_timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+        let started = std::time::Instant::now();
+        let fetched = self.http.crl(url, self.settings.crl_timeout).await;
+        self.observer
+            .fetched("crl", fetched.is_ok(), started.elapsed().as_secs_f64());
+        let der = fetched.map_err(|e| e.to_string())?;
         let crl = Crl::from_pem_or_der(&der).map_err(|e| e.to_string())?;
         crl.validate(issuer, now).map_err(|e| e.to_string())?;
         let crl = Arc::new(crl);

@@ -78,17 +78,17 @@ impl Store {
     }
 
     /// The CRL cached for `url` (memory, else disk) if it is still valid for
-    /// `issuer` at `now`.
+    /// `issuer` at `now`, and which cache held it (`crl_memory`, `crl_disk`).
     pub(super) fn cached_crl(
         &self,
         url: &str,
         issuer: &Certificate,
         now: SystemTime,
-    ) -> Option<Arc<Crl>> {
+    ) -> Option<(Arc<Crl>, &'static str)> {
         let from_memory = lock(&self.crls).get(url).cloned();
         if let Some(crl) = from_memory {
             if crl.validate(issuer, now).is_ok() {
-                return Some(crl);
+                return Some((crl, "crl_memory"));
             }
             lock(&self.crls).pop(url);
         }
@@ -98,7 +98,7 @@ impl Store {
             Ok(crl) if crl.validate(issuer, now).is_ok() => {
                 let crl = Arc::new(crl);
                 lock(&self.crls).put(url.to_owned(), Arc::clone(&crl));
-                Some(crl)
+                Some((crl, "crl_disk"))
             }
             // Stale, damaged or not this issuer's: fetch again.
             _ => None,
