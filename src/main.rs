@@ -39,6 +39,32 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Revocation data commands.
+    Revocation {
+        #[command(subcommand)]
+        command: RevocationCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RevocationCommand {
+    /// Fetch the CRLs that certificates name into a directory, for the `crl_dir`
+    /// of nodes that cannot reach the CA. Certificates: every one in the trust
+    /// stores of `--policy-dir`, and every one in each `--cert` file (PEM or DER;
+    /// give the signing certificate chains your images are signed with).
+    Fetch {
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_POLICY_DIR)]
+        policy_dir: PathBuf,
+        /// A certificate file (PEM bundle or DER), e.g. a signing chain.
+        #[arg(long, value_name = "FILE")]
+        cert: Vec<PathBuf>,
+        /// Where to write the CRLs (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Seconds allowed for each download.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        timeout: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -142,6 +168,97 @@ fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Check { policy_dir },
         } => policy_check(&policy_dir),
+        Command::Revocation {
+            command:
+                RevocationCommand::Fetch {
+                    policy_dir,
+                    cert,
+                    out,
+                    timeout,
+                },
+        } => revocation_fetch(&policy_dir, &cert, &out, timeout),
+    }
+}
+
+fn revocation_fetch(
+    policy_dir: &std::path::Path,
+    files: &[PathBuf],
+    out: &std::path::Path,
+    timeout: u64,
+) -> ExitCode {
+    use pullgate::pki::Certificate;
+    let mut certs = Vec::new();
+    match pullgate::policy_dir::load_policy_dir(policy_dir) {
+        Ok(loaded) => {
+            for store in &loaded.stores {
+                for der in &store.certificates_der {
+                    match Certificate::from_der(der) {
+                        Ok(cert) => certs.push(cert),
+                        Err(error) => {
+                            eprintln!("Error: trust store {:?}: {error}", store.name);
+                            return ExitCode::from(EXIT_ERROR);
+                        }
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("Error: {error}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    }
+    for file in files {
+        match std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                Certificate::parse_pem_or_der_bundle(&bytes).map_err(|e| e.to_string())
+            }) {
+            Ok(mut found) => certs.append(&mut found),
+            Err(error) => {
+                eprintln!("Error: {}: {error}", file.display());
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+    }
+    if let Err(error) = std::fs::create_dir_all(out) {
+        eprintln!("Error: {}: {error}", out.display());
+        return ExitCode::from(EXIT_ERROR);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("Error: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let fetched = runtime.block_on(pullgate::revocation::fetch_crls(
+        &certs,
+        out,
+        std::time::Duration::from_secs(timeout.max(1)),
+    ));
+    if fetched.is_empty() {
+        println!(
+            "No certificate names a CRL distribution point ({} certificate(s) read).",
+            certs.len()
+        );
+    }
+    let mut failed = false;
+    for one in &fetched {
+        match &one.result {
+            Ok(path) => println!("{} -> {}", one.url, path.display()),
+            Err(error) => {
+                failed = true;
+                println!("{}: not fetched: {error}", one.url)
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(EXIT_VERIFICATION_FAILED)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

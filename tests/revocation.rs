@@ -633,3 +633,78 @@ fn the_checker_reports_checks_fetches_and_cache_hits() {
         ]
     );
 }
+
+#[test]
+fn revocation_fetch_writes_the_crls_a_chain_names_for_an_offline_node() {
+    let mut fx = Fixture::new(Endpoints::CrlOnly);
+    let policy = fx.pki.dir().join("policy");
+    let store = policy.join("truststore/x509/ca/acme");
+    std::fs::create_dir_all(&store).expect("mkdir");
+    std::fs::write(store.join("root.pem"), &fx.root.cert.pem).expect("write");
+    std::fs::write(
+        policy.join("trustpolicy.json"),
+        serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "net-monitor", "registryScopes": [REPOSITORY],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:acme"], "trustedIdentities": ["*"],
+        }]})
+        .to_string(),
+    )
+    .expect("write policy");
+    let chain = fx.pki.dir().join("chain.pem");
+    std::fs::write(
+        &chain,
+        format!("{}{}", fx.leaf.pem, fx.intermediate.cert.pem),
+    )
+    .expect("write");
+    let out = fx.pki.dir().join("fetched");
+    let run = |out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pullgate"))
+            .args(["revocation", "fetch", "--policy-dir"])
+            .arg(&policy)
+            .arg("--cert")
+            .arg(&chain)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .expect("run pullgate")
+    };
+    let output = run(&out);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    for name in ["ca.crl", "root.crl"] {
+        assert!(
+            stdout.contains(&format!("http://127.0.0.1:{}/{name} -> ", fx.crls.port)),
+            "{stdout}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&out).expect("out").count(), 2);
+
+    // The node cannot reach the CA: the fetched files are its crl_dir.
+    fx.crls = CrlServer::start(free_port(), &fx.pki.dir().join("nothing"));
+    let checker = fx.checker(RevocationSettings {
+        cache_dir: None,
+        crl_dir: Some(out.clone()),
+        ..RevocationSettings::default()
+    });
+    let report = fx.verify(Format::Cose, strict(), &checker);
+    passed(&report);
+    assert_eq!(
+        methods(&report)
+            .iter()
+            .map(|m| m.2.as_str())
+            .collect::<Vec<_>>(),
+        vec!["good", "good"]
+    );
+
+    // Unreachable now: a non-zero exit naming each URL.
+    let output = run(&fx.pki.dir().join("again"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout.matches(": not fetched: ").count(), 2, "{stdout}");
+}

@@ -565,3 +565,57 @@ fn judged(
             .min(),
     })
 }
+
+/// What `pullgate revocation fetch` did with one CRL URL.
+#[derive(Debug)]
+pub struct Fetched {
+    pub url: String,
+    /// The file written, or why none was.
+    pub result: Result<PathBuf, String>,
+}
+
+/// Fetches the CRLs that `certs` name (their distribution points, and the delta
+/// CRLs those CRLs name) into `out`, one DER file per URL, for a node's
+/// `crl_dir`. Each must parse as a CRL; whether it is signed by the right issuer
+/// and current is checked where it is used. Non-http URLs are reported, not
+/// fetched.
+pub async fn fetch_crls(
+    certs: &[Certificate],
+    out: &std::path::Path,
+    timeout: Duration,
+) -> Vec<Fetched> {
+    let http = fetch::Http::new();
+    let mut queue: Vec<String> = Vec::new();
+    for cert in certs {
+        for url in cert.crl_urls() {
+            if !queue.contains(&url) {
+                queue.push(url);
+            }
+        }
+    }
+    let mut done = Vec::new();
+    let mut next = 0;
+    while next < queue.len() {
+        let url = queue[next].clone();
+        next += 1;
+        let result = match http.crl(&url, timeout).await {
+            Err(e) => Err(e.to_string()),
+            Ok(bytes) => match Crl::from_pem_or_der(&bytes) {
+                Err(e) => Err(e.to_string()),
+                Ok(crl) => {
+                    for delta in crl.freshest_crl_urls() {
+                        if !queue.contains(delta) {
+                            queue.push(delta.clone());
+                        }
+                    }
+                    let path = out.join(format!("{}.crl", &store::url_key(&url)[..16]));
+                    store::write_atomically(&path, crl.der())
+                        .map(|()| path)
+                        .map_err(|e| e.to_string())
+                }
+            },
+        };
+        done.push(Fetched { url, result });
+    }
+    done
+}

@@ -145,11 +145,7 @@ impl Store {
 
     fn cache_path(&self, url: &str) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
-        let key: String = Sha256::digest(url.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Some(dir.join(format!("{key}.crl")))
+        Some(dir.join(format!("{}.crl", url_key(url))))
     }
 
     /// Removes the least recently written CRL files (never `keep`) until the
@@ -180,9 +176,17 @@ impl Store {
     }
 }
 
+/// A file name for `url`: the hex SHA-256 of the URL.
+pub(super) fn url_key(url: &str) -> String {
+    Sha256::digest(url.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it
 /// over `path`: a crash leaves the old file or the new one, never half of one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile_in(dir)?;
