@@ -1209,3 +1209,129 @@ async fn kubelet_flow_runs_the_verified_image() {
         .await
         .expect("cleanup");
 }
+
+/// Issue 11: a signer revoked in its CA's CRL is refused with the reason the
+/// kubelet shows; a restarted pullgate answers from its disk cache of CRLs
+/// without fetching (the CRL server is gone by then), and a signer still good is
+/// let in with the revocation result in the audit line.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache() {
+    use support::responders::{free_port, CrlServer};
+    use support::revocation::{Ca, CrlSpec, Revocation};
+    let Some(world) = World::new("a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    // root (this world's, trusted as ca:acme) → intermediate → two leaves, each
+    // naming the CRL of its issuer on a CRL server on 127.0.0.1.
+    let crl_port = free_port();
+    let crl_url =
+        |name: &str| format!("crlDistributionPoints = URI:http://127.0.0.1:{crl_port}/{name}");
+    let mut root = Ca::new(&world.pki, world.chain.root.clone());
+    let intermediate = root.issue(
+        &world.pki,
+        &CertSpec::ca("/C=US/O=Notary/CN=Gate Revocation CA")
+            .slot(1)
+            .extra(&crl_url("root.crl")),
+    );
+    let mut ca = Ca::new(&world.pki, intermediate.clone());
+    let revoked = ca.issue(
+        &world.pki,
+        &CertSpec::leaf("/C=US/O=Notary/CN=Revoked Signer").extra(&crl_url("ca.crl")),
+    );
+    let good = ca.issue(
+        &world.pki,
+        &CertSpec::leaf("/C=US/O=Notary/CN=Good Signer").extra(&crl_url("ca.crl")),
+    );
+    ca.revoke(
+        &revoked,
+        SystemTime::now() - Duration::from_secs(600),
+        Revocation::Reason("keyCompromise"),
+    );
+    let served = world.pki.dir().join("served-crls");
+    let server = CrlServer::start(crl_port, &served);
+    std::fs::write(served.join("root.crl"), root.crl(&CrlSpec::default()).der).expect("CRL");
+    std::fs::write(served.join("ca.crl"), ca.crl(&CrlSpec::default()).der).expect("CRL");
+
+    let (revoked_repo, revoked_ref, revoked_target) = world.image("revoked-signer").await;
+    let (good_repo, good_ref, good_target) = world.image("good-signer").await;
+    for (repo, target, leaf) in [
+        (&revoked_repo, &revoked_target, &revoked),
+        (&good_repo, &good_target, &good),
+    ] {
+        let chain = vec![
+            leaf.der.clone(),
+            intermediate.der.clone(),
+            world.chain.root.der.clone(),
+        ];
+        world.sign_push_with(
+            (&world.registry, None),
+            repo,
+            target,
+            target,
+            Format::Cose,
+            leaf,
+            None,
+            |spec| EnvelopeSpec {
+                certificate_chain: chain,
+                ..spec
+            },
+        );
+    }
+    let scopes = vec![
+        scope(&world.registry, &revoked_repo),
+        scope(&world.registry, &good_repo),
+    ];
+    let statements = serde_json::json!([statement(
+        "revocation",
+        &scopes,
+        "strict",
+        &["ca:acme"],
+        &["*"]
+    )]);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let revocation = format!(
+        "\n[revocation]\ncache_dir = {:?}\n",
+        cache.path().display().to_string()
+    );
+    let reason = format!(
+        "revocation check failed: certificate CN=Revoked Signer,O=Notary,C=US: CRL http://127.0.0.1:{crl_port}/ca.crl: revoked at "
+    );
+
+    let (pullgate, _) = world.pullgate_with(statements.clone(), None, &[], &revocation);
+    let client = pullgate.client();
+    let status = pull(&client, &revoked_ref)
+        .await
+        .expect_err("a revoked signer");
+    denied(&status, &revoked_ref, &reason, "revocation");
+    assert!(
+        status.message().contains("(KeyCompromise)"),
+        "{}",
+        status.message()
+    );
+    pull(&client, &good_ref).await.expect("a good signer");
+    let log = pullgate.log_text();
+    let allowed = log
+        .lines()
+        .find(|l| l.contains("pullgate::audit") && l.contains("outcome=\"allowed\""))
+        .unwrap_or_else(|| panic!("no allowed audit line in\n{log}"));
+    assert!(
+        allowed.contains(&format!("certificate CN=Good Signer,O=Notary,C=US: CRL http://127.0.0.1:{crl_port}/ca.crl: good")),
+        "{allowed}"
+    );
+    drop(pullgate);
+
+    // The CRL server goes away; a new pullgate (empty verdict cache, same disk
+    // cache) still knows the signer is revoked, and the good one good.
+    drop(server);
+    let (pullgate, _) = world.pullgate_with(statements, None, &[], &revocation);
+    let client = pullgate.client();
+    let status = pull(&client, &revoked_ref)
+        .await
+        .expect_err("still revoked");
+    denied(&status, &revoked_ref, &reason, "revocation");
+    pull(&client, &good_ref)
+        .await
+        .expect("still good, from the disk cache");
+}
