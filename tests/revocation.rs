@@ -708,3 +708,121 @@ fn revocation_fetch_writes_the_crls_a_chain_names_for_an_offline_node() {
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert_eq!(stdout.matches(": not fetched: ").count(), 2, "{stdout}");
 }
+
+#[test]
+fn a_revoked_timestamping_certificate_fails_authentic_timestamp() {
+    let fx = Fixture::new(Endpoints::CrlOnly);
+    // A TSA whose leaf names its root's CRL on the same server.
+    let tsa_root = fx
+        .pki
+        .self_signed(&CertSpec::ca("/C=US/O=Test TSA/CN=Revocation TSA Root").slot(3));
+    let mut tsa_ca = Ca::new(&fx.pki, tsa_root.clone());
+    let tsa_leaf = tsa_ca.issue(
+        &fx.pki,
+        &CertSpec::tsa_leaf("/C=US/O=Test TSA/CN=Revocation TSA").extra(&format!(
+            "crlDistributionPoints = URI:http://127.0.0.1:{}/tsa.crl",
+            fx.crls.port
+        )),
+    );
+    let tsa = fx.pki.tsa_from(tsa_root.clone(), tsa_leaf.clone());
+    let publish = |ca: &Ca| {
+        std::fs::write(fx.crls.dir.join("tsa.crl"), ca.crl(&CrlSpec::default()).der)
+            .expect("write TSA CRL")
+    };
+    publish(&tsa_ca);
+    let stores = vec![
+        fx.store().remove(0),
+        TrustStore::from_files(
+            StoreType::Tsa,
+            "stamps",
+            vec![("root.pem".into(), tsa_root.pem.as_bytes().to_vec())],
+        )
+        .expect("tsa store"),
+    ];
+    let verify = |checker: &Arc<Checker>| {
+        let policy = serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "net-monitor", "registryScopes": [REPOSITORY],
+            "signatureVerification": {"level": "strict", "verifyTimestamp": "always"},
+            "trustStores": ["ca:acme", "tsa:stamps"], "trustedIdentities": ["*"],
+        }]})
+        .to_string();
+        let document = TrustPolicyDocument::parse(policy.as_bytes()).expect("policy");
+        let budgets = Budgets::default();
+        let verifier = Verifier {
+            statement: document.statement_for(REPOSITORY).expect("statement"),
+            stores: &stores,
+            now: SystemTime::now(),
+            budgets: &budgets,
+        };
+        let spec = EnvelopeSpec {
+            alg: fx.leaf.key.algorithm().to_string(),
+            certificate_chain: vec![
+                fx.leaf.der.clone(),
+                fx.intermediate.cert.der.clone(),
+                fx.root.cert.der.clone(),
+            ],
+            ..EnvelopeSpec::default()
+        };
+        let format = Format::Jws;
+        let signature = fx.pki.sign(
+            &fx.leaf.key_path,
+            fx.leaf.key.algorithm(),
+            &spec.to_be_signed(format),
+        );
+        let spec = EnvelopeSpec {
+            timestamp_token: Some(fx.pki.timestamp_token(&tsa, &signature, "sha256")),
+            ..spec
+        };
+        let envelope = spec.build(format, &|_| signature.clone());
+        let blob = SignatureBlob {
+            manifest: Descriptor {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: Digest::of(DigestAlgorithm::Sha256, &envelope),
+                size: 700,
+                annotations: Default::default(),
+                artifact_type: None,
+            },
+            media_type: format.media_type().into(),
+            envelope,
+        };
+        let target = Target::default();
+        let target = Descriptor {
+            media_type: target.media_type.clone(),
+            digest: target.digest.parse().expect("digest"),
+            size: target.size,
+            annotations: Default::default(),
+            artifact_type: None,
+        };
+        let checker: &dyn pullgate::revocation::RevocationCheck = checker.as_ref();
+        verifier.verify_one_with(&target, &blob, Some(checker))
+    };
+    let no_cache = || {
+        fx.checker(RevocationSettings {
+            cache_dir: None,
+            ..RevocationSettings::default()
+        })
+    };
+    let report = verify(&no_cache());
+    passed(&report);
+    let tsa_checks = report
+        .timestamp_revocation
+        .as_ref()
+        .expect("TSA chain checked");
+    assert_eq!(tsa_checks.certificates.len(), 1);
+    assert_eq!(tsa_checks.certificates[0].method, Method::Crl);
+    assert_eq!(tsa_checks.certificates[0].result, CertResult::Good);
+
+    tsa_ca.revoke(
+        &tsa_leaf,
+        SystemTime::now() - Duration::from_secs(60),
+        Revocation::Reason("keyCompromise"),
+    );
+    publish(&tsa_ca);
+    let reason = failed_at(&verify(&no_cache()), Check::AuthenticTimestamp);
+    assert!(
+        reason.starts_with(
+            "timestamping authority chain: certificate CN=Revocation TSA,O=Test TSA,C=US: CRL "
+        ) && reason.contains("/tsa.crl: revoked at "),
+        "{reason}"
+    );
+}
