@@ -826,3 +826,32 @@ fn a_revoked_timestamping_certificate_fails_authentic_timestamp() {
         "{reason}"
     );
 }
+
+#[test]
+fn an_expired_crl_is_unknown_and_fails_where_enforced() {
+    let fx = Fixture::new(Endpoints::CrlOnly);
+    // The CA's CRL expired an hour ago (made a day ago, valid for 23 hours).
+    let day_ago = SystemTime::now() - Duration::from_secs(24 * 3600);
+    let expired = fx.intermediate.sign_crl(&support::revocation::CrlDraft {
+        this_update: day_ago,
+        next_update: Some(day_ago + Duration::from_secs(23 * 3600)),
+        number: Some(7),
+        delta_base: None,
+        freshest_crl: None,
+        entries: Vec::new(),
+    });
+    std::fs::write(fx.crls.dir.join("ca.crl"), expired).expect("write");
+    let checker = fx.checker(RevocationSettings {
+        cache_dir: None,
+        ..RevocationSettings::default()
+    });
+    let report = fx.verify(Format::Cose, strict(), &checker);
+    let reason = failed_at(&report, Check::Revocation);
+    assert!(
+        reason.contains("/ca.crl: unknown: ") && reason.contains("expired at"),
+        "{reason}"
+    );
+    let report = fx.verify(Format::Jws, serde_json::json!({"level": "audit"}), &checker);
+    passed(&report);
+    assert_eq!(methods(&report)[0].2, "unknown");
+}
