@@ -507,7 +507,7 @@ impl Checker {
         let crl = Crl::from_pem_or_der(&der).map_err(|e| e.to_string())?;
         crl.validate(issuer, now).map_err(|e| e.to_string())?;
         let crl = Arc::new(crl);
-        self.store.keep_crl(url, Arc::clone(&crl));
+        self.store.keep_crl(url, Arc::clone(&crl), issuer);
         Ok(crl)
     }
 }

@@ -25,7 +25,9 @@ pub(super) struct Store {
     max_cache_bytes: u64,
     crl_dir: Option<PathBuf>,
     ocsp: Mutex<LruCache<(String, Vec<u8>), OcspAnswer>>,
-    crls: Mutex<LruCache<String, Arc<Crl>>>,
+    /// Parsed CRLs by URL, with the issuer certificate (DER) each was validated
+    /// against: a hit for the same issuer needs only the time checked again.
+    crls: Mutex<LruCache<String, (Arc<Crl>, Vec<u8>)>>,
     shipped: Mutex<Shipped>,
 }
 
@@ -34,6 +36,24 @@ pub(super) struct Store {
 struct Shipped {
     stamp: Option<(SystemTime, u64)>,
     crls: Vec<(String, Arc<Crl>)>,
+    /// (index into `crls`, issuer certificate DER) pairs whose signature checked.
+    validated: std::collections::HashSet<(usize, Vec<u8>)>,
+}
+
+/// Within thisUpdate ≤ now < nextUpdate: what `Crl::validate` checks of the time,
+/// the only part of a validated CRL that changes.
+fn current(crl: &Crl, now: SystemTime) -> bool {
+    crl.this_update() <= now && crl.next_update().is_some_and(|next| next > now)
+}
+
+/// A CRL already validated for `issuer` needs only the time checked; else the
+/// whole validation.
+fn still_valid(crl: &Crl, validated_for: &[u8], issuer: &Certificate, now: SystemTime) -> bool {
+    if validated_for == issuer.der() {
+        current(crl, now)
+    } else {
+        crl.validate(issuer, now).is_ok()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,8 +106,8 @@ impl Store {
         now: SystemTime,
     ) -> Option<(Arc<Crl>, &'static str)> {
         let from_memory = lock(&self.crls).get(url).cloned();
-        if let Some(crl) = from_memory {
-            if crl.validate(issuer, now).is_ok() {
+        if let Some((crl, validated_for)) = from_memory {
+            if still_valid(&crl, &validated_for, issuer, now) {
                 return Some((crl, "crl_memory"));
             }
             lock(&self.crls).pop(url);
@@ -97,7 +117,7 @@ impl Store {
         match Crl::from_der(&bytes) {
             Ok(crl) if crl.validate(issuer, now).is_ok() => {
                 let crl = Arc::new(crl);
-                lock(&self.crls).put(url.to_owned(), Arc::clone(&crl));
+                lock(&self.crls).put(url.to_owned(), (Arc::clone(&crl), issuer.der().to_vec()));
                 Some((crl, "crl_disk"))
             }
             // Stale, damaged or not this issuer's: fetch again.
@@ -105,8 +125,8 @@ impl Store {
         }
     }
 
-    /// Keeps a fetched, validated CRL in memory and on disk.
-    pub(super) fn keep_crl(&self, url: &str, crl: Arc<Crl>) {
+    /// Keeps a fetched CRL, validated for `issuer`, in memory and on disk.
+    pub(super) fn keep_crl(&self, url: &str, crl: Arc<Crl>, issuer: &Certificate) {
         if let Some(path) = self.cache_path(url) {
             if let Err(error) = write_atomically(&path, crl.der()) {
                 tracing::warn!(path = %path.display(), %error, "cannot cache a CRL on disk");
@@ -114,7 +134,7 @@ impl Store {
                 self.bound_cache(&path);
             }
         }
-        lock(&self.crls).put(url.to_owned(), crl);
+        lock(&self.crls).put(url.to_owned(), (crl, issuer.der().to_vec()));
     }
 
     /// A CRL from `crl_dir` issued by `issuer` and valid at `now` (a delta CRL
@@ -131,16 +151,24 @@ impl Store {
         let stamp = dir_stamp(dir);
         if stamp.is_none() || shipped.stamp != stamp {
             shipped.crls = read_crl_dir(dir);
+            shipped.validated.clear();
             shipped.stamp = stamp;
         }
-        shipped
-            .crls
-            .iter()
-            .filter(|(_, crl)| crl.issuer_der() == issuer.raw_subject_der())
-            .filter(|(_, crl)| crl.delta_base().is_some() == delta)
-            .filter(|(_, crl)| crl.validate(issuer, now).is_ok())
-            .max_by_key(|(_, crl)| crl.this_update())
-            .map(|(name, crl)| (name.clone(), Arc::clone(crl)))
+        let Shipped {
+            crls, validated, ..
+        } = &mut *shipped;
+        crls.iter()
+            .enumerate()
+            .filter(|(_, (_, crl))| crl.issuer_der() == issuer.raw_subject_der())
+            .filter(|(_, (_, crl))| crl.delta_base().is_some() == delta)
+            .filter(|(_, (_, crl))| current(crl, now))
+            .filter(|(index, (_, crl))| {
+                let key = (*index, issuer.der().to_vec());
+                validated.contains(&key)
+                    || (crl.validate(issuer, now).is_ok() && validated.insert(key))
+            })
+            .max_by_key(|(_, (_, crl))| crl.this_update())
+            .map(|(_, (name, crl))| (name.clone(), Arc::clone(crl)))
     }
 
     fn cache_path(&self, url: &str) -> Option<PathBuf> {
