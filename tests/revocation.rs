@@ -855,3 +855,28 @@ fn an_expired_crl_is_unknown_and_fails_where_enforced() {
     passed(&report);
     assert_eq!(methods(&report)[0].2, "unknown");
 }
+
+#[test]
+fn a_certificate_naming_more_distribution_points_than_are_checked_is_unknown() {
+    let mut fx = Fixture::new(Endpoints::CrlOnly);
+    let urls: Vec<String> = (0..=pullgate::revocation::MAX_URLS_PER_CERTIFICATE)
+        .map(|i| format!("URI:http://127.0.0.1:{}/ca.crl?{i}", fx.crls.port))
+        .collect();
+    fx.leaf = fx.intermediate.issue(
+        &fx.pki,
+        &CertSpec::leaf("/C=US/ST=WA/L=Seattle/O=Notary/CN=Revocation Leaf")
+            .extra(&format!("crlDistributionPoints = {}", urls.join(", "))),
+    );
+    let reason = failed_at(
+        &fx.verify(Format::Cose, strict(), &fx.default_checker()),
+        Check::Revocation,
+    );
+    assert!(
+        reason.ends_with(&format!(
+            "unknown: the certificate names {} CRL distribution points; pullgate checks at most {}",
+            urls.len(),
+            pullgate::revocation::MAX_URLS_PER_CERTIFICATE
+        )),
+        "{reason}"
+    );
+}

@@ -39,6 +39,10 @@ pub const MAX_OCSP_RESPONSE_BYTES: u64 = 20 * 1024;
 pub const CRL_TIMEOUT: Duration = Duration::from_secs(5);
 /// notation's limit on one CRL.
 pub const MAX_CRL_BYTES: u64 = 32 * 1024 * 1024;
+/// OCSP URLs tried per certificate (the rest are ignored), and CRL distribution
+/// points a certificate may name (more is an unknown status), so that one
+/// check's time is bounded.
+pub const MAX_URLS_PER_CERTIFICATE: usize = 4;
 /// Default bound on the CRL cache directory's total size.
 pub const DEFAULT_MAX_CACHE_BYTES: u64 = 512 * 1024 * 1024;
 /// Default CRL cache directory (systemd `CacheDirectory=pullgate`).
@@ -292,11 +296,17 @@ impl Checker {
         now: SystemTime,
     ) -> CertCheck {
         let subject = cert.subject_string();
-        let ocsp_urls = match purpose {
+        let mut ocsp_urls = match purpose {
             Purpose::Signing => cert.ocsp_urls(),
             Purpose::Timestamping => Vec::new(),
         };
         let crl_urls = cert.crl_urls();
+        // Each URL may take its whole timeout: a bounded number per certificate
+        // bounds the time one check can take (real certificates name one or two).
+        // Only OCSP URLs are cut (the first definitive answer decides anyway);
+        // every distribution point must be checked, so more than the bound is an
+        // unknown status (below), never a partial check.
+        ocsp_urls.truncate(MAX_URLS_PER_CERTIFICATE);
         if ocsp_urls.is_empty() && crl_urls.is_empty() {
             return CertCheck {
                 subject,
@@ -410,6 +420,15 @@ impl Checker {
         signing_time: Option<SystemTime>,
         now: SystemTime,
     ) -> Result<CertCheck, (Option<String>, String)> {
+        if urls.len() > MAX_URLS_PER_CERTIFICATE {
+            return Err((
+                urls.first().cloned(),
+                format!(
+                    "the certificate names {} CRL distribution points; pullgate checks at most {MAX_URLS_PER_CERTIFICATE}",
+                    urls.len()
+                ),
+            ));
+        }
         if let Some((file, base)) = self.store.shipped_crl(issuer, now, false) {
             self.observer.cache_hit("crl_dir");
             let delta = if base.has_freshest_crl() {
