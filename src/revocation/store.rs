@@ -27,9 +27,12 @@ pub(super) struct Store {
     ocsp: Mutex<LruCache<(String, Vec<u8>), OcspAnswer>>,
     /// Parsed CRLs by URL, with the issuer certificate (DER) each was validated
     /// against: a hit for the same issuer needs only the time checked again.
-    crls: Mutex<LruCache<String, (Arc<Crl>, Vec<u8>)>>,
+    crls: Mutex<LruCache<String, ValidatedCrl>>,
     shipped: Mutex<Shipped>,
 }
+
+/// A parsed CRL and the DER of the issuer certificate it was validated against.
+type ValidatedCrl = (Arc<Crl>, Vec<u8>);
 
 /// The parsed contents of `crl_dir`, re-read when the directory changes.
 #[derive(Default)]
