@@ -114,6 +114,56 @@ pub fn attribute_short_name(oid: &const_oid::ObjectIdentifier) -> Option<&'stati
     NAMES.iter().find(|(o, _)| o == oid).map(|(_, n)| *n)
 }
 
+/// A name in RFC 4514 form exactly as x509-cert's `Display` writes it, without
+/// its cost where that is safe: x509-cert looks every attribute type up in the
+/// whole OID name database (~10 µs per name). Names made only of single-valued
+/// CN, O, OU, C, L, ST attributes whose values are plain printable ASCII (nothing
+/// RFC 4514 escapes) are written here; any other name by x509-cert.
+pub fn name_string(name: &x509_cert::name::Name) -> String {
+    use const_oid::db::rfc4519;
+    const PLAIN: [(const_oid::ObjectIdentifier, &str); 6] = [
+        (rfc4519::CN, "CN"),
+        (rfc4519::O, "O"),
+        (rfc4519::OU, "OU"),
+        (rfc4519::C, "C"),
+        (rfc4519::L, "L"),
+        (rfc4519::ST, "ST"),
+    ];
+    fn plain_value(value: &der::Any) -> Option<&str> {
+        if !matches!(
+            value.tag(),
+            der::Tag::PrintableString | der::Tag::Utf8String
+        ) {
+            return None;
+        }
+        let text = std::str::from_utf8(value.value()).ok()?;
+        // Letters, digits, space and PrintableString's punctuation that RFC 4514
+        // does not escape: valid in both string types, written as is.
+        let plain_char = |c: char| c.is_ascii_alphanumeric() || " '()-./:?".contains(c);
+        let plain = !text.is_empty()
+            && !text.starts_with(' ')
+            && !text.ends_with(' ')
+            && text.chars().all(plain_char);
+        plain.then_some(text)
+    }
+    let rdns: Vec<_> = name.iter_rdn().collect();
+    let mut parts = Vec::with_capacity(rdns.len());
+    for rdn in rdns.into_iter().rev() {
+        let mut atvs = rdn.iter();
+        let (Some(atv), None) = (atvs.next(), atvs.next()) else {
+            return name.to_string();
+        };
+        let Some((_, key)) = PLAIN.iter().find(|(oid, _)| *oid == atv.oid) else {
+            return name.to_string();
+        };
+        let Some(value) = plain_value(&atv.value) else {
+            return name.to_string();
+        };
+        parts.push(format!("{key}={value}"));
+    }
+    parts.join(",")
+}
+
 /// An attribute value as the Go string notation compares (Go `encoding/asn1` decodes
 /// PrintableString, UTF8String, IA5String, T61String, NumericString and BMPString
 /// into a string; T.61 bytes are taken as they are, so only UTF-8 ones can equal a
@@ -287,12 +337,12 @@ impl Certificate {
     /// OID name database, which cost ~10% of a verification while only error paths
     /// and the report's signer line read it (benches/verify.rs).
     pub fn subject_string(&self) -> String {
-        self.parsed.tbs_certificate().subject().to_string()
+        name_string(self.parsed.tbs_certificate().subject())
     }
 
     /// The issuer DN in RFC 4514 form, for messages; formatted on each call.
     pub fn issuer_string(&self) -> String {
-        self.parsed.tbs_certificate().issuer().to_string()
+        name_string(self.parsed.tbs_certificate().issuer())
     }
 
     /// notBefore (RFC 5280 §4.1.2.5).
@@ -746,6 +796,56 @@ pub fn check_trust_store_certificate(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn name_string_writes_what_x509_cert_writes() {
+        use std::str::FromStr;
+        for text in [
+            "CN=Test Leaf,O=Notary,L=Seattle,ST=WA,C=US",
+            "CN=a.example.com,OU=Ops (east),O=Acme Inc.,C=US",
+            "CN=Comma\\, Inc,O=x",
+            "CN=Plus\\+Sign",
+            "CN=\\#hash",
+            "CN=quote\\\"d",
+            "CN=semi\\;colon,O=less\\<more\\>",
+            "CN=equals=sign",
+            "CN=at@sign,O=x",
+            "CN=multi+O=valued,C=US",
+            "UID=jdoe,CN=x",
+            "SERIALNUMBER=123,CN=x",
+            "STREET=1 Main St,POSTALCODE=98101",
+            "CN=",
+            "C=US",
+        ] {
+            let name =
+                x509_cert::name::Name::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(name_string(&name), name.to_string(), "{text}");
+        }
+        // Types other than PrintableString and UTF8String, and non-ASCII text.
+        let mut name = x509_cert::name::RdnSequence::default();
+        for (oid, value) in [
+            (
+                const_oid::db::rfc4519::CN,
+                der::Any::new(der::Tag::Ia5String, b"ia5".to_vec()).expect("any"),
+            ),
+            (
+                const_oid::db::rfc4519::O,
+                der::Any::new(der::Tag::Utf8String, "Zürich".as_bytes().to_vec()).expect("any"),
+            ),
+            (
+                const_oid::db::rfc4519::OU,
+                der::Any::new(der::Tag::Utf8String, b" padded ".to_vec()).expect("any"),
+            ),
+        ] {
+            let mut rdn = x509_cert::name::RelativeDistinguishedName::default();
+            rdn.insert(x509_cert::attr::AttributeTypeAndValue { oid, value })
+                .expect("insert");
+            name.push(rdn);
+        }
+        let name =
+            x509_cert::name::Name::from_der(&name.to_der().expect("encode")).expect("decode");
+        assert_eq!(name_string(&name), name.to_string());
+    }
     use super::*;
 
     #[test]
