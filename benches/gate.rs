@@ -145,15 +145,9 @@ fn empty_layer() -> Blob {
     Blob::new("application/vnd.oci.image.layer.v1.tar", vec![0; 1024])
 }
 
-/// Pushes image `n` (distinct config → distinct digest) to `repo`, signs it and
-/// pushes the signature and its referrers tag-schema index. Returns the manifest.
-fn push_signed(
-    http: &mut Http,
-    signer: &signer::Signer,
-    repo: &str,
-    n: usize,
-    tag: Option<&str>,
-) -> Blob {
+/// Pushes image `n` (distinct config → distinct digest) to `repo` (its empty layer
+/// must be there already), under `tag` or its digest. Returns the manifest.
+fn push_image(http: &mut Http, repo: &str, n: usize, tag: Option<&str>) -> Blob {
     let layer = empty_layer();
     let config = Blob::new(
         "application/vnd.oci.image.config.v1+json",
@@ -174,20 +168,23 @@ fn push_signed(
     );
     http.blob(repo, &config);
     http.manifest(repo, tag.unwrap_or(&manifest.digest.to_string()), &manifest);
+    manifest
+}
 
+/// Pushes image `n` (distinct config → distinct digest) to `repo`, signs it and
+/// pushes the signature and its referrers tag-schema index. Returns the manifest.
+fn push_signed(
+    http: &mut Http,
+    signer: &signer::Signer,
+    repo: &str,
+    n: usize,
+    tag: Option<&str>,
+) -> Blob {
+    let manifest = push_image(http, repo, n, tag);
     let envelope = Blob::new(
         Format::Cose.media_type(),
         signer
-            .envelope(
-                Target {
-                    media_type: MANIFEST.into(),
-                    digest: manifest.digest.to_string(),
-                    size: manifest.size(),
-                    annotations: Vec::new(),
-                    artifact_type: None,
-                },
-                Format::Cose,
-            )
+            .envelope(target_of(&manifest), Format::Cose)
             .expect("sign"),
     );
     let empty = Blob::new(EMPTY, b"{}".to_vec());
@@ -228,24 +225,7 @@ fn push_flood(http: &mut Http, signer: &signer::Signer, count: usize) -> Blob {
     http.blob(FLOOD_REPO, &layer);
     let empty = Blob::new(EMPTY, b"{}".to_vec());
     http.blob(FLOOD_REPO, &empty);
-    let config = Blob::new(
-        "application/vnd.oci.image.config.v1+json",
-        serde_json::to_vec(&json!({
-            "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/true"]},
-            "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
-        }))
-        .expect("json"),
-    );
-    let manifest = Blob::new(
-        MANIFEST,
-        serde_json::to_vec(&json!({
-            "schemaVersion": 2, "mediaType": MANIFEST,
-            "config": config.descriptor(), "layers": [layer.descriptor()],
-        }))
-        .expect("json"),
-    );
-    http.blob(FLOOD_REPO, &config);
-    http.manifest(FLOOD_REPO, "v1", &manifest);
+    let manifest = push_image(http, FLOOD_REPO, 0, Some("v1"));
 
     let real = signer
         .envelope(target_of(&manifest), Format::Cose)

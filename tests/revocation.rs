@@ -139,6 +139,14 @@ impl Fixture {
         Arc::new(Checker::new(settings, self.handle.clone()))
     }
 
+    /// A checker that keeps CRLs in memory only.
+    fn memory_checker(&self) -> Arc<Checker> {
+        self.checker(RevocationSettings {
+            cache_dir: None,
+            ..RevocationSettings::default()
+        })
+    }
+
     fn default_checker(&self) -> Arc<Checker> {
         self.checker(RevocationSettings {
             cache_dir: Some(self.cache_dir.path().to_owned()),
@@ -361,10 +369,7 @@ fn a_revoked_leaf_fails_at_strict_is_logged_at_permissive_and_skipped_by_overrid
 #[test]
 fn crl_only_leaf_good_then_revoked() {
     let mut fx = Fixture::new(Endpoints::CrlOnly);
-    let checker = fx.checker(RevocationSettings {
-        cache_dir: None,
-        ..RevocationSettings::default()
-    });
+    let checker = fx.memory_checker();
     let report = fx.verify(Format::Cose, strict(), &checker);
     passed(&report);
     assert_eq!(
@@ -373,10 +378,7 @@ fn crl_only_leaf_good_then_revoked() {
     );
     fx.revoke_leaf();
     // A fresh checker: the first one keeps the good CRL until its nextUpdate.
-    let checker = fx.checker(RevocationSettings {
-        cache_dir: None,
-        ..RevocationSettings::default()
-    });
+    let checker = fx.memory_checker();
     let reason = failed_at(
         &fx.verify(Format::Jws, strict(), &checker),
         Check::Revocation,
@@ -796,13 +798,7 @@ fn a_revoked_timestamping_certificate_fails_authentic_timestamp() {
         let checker: &dyn pullgate::revocation::RevocationCheck = checker.as_ref();
         verifier.verify_one_with(&target, &blob, Some(checker))
     };
-    let no_cache = || {
-        fx.checker(RevocationSettings {
-            cache_dir: None,
-            ..RevocationSettings::default()
-        })
-    };
-    let report = verify(&no_cache());
+    let report = verify(&fx.memory_checker());
     passed(&report);
     let tsa_checks = report
         .timestamp_revocation
@@ -818,7 +814,7 @@ fn a_revoked_timestamping_certificate_fails_authentic_timestamp() {
         Revocation::Reason("keyCompromise"),
     );
     publish(&tsa_ca);
-    let reason = failed_at(&verify(&no_cache()), Check::AuthenticTimestamp);
+    let reason = failed_at(&verify(&fx.memory_checker()), Check::AuthenticTimestamp);
     assert!(
         reason.starts_with(
             "timestamping authority chain: certificate CN=Revocation TSA,O=Test TSA,C=US: CRL "
@@ -841,10 +837,7 @@ fn an_expired_crl_is_unknown_and_fails_where_enforced() {
         entries: Vec::new(),
     });
     std::fs::write(fx.crls.dir.join("ca.crl"), expired).expect("write");
-    let checker = fx.checker(RevocationSettings {
-        cache_dir: None,
-        ..RevocationSettings::default()
-    });
+    let checker = fx.memory_checker();
     let report = fx.verify(Format::Cose, strict(), &checker);
     let reason = failed_at(&report, Check::Revocation);
     assert!(

@@ -321,9 +321,8 @@ impl Default for Pki {
     }
 }
 
-/// `openssl ca` date: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280
-/// §4.1.2.5).
-fn asn1_date(t: SystemTime) -> String {
+/// (year, month, day, hour, minute, second) of `t` in UTC.
+pub fn civil(t: SystemTime) -> (i64, i64, i64, u64, u64, u64) {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .expect("fixture dates are after 1970")
@@ -340,7 +339,13 @@ fn asn1_date(t: SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// `openssl ca` date: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280
+/// §4.1.2.5).
+fn asn1_date(t: SystemTime) -> String {
+    let (y, m, d, hh, mm, ss) = civil(t);
     if (1950..2050).contains(&y) {
         format!("{:02}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z", y % 100)
     } else {

@@ -27,7 +27,7 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
-use super::pki::{CertSpec, Issued, Pki};
+use super::pki::{civil, CertSpec, Issued, Pki};
 
 /// Runs an openssl command, panicking with its stderr on failure; returns stdout.
 fn openssl(cmd: &mut Command) -> Vec<u8> {
@@ -38,27 +38,6 @@ fn openssl(cmd: &mut Command) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-/// (year, month, day, hour, minute, second) in UTC.
-fn civil(t: SystemTime) -> (i64, i64, i64, u64, u64, u64) {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .expect("fixture dates are after 1970")
-        .as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// `YYMMDDHHMMSSZ`, the date form of `index.txt` (dates before 2050).
