@@ -376,38 +376,107 @@ impl Config {
     }
 
     /// Parses and validates the TOML `text`; `file` is only used in error messages.
+    /// Sections are checked in the order the file documents them, so the first
+    /// error reported is the first one an operator reading top-down meets.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|source| ConfigError::Syntax {
             file: file.to_owned(),
             source: Box::new(source),
         })?;
-        let field_error = |field: &'static str, problem: String| ConfigError::Field {
-            file: file.to_owned(),
+        let fields = Fields { file };
+        let defaults = Config::default();
+        let server = fields.server(raw.server, defaults.server)?;
+        let upstream = fields.upstream(raw.upstream, defaults.upstream, &server.socket)?;
+        let log = fields.log(raw.log, defaults.log)?;
+        let policy = fields.policy(raw.policy, defaults.policy)?;
+        let registry = fields.registry(raw.registry, defaults.registry)?;
+        let verify = fields.verify(raw.verify, defaults.verify)?;
+        let cache = fields.cache(raw.cache, defaults.cache)?;
+        let metrics = fields.metrics(raw.metrics)?;
+        let revocation = fields.revocation(raw.revocation, defaults.revocation)?;
+        Ok(Config {
+            server,
+            upstream,
+            log,
+            policy,
+            registry,
+            verify,
+            cache,
+            metrics,
+            revocation,
+        })
+    }
+}
+
+/// Checks the fields of one config file, one section at a time; every error names
+/// the file and the field.
+struct Fields<'a> {
+    file: &'a Path,
+}
+
+impl Fields<'_> {
+    fn error(&self, field: &'static str, problem: String) -> ConfigError {
+        ConfigError::Field {
+            file: self.file.to_owned(),
             field,
             problem,
-        };
-        let defaults = Config::default();
+        }
+    }
 
-        let socket = raw.server.socket.unwrap_or(defaults.server.socket);
-        check_socket_path(&socket).map_err(|p| field_error("server.socket", p))?;
+    /// `path` unless it is relative.
+    fn absolute(&self, field: &'static str, path: PathBuf) -> Result<PathBuf, ConfigError> {
+        if path.is_absolute() {
+            Ok(path)
+        } else {
+            Err(self.error(field, format!("{} is not an absolute path", path.display())))
+        }
+    }
 
-        let socket_mode = match raw.server.socket_mode {
-            None => defaults.server.socket_mode,
-            Some(text) => parse_mode(&text).map_err(|p| field_error("server.socket_mode", p))?,
+    /// An optional duration within `range`, else `default`.
+    fn duration(
+        &self,
+        field: &'static str,
+        text: Option<String>,
+        default: Duration,
+        range: std::ops::RangeInclusive<Duration>,
+    ) -> Result<Duration, ConfigError> {
+        let Some(text) = text else {
+            return Ok(default);
         };
-        let socket_gid = match raw.server.socket_group {
+        let value = parse_duration(&text).map_err(|p| self.error(field, p))?;
+        if !range.contains(&value) {
+            return Err(self.error(
+                field,
+                format!(
+                    "{text:?} is outside {}ms..{}s",
+                    range.start().as_millis(),
+                    range.end().as_secs()
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn server(&self, raw: RawServer, default: ServerConfig) -> Result<ServerConfig, ConfigError> {
+        let socket = raw.socket.unwrap_or(default.socket);
+        check_socket_path(&socket).map_err(|p| self.error("server.socket", p))?;
+        let socket_mode = match raw.socket_mode {
+            None => default.socket_mode,
+            Some(text) => parse_mode(&text).map_err(|p| self.error("server.socket_mode", p))?,
+        };
+        let socket_gid = match raw.socket_group {
             None => None,
             Some(name) => {
-                Some(resolve_group(&name).map_err(|p| field_error("server.socket_group", p))?)
+                Some(resolve_group(&name).map_err(|p| self.error("server.socket_group", p))?)
             }
         };
-        let shutdown_grace = match raw.server.shutdown_grace {
-            None => defaults.server.shutdown_grace,
+        let shutdown_grace = match raw.shutdown_grace {
+            None => default.shutdown_grace,
             Some(text) => {
                 let grace =
-                    parse_duration(&text).map_err(|p| field_error("server.shutdown_grace", p))?;
+                    parse_duration(&text).map_err(|p| self.error("server.shutdown_grace", p))?;
                 if grace > MAX_SHUTDOWN_GRACE {
-                    return Err(field_error(
+                    return Err(self.error(
                         "server.shutdown_grace",
                         format!("{text:?} is longer than the maximum of 600s"),
                     ));
@@ -415,26 +484,34 @@ impl Config {
                 grace
             }
         };
-
-        let worker_threads = raw
-            .server
-            .worker_threads
-            .unwrap_or(defaults.server.worker_threads);
+        let worker_threads = raw.worker_threads.unwrap_or(default.worker_threads);
         if worker_threads == 0 || worker_threads > MAX_WORKER_THREADS {
-            return Err(field_error(
+            return Err(self.error(
                 "server.worker_threads",
                 format!("{worker_threads} is not between 1 and {MAX_WORKER_THREADS}"),
             ));
         }
+        Ok(ServerConfig {
+            socket,
+            socket_mode,
+            socket_gid,
+            shutdown_grace,
+            worker_threads,
+        })
+    }
 
-        let containerd_socket = raw
-            .upstream
-            .containerd_socket
-            .unwrap_or(defaults.upstream.containerd_socket);
+    /// `socket` is the server's own, which containerd's must differ from.
+    fn upstream(
+        &self,
+        raw: RawUpstream,
+        default: UpstreamConfig,
+        socket: &Path,
+    ) -> Result<UpstreamConfig, ConfigError> {
+        let containerd_socket = raw.containerd_socket.unwrap_or(default.containerd_socket);
         check_socket_path(&containerd_socket)
-            .map_err(|p| field_error("upstream.containerd_socket", p))?;
+            .map_err(|p| self.error("upstream.containerd_socket", p))?;
         if containerd_socket == socket {
-            return Err(field_error(
+            return Err(self.error(
                 "upstream.containerd_socket",
                 format!(
                     "{} is also server.socket; pullgate would forward to itself",
@@ -442,13 +519,13 @@ impl Config {
                 ),
             ));
         }
-        let connect_timeout = match raw.upstream.connect_timeout {
-            None => defaults.upstream.connect_timeout,
+        let connect_timeout = match raw.connect_timeout {
+            None => default.connect_timeout,
             Some(text) => {
-                let timeout = parse_duration(&text)
-                    .map_err(|p| field_error("upstream.connect_timeout", p))?;
+                let timeout =
+                    parse_duration(&text).map_err(|p| self.error("upstream.connect_timeout", p))?;
                 if timeout.is_zero() {
-                    return Err(field_error(
+                    return Err(self.error(
                         "upstream.connect_timeout",
                         "must be greater than zero".to_owned(),
                     ));
@@ -456,193 +533,151 @@ impl Config {
                 timeout
             }
         };
+        Ok(UpstreamConfig {
+            containerd_socket,
+            connect_timeout,
+        })
+    }
 
-        let format = raw.log.format.unwrap_or(defaults.log.format);
-        let level = raw.log.level.unwrap_or(defaults.log.level);
+    fn log(&self, raw: RawLog, default: LogConfig) -> Result<LogConfig, ConfigError> {
+        let format = raw.format.unwrap_or(default.format);
+        let level = raw.level.unwrap_or(default.level);
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&level) {
-            return Err(field_error(
+            return Err(self.error(
                 "log.level",
                 format!("{level:?} is not a valid filter directive: {e}"),
             ));
         }
+        Ok(LogConfig { format, level })
+    }
 
-        let duration = |field: &'static str,
-                        text: Option<String>,
-                        default: Duration,
-                        min: Duration,
-                        max: Duration| {
-            let Some(text) = text else {
-                return Ok(default);
-            };
-            let value = parse_duration(&text).map_err(|p| field_error(field, p))?;
-            if value < min || value > max {
-                return Err(field_error(
-                    field,
-                    format!(
-                        "{text:?} is outside {}ms..{}s",
-                        min.as_millis(),
-                        max.as_secs()
-                    ),
-                ));
-            }
-            Ok(value)
-        };
-        let policy_dir = raw.policy.dir.unwrap_or(defaults.policy.dir);
-        if !policy_dir.is_absolute() {
-            return Err(field_error(
-                "policy.dir",
-                format!("{} is not an absolute path", policy_dir.display()),
-            ));
-        }
-        let policy = PolicyConfig {
-            dir: policy_dir,
-            unmatched: raw.policy.unmatched.unwrap_or(defaults.policy.unmatched),
-            reload_interval: duration(
+    fn policy(&self, raw: RawPolicy, default: PolicyConfig) -> Result<PolicyConfig, ConfigError> {
+        Ok(PolicyConfig {
+            dir: self.absolute("policy.dir", raw.dir.unwrap_or(default.dir))?,
+            unmatched: raw.unmatched.unwrap_or(default.unmatched),
+            reload_interval: self.duration(
                 "policy.reload_interval",
-                raw.policy.reload_interval,
-                defaults.policy.reload_interval,
-                Duration::from_millis(100),
-                Duration::from_secs(3600),
+                raw.reload_interval,
+                default.reload_interval,
+                Duration::from_millis(100)..=Duration::from_secs(3600),
             )?,
-        };
-        let hosts_dir = raw
-            .registry
-            .hosts_dir
-            .unwrap_or(defaults.registry.hosts_dir);
-        if !hosts_dir.is_absolute() {
-            return Err(field_error(
-                "registry.hosts_dir",
-                format!("{} is not an absolute path", hosts_dir.display()),
-            ));
-        }
-        if let Some(file) = &raw.registry.credentials_file {
-            if !file.is_absolute() {
-                return Err(field_error(
-                    "registry.credentials_file",
-                    format!("{} is not an absolute path", file.display()),
-                ));
-            }
-        }
-        let insecure = raw.registry.insecure.unwrap_or_default();
+        })
+    }
+
+    fn registry(
+        &self,
+        raw: RawRegistry,
+        default: RegistrySettings,
+    ) -> Result<RegistrySettings, ConfigError> {
+        let hosts_dir = self.absolute(
+            "registry.hosts_dir",
+            raw.hosts_dir.unwrap_or(default.hosts_dir),
+        )?;
+        let credentials_file = raw
+            .credentials_file
+            .map(|file| self.absolute("registry.credentials_file", file))
+            .transpose()?;
+        let insecure = raw.insecure.unwrap_or_default();
         if let Some(bad) = insecure
             .iter()
             .find(|h| h.is_empty() || h.contains('/') || h.contains("://"))
         {
-            return Err(field_error(
-                "registry.insecure",
-                format!("{bad:?} is not a host[:port]"),
-            ));
+            return Err(self.error("registry.insecure", format!("{bad:?} is not a host[:port]")));
         }
-        let registry = RegistrySettings {
+        Ok(RegistrySettings {
             hosts_dir,
-            credentials_file: raw.registry.credentials_file,
+            credentials_file,
             insecure,
-            timeout: duration(
+            timeout: self.duration(
                 "registry.timeout",
-                raw.registry.timeout,
-                defaults.registry.timeout,
-                Duration::from_millis(100),
-                Duration::from_secs(600),
+                raw.timeout,
+                default.timeout,
+                Duration::from_millis(100)..=Duration::from_secs(600),
             )?,
-        };
-        let max_signatures = raw
-            .verify
-            .max_signatures
-            .unwrap_or(defaults.verify.max_signatures);
+        })
+    }
+
+    fn verify(
+        &self,
+        raw: RawVerify,
+        default: VerifySettings,
+    ) -> Result<VerifySettings, ConfigError> {
+        let max_signatures = raw.max_signatures.unwrap_or(default.max_signatures);
         if max_signatures == 0 || max_signatures > 1000 {
-            return Err(field_error(
+            return Err(self.error(
                 "verify.max_signatures",
                 format!("{max_signatures} is not between 1 and 1000"),
             ));
         }
-        let max_entries = raw.cache.max_entries.unwrap_or(defaults.cache.max_entries);
+        Ok(VerifySettings { max_signatures })
+    }
+
+    fn cache(&self, raw: RawCache, default: CacheSettings) -> Result<CacheSettings, ConfigError> {
+        let max_entries = raw.max_entries.unwrap_or(default.max_entries);
         if max_entries == 0 || max_entries > 1_000_000 {
-            return Err(field_error(
+            return Err(self.error(
                 "cache.max_entries",
                 format!("{max_entries} is not between 1 and 1000000"),
             ));
         }
-        let cache = CacheSettings {
+        Ok(CacheSettings {
             max_entries,
-            allow_ttl: duration(
+            allow_ttl: self.duration(
                 "cache.allow_ttl",
-                raw.cache.allow_ttl,
-                defaults.cache.allow_ttl,
-                Duration::ZERO,
-                Duration::from_secs(7 * 24 * 3600),
+                raw.allow_ttl,
+                default.allow_ttl,
+                Duration::ZERO..=Duration::from_secs(7 * 24 * 3600),
             )?,
-            deny_ttl: duration(
+            deny_ttl: self.duration(
                 "cache.deny_ttl",
-                raw.cache.deny_ttl,
-                defaults.cache.deny_ttl,
-                Duration::ZERO,
-                Duration::from_secs(3600),
+                raw.deny_ttl,
+                default.deny_ttl,
+                Duration::ZERO..=Duration::from_secs(3600),
             )?,
-        };
-        let metrics = MetricsConfig {
-            listen: match raw.metrics.listen {
-                None => None,
-                Some(text) => Some(
-                    parse_metrics_listen(&text).map_err(|p| field_error("metrics.listen", p))?,
-                ),
-            },
-        };
-        if let Some(MetricsListen::Unix(path)) = &metrics.listen {
-            check_socket_path(path).map_err(|p| field_error("metrics.listen", p))?;
+        })
+    }
+
+    fn metrics(&self, raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
+        let error = |p| self.error("metrics.listen", p);
+        let listen = raw
+            .listen
+            .map(|text| parse_metrics_listen(&text).map_err(error))
+            .transpose()?;
+        if let Some(MetricsListen::Unix(path)) = &listen {
+            check_socket_path(path).map_err(error)?;
         }
+        Ok(MetricsConfig { listen })
+    }
 
-        let revocation = RevocationConfig {
-            cache_dir: match raw.revocation.cache_dir {
-                None => defaults.revocation.cache_dir,
-                Some(dir) if dir.as_os_str().is_empty() => None,
-                Some(dir) if dir.is_relative() => {
-                    return Err(field_error(
-                        "revocation.cache_dir",
-                        format!("{} is not an absolute path", dir.display()),
-                    ))
-                }
-                Some(dir) => Some(dir),
-            },
-            max_cache_bytes: match raw.revocation.max_cache_mib {
-                None => defaults.revocation.max_cache_bytes,
-                Some(mib) if (1..=65536).contains(&mib) => mib * 1024 * 1024,
-                Some(mib) => {
-                    return Err(field_error(
-                        "revocation.max_cache_mib",
-                        format!("{mib} is not between 1 and 65536"),
-                    ))
-                }
-            },
-            crl_dir: match raw.revocation.crl_dir {
-                Some(dir) if dir.is_relative() => {
-                    return Err(field_error(
-                        "revocation.crl_dir",
-                        format!("{} is not an absolute path", dir.display()),
-                    ))
-                }
-                dir => dir,
-            },
+    fn revocation(
+        &self,
+        raw: RawRevocation,
+        default: RevocationConfig,
+    ) -> Result<RevocationConfig, ConfigError> {
+        let cache_dir = match raw.cache_dir {
+            None => default.cache_dir,
+            // "" turns the disk cache off.
+            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(self.absolute("revocation.cache_dir", dir)?),
         };
-
-        Ok(Config {
-            policy,
-            registry,
-            revocation,
-            verify: VerifySettings { max_signatures },
-            cache,
-            metrics,
-            server: ServerConfig {
-                socket,
-                socket_mode,
-                socket_gid,
-                shutdown_grace,
-                worker_threads,
-            },
-            upstream: UpstreamConfig {
-                containerd_socket,
-                connect_timeout,
-            },
-            log: LogConfig { format, level },
+        let max_cache_bytes = match raw.max_cache_mib {
+            None => default.max_cache_bytes,
+            Some(mib) if (1..=65536).contains(&mib) => mib * 1024 * 1024,
+            Some(mib) => {
+                return Err(self.error(
+                    "revocation.max_cache_mib",
+                    format!("{mib} is not between 1 and 65536"),
+                ))
+            }
+        };
+        let crl_dir = raw
+            .crl_dir
+            .map(|dir| self.absolute("revocation.crl_dir", dir))
+            .transpose()?;
+        Ok(RevocationConfig {
+            cache_dir,
+            max_cache_bytes,
+            crl_dir,
         })
     }
 }

@@ -186,53 +186,16 @@ fn revocation_fetch(
     out: &std::path::Path,
     timeout: u64,
 ) -> ExitCode {
-    use pullgate::pki::Certificate;
-    let mut certs = Vec::new();
-    match pullgate::policy_dir::load_policy_dir(policy_dir) {
-        Ok(loaded) => {
-            for store in &loaded.stores {
-                for der in &store.certificates_der {
-                    match Certificate::from_der(der) {
-                        Ok(cert) => certs.push(cert),
-                        Err(error) => {
-                            eprintln!("Error: trust store {:?}: {error}", store.name);
-                            return ExitCode::from(EXIT_ERROR);
-                        }
-                    }
-                }
-            }
-        }
-        Err(error) => {
-            eprintln!("Error: {error}");
-            return ExitCode::from(EXIT_ERROR);
-        }
-    }
-    for file in files {
-        match std::fs::read(file)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                Certificate::parse_pem_or_der_bundle(&bytes).map_err(|e| e.to_string())
-            }) {
-            Ok(mut found) => certs.append(&mut found),
-            Err(error) => {
-                eprintln!("Error: {}: {error}", file.display());
-                return ExitCode::from(EXIT_ERROR);
-            }
-        }
-    }
+    let certs = match certificates(policy_dir, files) {
+        Ok(certs) => certs,
+        Err(message) => return error_exit(&message),
+    };
     if let Err(error) = std::fs::create_dir_all(out) {
-        eprintln!("Error: {}: {error}", out.display());
-        return ExitCode::from(EXIT_ERROR);
+        return error_exit(&format!("{}: {error}", out.display()));
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("Error: cannot start the async runtime: {error}");
-            return ExitCode::from(EXIT_ERROR);
-        }
+        Err(message) => return error_exit(&message),
     };
     let fetched = runtime.block_on(pullgate::revocation::fetch_crls(
         &certs,
@@ -262,24 +225,71 @@ fn revocation_fetch(
     }
 }
 
+/// The certificates `revocation fetch` reads: every one in the trust stores of
+/// `policy_dir`, then every one in each of `files`.
+fn certificates(
+    policy_dir: &std::path::Path,
+    files: &[PathBuf],
+) -> Result<Vec<pullgate::pki::Certificate>, String> {
+    use pullgate::pki::Certificate;
+    let loaded =
+        pullgate::policy_dir::load_policy_dir(policy_dir).map_err(|error| error.to_string())?;
+    let mut certs = Vec::new();
+    for store in &loaded.stores {
+        for der in &store.certificates_der {
+            let cert = Certificate::from_der(der)
+                .map_err(|error| format!("trust store {:?}: {error}", store.name))?;
+            certs.push(cert);
+        }
+    }
+    for file in files {
+        let mut found = std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                Certificate::parse_pem_or_der_bundle(&bytes).map_err(|e| e.to_string())
+            })
+            .map_err(|error| format!("{}: {error}", file.display()))?;
+        certs.append(&mut found);
+    }
+    Ok(certs)
+}
+
 fn verify(args: VerifyArgs) -> ExitCode {
+    let (output, verbose) = (args.output, args.verbose);
+    let outcome = match run_verification(args) {
+        Ok(outcome) => outcome,
+        Err(message) => return error_exit(&message),
+    };
+    let text = match output {
+        OutputFormat::Json => match serde_json::to_string_pretty(&outcome) {
+            Ok(json) => json + "\n",
+            Err(error) => return error_exit(&format!("cannot encode the result: {error}")),
+        },
+        OutputFormat::Text => outcome.to_text(verbose),
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    if outcome.verified() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_VERIFICATION_FAILED)
+    }
+}
+
+/// Runs `pullgate verify` up to its outcome; `Err` is the message for a run that
+/// reached no verdict (bad arguments, policy, layout, registry).
+fn run_verification(args: VerifyArgs) -> Result<pullgate::verify::run::Outcome, String> {
     use pullgate::verify::run::{
         parse_rfc3339, verify_layout, verify_remote, LayoutVerification, RemoteVerification,
     };
-    let now = match args.at.as_deref().map(parse_rfc3339) {
+    let now = match args.at.as_deref() {
         None => std::time::SystemTime::now(),
-        Some(Some(at)) => at,
-        Some(None) => {
-            eprintln!(
-                "Error: --at {:?} is not an RFC 3339 time",
-                args.at.unwrap_or_default()
-            );
-            return ExitCode::from(EXIT_ERROR);
+        Some(at) => {
+            parse_rfc3339(at).ok_or_else(|| format!("--at {at:?} is not an RFC 3339 time"))?
         }
     };
     if args.max_signatures == 0 {
-        eprintln!("Error: --max-signatures must be at least 1");
-        return ExitCode::from(EXIT_ERROR);
+        return Err("--max-signatures must be at least 1".to_owned());
     }
     let budgets = pullgate::verify::Budgets {
         max_signature_attempts: args.max_signatures,
@@ -299,13 +309,12 @@ fn verify(args: VerifyArgs) -> ExitCode {
             budgets,
             revocation,
         }),
+        (None, Some(_)) if args.scope.is_some() => {
+            return Err(
+                "--scope applies to --oci-layout; a registry reference is its own scope".to_owned(),
+            )
+        }
         (None, Some(reference)) => {
-            if args.scope.is_some() {
-                eprintln!(
-                    "Error: --scope applies to --oci-layout; a registry reference is its own scope"
-                );
-                return ExitCode::from(EXIT_ERROR);
-            }
             let credentials = match (args.username, args.password) {
                 (Some(username), Some(password)) => {
                     pullgate::registry::Credentials::Basic { username, password }
@@ -327,47 +336,27 @@ fn verify(args: VerifyArgs) -> ExitCode {
                 budgets,
                 revocation,
             };
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(verify_remote(&request)),
-                Err(error) => {
-                    eprintln!("Error: cannot start the async runtime: {error}");
-                    return ExitCode::from(EXIT_ERROR);
-                }
-            }
+            runtime()?.block_on(verify_remote(&request))
         }
         (None, None) => {
-            eprintln!("Error: give an image reference or --oci-layout <dir>@<digest>");
-            return ExitCode::from(EXIT_ERROR);
+            return Err("give an image reference or --oci-layout <dir>@<digest>".to_owned())
         }
     };
-    match result {
-        Ok(outcome) => {
-            let text = match args.output {
-                OutputFormat::Json => match serde_json::to_string_pretty(&outcome) {
-                    Ok(json) => json + "\n",
-                    Err(error) => {
-                        eprintln!("Error: cannot encode the result: {error}");
-                        return ExitCode::from(EXIT_ERROR);
-                    }
-                },
-                OutputFormat::Text => outcome.to_text(args.verbose),
-            };
-            use std::io::Write;
-            let _ = std::io::stdout().write_all(text.as_bytes());
-            if outcome.verified() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_VERIFICATION_FAILED)
-            }
-        }
-        Err(error) => {
-            eprintln!("Error: {error}");
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+    result.map_err(|error| error.to_string())
+}
+
+/// The single-threaded runtime a one-shot command's network work runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))
+}
+
+/// Prints `Error: <message>` and gives the exit status of a run without a verdict.
+fn error_exit(message: &str) -> ExitCode {
+    eprintln!("Error: {message}");
+    ExitCode::from(EXIT_ERROR)
 }
 
 fn policy_check(dir: &std::path::Path) -> ExitCode {
@@ -406,10 +395,7 @@ fn policy_check(dir: &std::path::Path) -> ExitCode {
             let _ = std::io::stdout().write_all(out.as_bytes());
             ExitCode::SUCCESS
         }
-        Err(error) => {
-            eprintln!("Error: {error}");
-            ExitCode::from(EXIT_ERROR)
-        }
+        Err(error) => error_exit(&error.to_string()),
     }
 }
 
