@@ -41,8 +41,10 @@ async fn cold_verification(host: &str, reference: &str, credentials: &Credential
         .signature(
             &reference,
             &listed[0],
-            4 << 20,
-            32 << 20,
+            pullgate::registry::SignatureLimits {
+                manifest_bytes: 4 << 20,
+                envelope_bytes: 32 << 20,
+            },
             credentials,
             deadline,
         )

@@ -10,13 +10,18 @@ use std::time::{Duration, Instant};
 use http::Method;
 use pullgate::oci::Descriptor;
 use pullgate::reference::Reference;
-use pullgate::registry::{Credentials, RegistryClient, RegistryConfig, RegistryError};
+use pullgate::registry::{
+    Credentials, RegistryClient, RegistryConfig, RegistryError, SignatureLimits,
+};
 use support::registry::{Fault, TestRegistry};
 
 /// Scheduling slack on top of a deadline (a bound check, not a timing).
 const SLACK: Duration = Duration::from_millis(750);
-const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
-const MAX_ENVELOPE: u64 = 32 * 1024 * 1024;
+/// notation's limits: 4 MiB manifests, 32 MiB envelopes.
+const LIMITS: SignatureLimits = SignatureLimits {
+    manifest_bytes: 4 * 1024 * 1024,
+    envelope_bytes: 32 * 1024 * 1024,
+};
 const ENVELOPE: &[u8] = b"{\"payload\":\"not really a JWS\"}";
 
 fn config(registry: &TestRegistry) -> RegistryConfig {
@@ -73,14 +78,7 @@ async fn verify_flow(
         url: "no signature".into(),
     })?;
     let blob = client
-        .signature(
-            reference,
-            first,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
-            credentials,
-            until,
-        )
+        .signature(reference, first, LIMITS, credentials, until)
         .await?;
     Ok((target, signatures, blob.envelope))
 }
@@ -457,8 +455,7 @@ async fn a_500_is_not_retried_and_503_only_max_attempts_times() {
         .signature(
             &reference(&registry, "app:v1"),
             &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
+            LIMITS,
             &Credentials::None,
             until,
         )
@@ -494,8 +491,7 @@ async fn a_stalled_body_times_out_at_the_deadline() {
         .signature(
             &reference(&registry, "app:v1"),
             &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
+            LIMITS,
             &Credentials::None,
             until,
         )
@@ -525,8 +521,7 @@ async fn a_body_larger_than_its_descriptor_is_refused() {
             .signature(
                 &reference(&registry, "app:v1"),
                 &signature,
-                MAX_MANIFEST,
-                MAX_ENVELOPE,
+                LIMITS,
                 &Credentials::None,
                 until,
             )
@@ -551,8 +546,10 @@ async fn declared_sizes_over_the_budget_are_refused_before_any_request() {
         .signature(
             &reference(&registry, "app:v1"),
             &signature,
-            10,
-            MAX_ENVELOPE,
+            SignatureLimits {
+                manifest_bytes: 10,
+                ..LIMITS
+            },
             &Credentials::None,
             deadline(10.0),
         )
@@ -574,8 +571,10 @@ async fn declared_sizes_over_the_budget_are_refused_before_any_request() {
         .signature(
             &reference(&registry, "app:v1"),
             &signature,
-            MAX_MANIFEST,
-            5,
+            SignatureLimits {
+                envelope_bytes: 5,
+                ..LIMITS
+            },
             &Credentials::None,
             deadline(10.0),
         )
@@ -604,8 +603,7 @@ async fn content_that_does_not_match_its_digest_is_refused() {
         .signature(
             &reference(&registry, "app:v1"),
             &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
+            LIMITS,
             &Credentials::None,
             deadline(10.0),
         )
@@ -624,8 +622,7 @@ async fn content_that_does_not_match_its_digest_is_refused() {
         .signature(
             &reference(&registry, "app:v1"),
             &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
+            LIMITS,
             &Credentials::None,
             deadline(10.0),
         )
@@ -694,8 +691,7 @@ async fn a_redirect_loop_stops_after_five_hops() {
         .signature(
             &reference(&registry, "app:v1"),
             &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
+            LIMITS,
             &Credentials::None,
             until,
         )
@@ -730,8 +726,7 @@ async fn a_redirect_to_another_host_carries_no_credentials() {
         .signature(
             &reference(&registry, "app:v1"),
             &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
+            LIMITS,
             &credentials,
             deadline(10.0),
         )
@@ -1372,8 +1367,7 @@ async fn an_https_redirect_to_upper_case_http_is_refused_as_a_downgrade() {
         .signature(
             &reference(&registry, "app:v1"),
             &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
+            LIMITS,
             &Credentials::None,
             deadline(10.0),
         )

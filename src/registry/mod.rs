@@ -82,6 +82,16 @@ const RESOLVE_ACCEPT: &[&str] = &[
 const SIGNATURE_ACCEPT: &[&str] = &[MEDIA_TYPE_IMAGE_MANIFEST, MEDIA_TYPE_ARTIFACT_MANIFEST];
 const INDEX_ACCEPT: &[&str] = &[MEDIA_TYPE_IMAGE_INDEX];
 
+/// The most bytes one signature fetch reads ([`RegistryClient::signature`]): the
+/// caller's budgets (`verify::Budgets`: notation's 4 MiB manifests, 32 MiB envelopes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignatureLimits {
+    /// The signature manifest's declared size.
+    pub manifest_bytes: u64,
+    /// The envelope blob's declared size.
+    pub envelope_bytes: u64,
+}
+
 /// The registry client's settings. Every field has a default.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -191,6 +201,18 @@ struct Call<'a> {
     deadline: Instant,
 }
 
+/// Content addressed by a descriptor, fetched with a bound on its declared size.
+#[derive(Clone, Copy)]
+struct Content<'a> {
+    url: &'a str,
+    accept: &'a [&'a str],
+    /// What the content is, for messages ("a signature manifest").
+    what: &'static str,
+    descriptor: &'a Descriptor,
+    /// The largest declared size fetched.
+    limit: u64,
+}
+
 /// A response with the endpoint slot it holds until its body is read.
 struct Fetched {
     response: Response,
@@ -292,22 +314,17 @@ impl RegistryClient {
     /// Fetches one signature manifest and its single envelope blob (NOTARY.md
     /// §1.3), checking declared sizes against the limits before reading, reading
     /// at most the declared size, and checking digests.
-    #[allow(clippy::too_many_arguments)]
     pub async fn signature(
         &self,
         reference: &Reference,
         manifest: &Descriptor,
-        max_manifest_bytes: u64,
-        max_envelope_bytes: u64,
+        limits: SignatureLimits,
         credentials: &Credentials,
         deadline: Instant,
     ) -> Result<SignatureBlob, RegistryError> {
         let mut last = None;
         for call in self.calls(reference, Capability::Pull, credentials, deadline)? {
-            match self
-                .signature_at(&call, manifest, max_manifest_bytes, max_envelope_bytes)
-                .await
-            {
+            match self.signature_at(&call, manifest, limits).await {
                 Ok(found) => return Ok(found),
                 Err(e) => {
                     tracing::debug!(endpoint = %call.endpoint.origin, error = %e, "fetching signature failed");
@@ -579,28 +596,27 @@ impl RegistryClient {
         &self,
         call: &Call<'_>,
         manifest: &Descriptor,
-        max_manifest_bytes: u64,
-        max_envelope_bytes: u64,
+        limits: SignatureLimits,
     ) -> Result<SignatureBlob, RegistryError> {
         // 1. The signature manifest.
         let url = call.endpoint.url(&format!(
             "/{}/manifests/{}",
             call.repository, manifest.digest
         ));
-        let body = self
+        let (content_type, body) = self
             .fetch_content(
                 call,
-                &url,
-                SIGNATURE_ACCEPT,
-                "a signature manifest",
-                &manifest.digest,
-                manifest.size,
-                max_manifest_bytes,
+                &Content {
+                    url: &url,
+                    accept: SIGNATURE_ACCEPT,
+                    what: "a signature manifest",
+                    descriptor: manifest,
+                    limit: limits.manifest_bytes,
+                },
             )
             .await?;
-        let parsed: Manifest = parse_json(&url, &body.1)?;
-        let media_type = body
-            .0
+        let parsed: Manifest = parse_json(&url, &body)?;
+        let media_type = content_type
             .filter(|t| t != "application/json" && t != "application/octet-stream")
             .or(parsed.media_type.clone());
         if !matches!(
@@ -627,12 +643,13 @@ impl RegistryClient {
         let (_, envelope) = self
             .fetch_content(
                 call,
-                &url,
-                &[],
-                "a signature envelope",
-                &blob.digest,
-                blob.size,
-                max_envelope_bytes,
+                &Content {
+                    url: &url,
+                    accept: &[],
+                    what: "a signature envelope",
+                    descriptor: blob,
+                    limit: limits.envelope_bytes,
+                },
             )
             .await?;
         Ok(SignatureBlob {
@@ -642,20 +659,22 @@ impl RegistryClient {
         })
     }
 
-    /// GETs content addressed by `digest` whose descriptor says `size`: the size is
-    /// checked against `limit` before the request, at most `size` bytes are read,
-    /// and the bytes must hash to `digest`. Returns the content type and bytes.
-    #[allow(clippy::too_many_arguments)]
+    /// GETs `content`: the descriptor's size is checked against the limit before
+    /// the request, at most that size is read, and the bytes must hash to the
+    /// descriptor's digest. Returns the content type and bytes.
     async fn fetch_content(
         &self,
         call: &Call<'_>,
-        url: &str,
-        accept: &[&str],
-        what: &'static str,
-        digest: &Digest,
-        size: u64,
-        limit: u64,
+        content: &Content<'_>,
     ) -> Result<(Option<String>, Vec<u8>), RegistryError> {
+        let Content {
+            url,
+            accept,
+            what,
+            descriptor,
+            limit,
+        } = *content;
+        let size = descriptor.size;
         if size > limit {
             return Err(RegistryError::TooLarge {
                 what,
@@ -667,7 +686,9 @@ impl RegistryClient {
         let fetched = self.request(call, Method::GET, url, accept).await?;
         let response = expect_success(call, fetched.response, url).await?;
         let content_type = response.content_type();
-        let body = response.read_content(what, size, digest).await?;
+        let body = response
+            .read_content(what, size, &descriptor.digest)
+            .await?;
         Ok((content_type, body))
     }
 

@@ -98,8 +98,10 @@ impl SignatureSource for RegistrySource<'_> {
             .signature(
                 self.reference,
                 manifest,
-                budgets.max_manifest_bytes,
-                budgets.max_envelope_bytes,
+                crate::registry::SignatureLimits {
+                    manifest_bytes: budgets.max_manifest_bytes,
+                    envelope_bytes: budgets.max_envelope_bytes,
+                },
                 self.credentials,
                 self.deadline,
             )
