@@ -255,6 +255,15 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Why a fresh signature of `format` fails at `strict` with `checker`: the
+    /// revocation check's reason.
+    #[track_caller]
+    fn revocation_failure(&self, format: Format, checker: &Arc<Checker>) -> String {
+        failed_at(&self.verify(format, strict(), checker), Check::Revocation)
+    }
+}
+
 fn strict() -> serde_json::Value {
     serde_json::json!({"level": "strict"})
 }
@@ -275,6 +284,13 @@ fn failed_at(report: &SignatureReport, check: Check) -> String {
         .unwrap_or_else(|| panic!("expected a failure at {check:?}, got a pass: {report:#?}"));
     assert_eq!(*at, check, "{failure}");
     failure.to_string()
+}
+
+/// The report passed, its leaf found good by `method` from `source`.
+#[track_caller]
+fn passed_with_good_leaf(report: &SignatureReport, method: Method, source: Option<String>) {
+    passed(report);
+    assert_eq!(methods(report)[0], (method, source, "good".to_owned()));
 }
 
 /// (method, source, status) for each checked certificate, leaf first.
@@ -338,10 +354,7 @@ fn a_revoked_leaf_fails_at_strict_is_logged_at_permissive_and_skipped_by_overrid
     let mut fx = Fixture::new(Endpoints::OcspAndCrl);
     fx.revoke_leaf();
     let checker = fx.default_checker();
-    let reason = failed_at(
-        &fx.verify(Format::Cose, strict(), &checker),
-        Check::Revocation,
-    );
+    let reason = fx.revocation_failure(Format::Cose, &checker);
     assert!(
         reason.starts_with(&format!(
             "certificate CN=Revocation Leaf,O=Notary,L=Seattle,ST=WA,C=US: OCSP http://127.0.0.1:{}/: revoked at ",
@@ -371,18 +384,11 @@ fn crl_only_leaf_good_then_revoked() {
     let mut fx = Fixture::new(Endpoints::CrlOnly);
     let checker = fx.memory_checker();
     let report = fx.verify(Format::Cose, strict(), &checker);
-    passed(&report);
-    assert_eq!(
-        methods(&report)[0],
-        (Method::Crl, crl_url(&fx, "ca.crl"), "good".to_owned())
-    );
+    passed_with_good_leaf(&report, Method::Crl, crl_url(&fx, "ca.crl"));
     fx.revoke_leaf();
     // A fresh checker: the first one keeps the good CRL until its nextUpdate.
     let checker = fx.memory_checker();
-    let reason = failed_at(
-        &fx.verify(Format::Jws, strict(), &checker),
-        Check::Revocation,
-    );
+    let reason = fx.revocation_failure(Format::Jws, &checker);
     assert!(
         reason.contains(": CRL http://127.0.0.1:") && reason.ends_with("(KeyCompromise)"),
         "{reason}"
@@ -394,19 +400,12 @@ fn ocsp_responder_down_falls_back_to_the_crl_or_is_unknown_without_one() {
     let mut fx = Fixture::new(Endpoints::OcspAndCrl);
     fx.ocsp = None;
     let report = fx.verify(Format::Cose, strict(), &fx.default_checker());
-    passed(&report);
-    assert_eq!(
-        methods(&report)[0],
-        (Method::Crl, crl_url(&fx, "ca.crl"), "good".to_owned())
-    );
+    passed_with_good_leaf(&report, Method::Crl, crl_url(&fx, "ca.crl"));
 
     let mut fx = Fixture::new(Endpoints::OcspOnly);
     fx.ocsp = None;
     let checker = fx.default_checker();
-    let reason = failed_at(
-        &fx.verify(Format::Cose, strict(), &checker),
-        Check::Revocation,
-    );
+    let reason = fx.revocation_failure(Format::Cose, &checker);
     assert!(
         reason.contains(&format!(
             ": OCSP http://127.0.0.1:{}/: unknown: ",
@@ -456,10 +455,7 @@ fn a_crl_signed_by_another_key_is_unknown() {
         impostor.crl(&CrlSpec::default()).der,
     )
     .expect("write");
-    let reason = failed_at(
-        &fx.verify(Format::Cose, strict(), &fx.default_checker()),
-        Check::Revocation,
-    );
+    let reason = fx.revocation_failure(Format::Cose, &fx.default_checker());
     assert!(
         reason.contains(": CRL ") && reason.contains("unknown: ") && reason.contains("not signed"),
         "{reason}"
@@ -477,21 +473,14 @@ fn a_delegated_ocsp_responder_needs_the_ocsp_signing_eku() {
     );
     fx.start_ocsp(Some(&with_eku));
     let report = fx.verify(Format::Cose, strict(), &fx.default_checker());
-    passed(&report);
-    assert_eq!(
-        methods(&report)[0],
-        (Method::Ocsp, ocsp_url(&fx), "good".to_owned())
-    );
+    passed_with_good_leaf(&report, Method::Ocsp, ocsp_url(&fx));
 
     let without_eku = fx.intermediate.issue(
         &fx.pki,
         &CertSpec::leaf("/C=US/O=Notary/CN=Not A Responder").slot(7),
     );
     fx.start_ocsp(Some(&without_eku));
-    let reason = failed_at(
-        &fx.verify(Format::Cose, strict(), &fx.default_checker()),
-        Check::Revocation,
-    );
+    let reason = fx.revocation_failure(Format::Cose, &fx.default_checker());
     assert!(
         reason.contains("unknown: ") && reason.contains("OCSP"),
         "{reason}"
@@ -511,11 +500,7 @@ fn fetched_crls_are_reused_from_the_disk_cache_when_the_server_is_gone() {
     // A new checker (as after a restart) with the server stopped.
     fx.crls = CrlServer::start(free_port(), &fx.pki.dir().join("elsewhere"));
     let report = fx.verify(Format::Jws, strict(), &fx.default_checker());
-    passed(&report);
-    assert_eq!(
-        methods(&report)[0],
-        (Method::Crl, crl_url_at(&fx, 0, "ca.crl"), "good".to_owned())
-    );
+    passed_with_good_leaf(&report, Method::Crl, crl_url_at(&fx, 0, "ca.crl"));
 }
 
 /// The URL the leaf names, whatever server is running now.
@@ -860,10 +845,7 @@ fn a_certificate_naming_more_distribution_points_than_are_checked_is_unknown() {
         &CertSpec::leaf("/C=US/ST=WA/L=Seattle/O=Notary/CN=Revocation Leaf")
             .extra(&format!("crlDistributionPoints = {}", urls.join(", "))),
     );
-    let reason = failed_at(
-        &fx.verify(Format::Cose, strict(), &fx.default_checker()),
-        Check::Revocation,
-    );
+    let reason = fx.revocation_failure(Format::Cose, &fx.default_checker());
     assert!(
         reason.ends_with(&format!(
             "unknown: the certificate names {} CRL distribution points; pullgate checks at most {}",

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use pullgate::pki::revocation::{
     crl_status, judge_ocsp_response, ocsp_request_der, CertStatus, Crl, CrlEntry, CrlReason,
-    OcspStatus, RevocationError, MAX_OCSP_RESPONSE_BYTES,
+    OcspAnswer, OcspStatus, RevocationError, MAX_OCSP_RESPONSE_BYTES,
 };
 use pullgate::pki::PkiError;
 use support::pki::{days_from_now, CertSpec, Issued, Pki};
@@ -63,6 +63,25 @@ impl Fixture {
         crl.validate(&self.issuer(), SystemTime::now())
             .expect("openssl CRL validates");
         crl
+    }
+
+    /// The CA's CRL for `spec`, which must parse and then be refused by
+    /// [`Crl::validate`] now: why it was.
+    fn refused_crl(&self, spec: &CrlSpec) -> RevocationError {
+        let crl = Crl::from_der(&self.ca.crl(spec).der).expect("openssl CRL parses");
+        crl.validate(&self.issuer(), SystemTime::now())
+            .expect_err("the CRL is refused")
+    }
+
+    /// `response` judged now for `leaf` against the CA, without a signing time.
+    fn judge(&self, response: &[u8], leaf: &Issued) -> Result<OcspAnswer, RevocationError> {
+        judge_ocsp_response(
+            response,
+            &leaf.cert(),
+            &self.issuer(),
+            SystemTime::now(),
+            None,
+        )
     }
 
     /// An OCSP response from the CA's own key for `cert`, using our request.
@@ -390,10 +409,7 @@ fn crl_with_an_unknown_critical_extension_is_refused() {
         extensions: vec!["1.2.3.4 = critical,ASN1:NULL".to_string()],
         ..CrlSpec::default()
     };
-    let crl = Crl::from_der(&fx.ca.crl(&critical).der).expect("parses");
-    let err = crl
-        .validate(&fx.issuer(), SystemTime::now())
-        .expect_err("unknown critical extension");
+    let err = fx.refused_crl(&critical);
     assert!(
         matches!(&err, RevocationError::CrlUnknownCriticalExtension { oid, .. } if oid == "1.2.3.4"),
         "{err}"
@@ -422,10 +438,7 @@ fn indirect_crl_is_refused_and_a_plain_issuing_distribution_point_is_not() {
         ],
         ..CrlSpec::default()
     };
-    let crl = Crl::from_der(&fx.ca.crl(&idp(true)).der).expect("parses");
-    let err = crl
-        .validate(&fx.issuer(), SystemTime::now())
-        .expect_err("indirect");
+    let err = fx.refused_crl(&idp(true));
     assert!(matches!(err, RevocationError::IndirectCrl { .. }), "{err}");
     fx.validated_crl(&idp(false));
 }
@@ -729,7 +742,6 @@ fn ocsp_invalidity_date_after_the_signing_time_means_good() {
 fn ocsp_issuer_signed_variants_pass() {
     let mut fx = fixture();
     let leaf = fx.leaf("Leaf");
-    let issuer = fx.issuer();
     // No certificates in the response; ResponderID by key hash.
     for spec in [
         OcspSpec {
@@ -742,7 +754,8 @@ fn ocsp_issuer_signed_variants_pass() {
         },
     ] {
         let response = fx.ocsp_response(&leaf, &fx.ca.cert, spec);
-        let answer = judge_ocsp_response(&response, &leaf.cert(), &issuer, SystemTime::now(), None)
+        let answer = fx
+            .judge(&response, &leaf)
             .unwrap_or_else(|e| panic!("{spec:?}: {e}"));
         assert_eq!(answer.status, OcspStatus::Good, "{spec:?}");
     }
@@ -752,8 +765,7 @@ fn ocsp_issuer_signed_variants_pass() {
     let response = fx
         .ca
         .ocsp_response(&request, &fx.ca.cert, OcspSpec::default());
-    let answer = judge_ocsp_response(&response, &leaf.cert(), &issuer, SystemTime::now(), None)
-        .expect("SHA-256 CertID");
+    let answer = fx.judge(&response, &leaf).expect("SHA-256 CertID");
     assert_eq!(answer.status, OcspStatus::Good);
 }
 
@@ -773,14 +785,7 @@ fn ocsp_delegated_responder_with_ocsp_signing_passes() {
     let leaf = fx.leaf("Leaf");
     let delegated = responder(&fx, &fx.ca.cert, Some("OCSPSigning"));
     let response = fx.ocsp_response(&leaf, &delegated, OcspSpec::default());
-    let answer = judge_ocsp_response(
-        &response,
-        &leaf.cert(),
-        &fx.issuer(),
-        SystemTime::now(),
-        None,
-    )
-    .expect("authorised responder");
+    let answer = fx.judge(&response, &leaf).expect("authorised responder");
     assert_eq!(answer.status, OcspStatus::Good);
 }
 
@@ -791,14 +796,7 @@ fn ocsp_delegated_responder_without_ocsp_signing_is_refused() {
     for eku in [None, Some("codeSigning")] {
         let delegated = responder(&fx, &fx.ca.cert, eku);
         let response = fx.ocsp_response(&leaf, &delegated, OcspSpec::default());
-        let err = judge_ocsp_response(
-            &response,
-            &leaf.cert(),
-            &fx.issuer(),
-            SystemTime::now(),
-            None,
-        )
-        .expect_err("no OCSPSigning");
+        let err = fx.judge(&response, &leaf).expect_err("no OCSPSigning");
         assert!(
             matches!(&err, RevocationError::OcspResponderNotOcspSigning { responder } if responder.contains("CN=OCSP Responder")),
             "{eku:?}: {err}"
@@ -819,14 +817,7 @@ fn ocsp_responder_not_issued_by_the_issuer_is_refused() {
     // OCSPSigning, but certified by the root, not by the leaf's issuer.
     let stranger = responder(&fx, &fx.root, Some("OCSPSigning"));
     let response = fx.ocsp_response(&leaf, &stranger, OcspSpec::default());
-    let err = judge_ocsp_response(
-        &response,
-        &leaf.cert(),
-        &fx.issuer(),
-        SystemTime::now(),
-        None,
-    )
-    .expect_err("not authorised");
+    let err = fx.judge(&response, &leaf).expect_err("not authorised");
     assert!(
         matches!(
             &err,
@@ -844,14 +835,7 @@ fn ocsp_responder_not_issued_by_the_issuer_is_refused() {
             ..OcspSpec::default()
         },
     );
-    let err = judge_ocsp_response(
-        &response,
-        &leaf.cert(),
-        &fx.issuer(),
-        SystemTime::now(),
-        None,
-    )
-    .expect_err("unknown responder");
+    let err = fx.judge(&response, &leaf).expect_err("unknown responder");
     assert!(
         matches!(err, RevocationError::OcspResponderUnknown { .. }),
         "{err}"
@@ -870,14 +854,7 @@ fn ocsp_expired_responder_certificate_is_refused() {
         &fx.ca.cert,
     );
     let response = fx.ocsp_response(&leaf, &expired, OcspSpec::default());
-    let err = judge_ocsp_response(
-        &response,
-        &leaf.cert(),
-        &fx.issuer(),
-        SystemTime::now(),
-        None,
-    )
-    .expect_err("expired responder");
+    let err = fx.judge(&response, &leaf).expect_err("expired responder");
     assert!(
         matches!(
             &err,
@@ -910,14 +887,9 @@ fn ocsp_response_for_another_certificate_is_refused() {
     let asked = fx.leaf("Asked");
     let other = fx.leaf("Other");
     let response = fx.ocsp_response(&asked, &fx.ca.cert, OcspSpec::default());
-    let err = judge_ocsp_response(
-        &response,
-        &other.cert(),
-        &fx.issuer(),
-        SystemTime::now(),
-        None,
-    )
-    .expect_err("no answer for this certificate");
+    let err = fx
+        .judge(&response, &other)
+        .expect_err("no answer for this certificate");
     let serial = serial_hex(other.cert().serial_bytes());
     assert!(
         matches!(&err, RevocationError::OcspNoMatchingResponse { serial: s, .. } if *s == serial),
@@ -954,14 +926,7 @@ fn ocsp_response_is_valid_only_until_next_update() {
             ..OcspSpec::default()
         },
     );
-    let err = judge_ocsp_response(
-        &open_ended,
-        &leaf.cert(),
-        &fx.issuer(),
-        SystemTime::now(),
-        None,
-    )
-    .expect_err("no nextUpdate");
+    let err = fx.judge(&open_ended, &leaf).expect_err("no nextUpdate");
     assert!(matches!(err, RevocationError::OcspNoNextUpdate), "{err}");
     assert_eq!(err.to_string(), "OCSP response has no nextUpdate");
 }
@@ -971,8 +936,7 @@ fn malformed_and_oversized_ocsp_responses_are_refused() {
     let mut fx = fixture();
     let leaf = fx.leaf("Leaf");
     let response = fx.ocsp_response(&leaf, &fx.ca.cert, OcspSpec::default());
-    let judge =
-        |der: &[u8]| judge_ocsp_response(der, &leaf.cert(), &fx.issuer(), SystemTime::now(), None);
+    let judge = |der: &[u8]| fx.judge(der, &leaf);
     for garbage in [
         &b""[..],
         b"garbage",

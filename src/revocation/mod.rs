@@ -231,6 +231,16 @@ pub trait Observer: Send + Sync {
 struct Silent;
 impl Observer for Silent {}
 
+/// One certificate of a chain to check against its issuer (the next certificate).
+#[derive(Clone, Copy)]
+struct Query<'a> {
+    cert: &'a Certificate,
+    issuer: &'a Certificate,
+    /// The authentic signing time, only for the signingAuthority scheme.
+    signing_time: Option<SystemTime>,
+    now: SystemTime,
+}
+
 /// Fetches, caches and judges OCSP responses and CRLs.
 pub struct Checker {
     settings: RevocationSettings,
@@ -270,9 +280,15 @@ impl Checker {
         signing_time: Option<SystemTime>,
         now: SystemTime,
     ) -> ChainCheck {
-        let below_root = chain.len().saturating_sub(1);
-        let checks = (0..below_root)
-            .map(|i| self.check_certificate(&chain[i], &chain[i + 1], purpose, signing_time, now));
+        let checks = chain.windows(2).map(|pair| {
+            let query = Query {
+                cert: &pair[0],
+                issuer: &pair[1],
+                signing_time,
+                now,
+            };
+            self.check_certificate(query, purpose)
+        });
         let certificates = futures_util::future::join_all(checks).await;
         for check in &certificates {
             self.observer.checked(
@@ -287,14 +303,8 @@ impl Checker {
         ChainCheck { certificates }
     }
 
-    async fn check_certificate(
-        &self,
-        cert: &Certificate,
-        issuer: &Certificate,
-        purpose: Purpose,
-        signing_time: Option<SystemTime>,
-        now: SystemTime,
-    ) -> CertCheck {
+    async fn check_certificate(&self, query: Query<'_>, purpose: Purpose) -> CertCheck {
+        let cert = query.cert;
         let subject = cert.subject_string();
         let mut ocsp_urls = match purpose {
             Purpose::Signing => cert.ocsp_urls(),
@@ -318,7 +328,7 @@ impl Checker {
         }
         let mut ocsp_failure = None;
         if !ocsp_urls.is_empty() {
-            match self.ocsp(cert, issuer, &ocsp_urls, signing_time, now).await {
+            match self.ocsp(query, &ocsp_urls).await {
                 Ok(check) => return CertCheck { subject, ..check },
                 Err(reason) => ocsp_failure = Some(reason),
             }
@@ -334,7 +344,7 @@ impl Checker {
                 };
             }
         }
-        match self.crl(cert, issuer, &crl_urls, signing_time, now).await {
+        match self.crl(query, &crl_urls).await {
             Ok(check) => CertCheck { subject, ..check },
             Err((source, reason)) => CertCheck {
                 subject,
@@ -353,14 +363,13 @@ impl Checker {
 
     /// The first definitive OCSP answer (good or revoked) among `urls`; an
     /// `unknown` answer or any error is not definitive.
-    async fn ocsp(
-        &self,
-        cert: &Certificate,
-        issuer: &Certificate,
-        urls: &[String],
-        signing_time: Option<SystemTime>,
-        now: SystemTime,
-    ) -> Result<CertCheck, String> {
+    async fn ocsp(&self, query: Query<'_>, urls: &[String]) -> Result<CertCheck, String> {
+        let Query {
+            cert,
+            issuer,
+            signing_time,
+            now,
+        } = query;
         let request = ocsp_request_der(cert, issuer).map_err(|e| e.to_string())?;
         let mut reasons = Vec::new();
         for url in urls {
@@ -414,12 +423,10 @@ impl Checker {
     /// from `crl_dir` are used first.
     async fn crl(
         &self,
-        cert: &Certificate,
-        issuer: &Certificate,
+        query: Query<'_>,
         urls: &[String],
-        signing_time: Option<SystemTime>,
-        now: SystemTime,
     ) -> Result<CertCheck, (Option<String>, String)> {
+        let Query { issuer, now, .. } = query;
         if urls.len() > MAX_URLS_PER_CERTIFICATE {
             return Err((
                 urls.first().cloned(),
@@ -443,13 +450,13 @@ impl Checker {
             } else {
                 None
             };
-            return judged(cert, &base, delta.as_deref(), signing_time, file)
+            return judged(query, &base, delta.as_deref(), file)
                 .map_err(|(source, reason)| (Some(source), reason));
         }
         let mut good = None;
         let mut reasons = Vec::new();
         for url in urls {
-            match self.crl_at(cert, issuer, url, signing_time, now).await {
+            match self.crl_at(query, url).await {
                 Ok(check) if matches!(check.result, CertResult::Revoked { .. }) => {
                     return Ok(check)
                 }
@@ -467,22 +474,15 @@ impl Checker {
 
     /// The status of `cert` in the CRL at `url` (and its delta CRL, when the base
     /// CRL names one).
-    async fn crl_at(
-        &self,
-        cert: &Certificate,
-        issuer: &Certificate,
-        url: &str,
-        signing_time: Option<SystemTime>,
-        now: SystemTime,
-    ) -> Result<CertCheck, String> {
+    async fn crl_at(&self, query: Query<'_>, url: &str) -> Result<CertCheck, String> {
+        let Query { issuer, now, .. } = query;
         let base = self.fetch_crl(url, issuer, now).await?;
         let delta = if base.has_freshest_crl() {
             Some(self.delta_for(&base, issuer, now).await?)
         } else {
             None
         };
-        judged(cert, &base, delta.as_deref(), signing_time, url.to_owned())
-            .map_err(|(_, reason)| reason)
+        judged(query, &base, delta.as_deref(), url.to_owned()).map_err(|(_, reason)| reason)
     }
 
     /// The delta CRL a base CRL names (FreshestCRL): the first of its URLs that
@@ -561,14 +561,13 @@ fn revoked(at: SystemTime, reason: Option<CrlReason>) -> CertResult {
 
 /// The status of `cert` in a validated base CRL and its delta CRL, if any.
 fn judged(
-    cert: &Certificate,
+    query: Query<'_>,
     base: &Crl,
     delta: Option<&Crl>,
-    signing_time: Option<SystemTime>,
     source: String,
 ) -> Result<CertCheck, (String, String)> {
-    let status =
-        crl_status(cert, base, delta, signing_time).map_err(|e| (source.clone(), e.to_string()))?;
+    let status = crl_status(query.cert, base, delta, query.signing_time)
+        .map_err(|e| (source.clone(), e.to_string()))?;
     Ok(CertCheck {
         subject: String::new(),
         method: Method::Crl,
