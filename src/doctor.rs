@@ -1183,56 +1183,9 @@ mod tests {
         assert_eq!(flags.config_dir, None);
     }
 
-    /// `/var/lib/kubelet/config.yaml` as kubeadm 1.30 writes it (trimmed of nothing
-    /// that matters: nested mappings, lists, quoted and plain values).
-    const KUBEADM_CONFIG: &str = "apiVersion: kubelet.config.k8s.io/v1beta1
-authentication:
-  anonymous:
-    enabled: false
-  webhook:
-    cacheTTL: 0s
-    enabled: true
-  x509:
-    clientCAFile: /etc/kubernetes/pki/ca.crt
-authorization:
-  mode: Webhook
-  webhook:
-    cacheAuthorizedTTL: 0s
-    cacheUnauthorizedTTL: 0s
-cgroupDriver: systemd
-clusterDNS:
-- 10.96.0.10
-clusterDomain: cluster.local
-containerRuntimeEndpoint: \"\"
-cpuManagerReconcilePeriod: 0s
-evictionPressureTransitionPeriod: 0s
-fileCheckFrequency: 0s
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-httpCheckFrequency: 0s
-imageMaximumGCAge: 0s
-imageMinimumGCAge: 0s
-kind: KubeletConfiguration
-logging:
-  flushFrequency: 0
-  options:
-    json:
-      infoBufferSize: \"0\"
-    text:
-      infoBufferSize: \"0\"
-  verbosity: 0
-memorySwap: {}
-nodeStatusReportFrequency: 0s
-nodeStatusUpdateFrequency: 0s
-rotateCertificates: true
-runtimeRequestTimeout: 0s
-shutdownGracePeriod: 0s
-shutdownGracePeriodCriticalPods: 0s
-staticPodPath: /etc/kubernetes/manifests
-streamingConnectionIdleTimeout: 0s
-syncFrequency: 0s
-volumeStatsAggPeriod: 0s
-";
+    /// `/var/lib/kubelet/config.yaml` as kubeadm 1.30 writes it (nested mappings,
+    /// lists, quoted and plain values); the same file the doctor's integration tests use.
+    const KUBEADM_CONFIG: &str = include_str!("../tests/data/kubeadm-config.yaml");
 
     #[test]
     fn kubeadm_config_reads_empty_endpoint_as_unset() {

@@ -69,56 +69,8 @@ Environment=\"KUBELET_EXTRA_ARGS=--container-runtime-endpoint=unix:///run/pullga
 ";
 
 /// /var/lib/kubelet/config.yaml as kubeadm 1.30 writes it: the endpoint is left to
-/// the kubeadm-flags.env flag.
-const KUBEADM_CONFIG_YAML: &str = "apiVersion: kubelet.config.k8s.io/v1beta1
-authentication:
-  anonymous:
-    enabled: false
-  webhook:
-    cacheTTL: 0s
-    enabled: true
-  x509:
-    clientCAFile: /etc/kubernetes/pki/ca.crt
-authorization:
-  mode: Webhook
-  webhook:
-    cacheAuthorizedTTL: 0s
-    cacheUnauthorizedTTL: 0s
-cgroupDriver: systemd
-clusterDNS:
-- 10.96.0.10
-clusterDomain: cluster.local
-containerRuntimeEndpoint: \"\"
-cpuManagerReconcilePeriod: 0s
-evictionPressureTransitionPeriod: 0s
-fileCheckFrequency: 0s
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-httpCheckFrequency: 0s
-imageMaximumGCAge: 0s
-imageMinimumGCAge: 0s
-kind: KubeletConfiguration
-logging:
-  flushFrequency: 0
-  options:
-    json:
-      infoBufferSize: \"0\"
-    text:
-      infoBufferSize: \"0\"
-  verbosity: 0
-memorySwap: {}
-nodeStatusReportFrequency: 0s
-nodeStatusUpdateFrequency: 0s
-resolvConf: /run/systemd/resolve/resolv.conf
-rotateCertificates: true
-runtimeRequestTimeout: 0s
-shutdownGracePeriod: 0s
-shutdownGracePeriodCriticalPods: 0s
-staticPodPath: /etc/kubernetes/manifests
-streamingConnectionIdleTimeout: 0s
-syncFrequency: 0s
-volumeStatsAggPeriod: 0s
-";
+/// the kubeadm-flags.env flag. One copy, shared with src/doctor.rs's unit tests.
+const KUBEADM_CONFIG_YAML: &str = include_str!("data/kubeadm-config.yaml");
 
 fn shipped(path: &str) -> String {
     std::fs::read_to_string(Path::new(REPO).join(path)).expect("shipped file")
@@ -245,6 +197,13 @@ struct Doctor {
 }
 
 impl Doctor {
+    /// The runtime and image endpoint lines are `runtime` and `image`.
+    #[track_caller]
+    fn assert_endpoints(&self, runtime: &str, image: &str) {
+        assert_eq!(self.line("runtime endpoint"), runtime);
+        assert_eq!(self.line("image endpoint"), image);
+    }
+
     fn line(&self, check: &str) -> &str {
         let found: Vec<&str> = self
             .stdout
@@ -260,6 +219,24 @@ impl Doctor {
 }
 
 impl FakeNode {
+    /// The kubelet's config file, at kubeadm's path.
+    fn kubelet_config(&self, text: &str) {
+        self.file("/var/lib/kubelet/config.yaml", text);
+    }
+
+    /// Our `--config-dir` drop-in, installed where kubeadm nodes keep them.
+    fn config_dir_dropin(&self) {
+        self.file(
+            "/etc/kubernetes/kubelet.conf.d/50-pullgate.conf",
+            &shipped("systemd/kubelet.conf.d/50-pullgate.conf"),
+        );
+    }
+
+    /// A process `pid` running the command line `line`.
+    fn run(&self, pid: u32, line: &str) {
+        self.process(pid, &argv(line));
+    }
+
     fn new() -> FakeNode {
         let node = FakeNode {
             dir: tempfile::tempdir().expect("tempdir"),
@@ -363,20 +340,16 @@ fn dropin_command_line_keeps_every_kubeadm_and_operator_flag_and_ends_with_pullg
 
     // The kubelet started with it: the last flag wins over kubeadm's.
     let node = FakeNode::new();
-    node.file("/var/lib/kubelet/config.yaml", KUBEADM_CONFIG_YAML);
+    node.kubelet_config(KUBEADM_CONFIG_YAML);
     node.process(812, &argv);
     let report = node.doctor(&[]);
     assert_eq!(
         report.line("kubelet"),
         "ok kubelet: pid 812: /usr/bin/kubelet"
     );
-    assert_eq!(
-        report.line("runtime endpoint"),
-        "ok runtime endpoint: unix:///run/pullgate/pullgate.sock (flag --container-runtime-endpoint)"
-    );
-    assert_eq!(
-        report.line("image endpoint"),
-        "ok image endpoint: unix:///run/pullgate/pullgate.sock (flag --image-service-endpoint)"
+    report.assert_endpoints(
+        "ok runtime endpoint: unix:///run/pullgate/pullgate.sock (flag --container-runtime-endpoint)",
+        "ok image endpoint: unix:///run/pullgate/pullgate.sock (flag --image-service-endpoint)",
     );
     assert_eq!(
         report.line("containerd socket"),
@@ -423,17 +396,13 @@ fn extra_args_dropin_is_silently_overridden_and_doctor_fails_it() {
         "the packaged /etc/default/kubelet wins: {argv:?}"
     );
     let node = FakeNode::new();
-    node.file("/var/lib/kubelet/config.yaml", KUBEADM_CONFIG_YAML);
+    node.kubelet_config(KUBEADM_CONFIG_YAML);
     node.process(812, &argv);
     let report = node.doctor(&[]);
     assert_eq!(report.code, Some(1), "{}", report.stdout);
-    assert_eq!(
-        report.line("runtime endpoint"),
-        format!("FAIL runtime endpoint: unix:///var/run/containerd/containerd.sock (flag --container-runtime-endpoint), not pullgate's socket /run/pullgate/pullgate.sock — {TO_PULLGATE}")
-    );
-    assert_eq!(
-        report.line("image endpoint"),
-        format!("FAIL image endpoint: unix:///var/run/containerd/containerd.sock (unset, so the runtime endpoint), not pullgate's socket /run/pullgate/pullgate.sock — {TO_PULLGATE}")
+    report.assert_endpoints(
+        &format!("FAIL runtime endpoint: unix:///var/run/containerd/containerd.sock (flag --container-runtime-endpoint), not pullgate's socket /run/pullgate/pullgate.sock — {TO_PULLGATE}"),
+        &format!("FAIL image endpoint: unix:///var/run/containerd/containerd.sock (unset, so the runtime endpoint), not pullgate's socket /run/pullgate/pullgate.sock — {TO_PULLGATE}"),
     );
     assert_eq!(
         report.line("containerd socket"),
@@ -502,11 +471,8 @@ fn systemd_analyze_verify_accepts_the_units() {
 #[test]
 fn config_dir_dropin_sets_both_endpoints_when_no_flag_does() {
     let node = FakeNode::new();
-    node.file("/var/lib/kubelet/config.yaml", KUBEADM_CONFIG_YAML);
-    node.file(
-        "/etc/kubernetes/kubelet.conf.d/50-pullgate.conf",
-        &shipped("systemd/kubelet.conf.d/50-pullgate.conf"),
-    );
+    node.kubelet_config(KUBEADM_CONFIG_YAML);
+    node.config_dir_dropin();
     // Not a *.conf file: the kubelet ignores it, and so does the doctor.
     node.file(
         "/etc/kubernetes/kubelet.conf.d/99-ignored.yaml",
@@ -521,15 +487,9 @@ fn config_dir_dropin_sets_both_endpoints_when_no_flag_does() {
     );
     let report = node.doctor(&[]);
     let dropin = "/etc/kubernetes/kubelet.conf.d/50-pullgate.conf";
-    assert_eq!(
-        report.line("runtime endpoint"),
-        format!("ok runtime endpoint: unix:///run/pullgate/pullgate.sock (--config-dir drop-in {dropin})")
-    );
-    assert_eq!(
-        report.line("image endpoint"),
-        format!(
-            "ok image endpoint: unix:///run/pullgate/pullgate.sock (--config-dir drop-in {dropin})"
-        )
+    report.assert_endpoints(
+        &format!("ok runtime endpoint: unix:///run/pullgate/pullgate.sock (--config-dir drop-in {dropin})"),
+        &format!("ok image endpoint: unix:///run/pullgate/pullgate.sock (--config-dir drop-in {dropin})"),
     );
 }
 
@@ -537,11 +497,8 @@ fn config_dir_dropin_sets_both_endpoints_when_no_flag_does() {
 #[test]
 fn config_dir_dropin_is_overridden_by_the_kubeadm_flag() {
     let node = FakeNode::new();
-    node.file("/var/lib/kubelet/config.yaml", KUBEADM_CONFIG_YAML);
-    node.file(
-        "/etc/kubernetes/kubelet.conf.d/50-pullgate.conf",
-        &shipped("systemd/kubelet.conf.d/50-pullgate.conf"),
-    );
+    node.kubelet_config(KUBEADM_CONFIG_YAML);
+    node.config_dir_dropin();
     let mut command = systemd_argv(
         KUBELET_SERVICE,
         &[KUBEADM_DROPIN],
@@ -551,48 +508,30 @@ fn config_dir_dropin_is_overridden_by_the_kubeadm_flag() {
     node.process(4242, &command);
     let report = node.doctor(&[]);
     assert_eq!(report.code, Some(1));
-    assert_eq!(
-        report.line("runtime endpoint"),
-        format!("FAIL runtime endpoint: unix:///var/run/containerd/containerd.sock (flag --container-runtime-endpoint), not pullgate's socket /run/pullgate/pullgate.sock — {TO_PULLGATE}")
-    );
     // The image endpoint has no flag: the drop-in's value stands.
-    assert_eq!(
-        report.line("image endpoint"),
-        "ok image endpoint: unix:///run/pullgate/pullgate.sock (--config-dir drop-in /etc/kubernetes/kubelet.conf.d/50-pullgate.conf)"
+    report.assert_endpoints(
+        &format!("FAIL runtime endpoint: unix:///var/run/containerd/containerd.sock (flag --container-runtime-endpoint), not pullgate's socket /run/pullgate/pullgate.sock — {TO_PULLGATE}"),
+        "ok image endpoint: unix:///run/pullgate/pullgate.sock (--config-dir drop-in /etc/kubernetes/kubelet.conf.d/50-pullgate.conf)",
     );
 }
 
 #[test]
 fn config_file_endpoint_is_read_and_unset_means_the_kubelet_default() {
     let node = FakeNode::new();
-    node.file(
-        "/var/lib/kubelet/config.yaml",
-        &KUBEADM_CONFIG_YAML.replace(
-            "containerRuntimeEndpoint: \"\"",
-            "containerRuntimeEndpoint: unix:///run/pullgate/pullgate.sock",
-        ),
-    );
-    node.process(
-        7,
-        &argv("/usr/bin/kubelet --config /var/lib/kubelet/config.yaml"),
-    );
+    node.kubelet_config(&KUBEADM_CONFIG_YAML.replace(
+        "containerRuntimeEndpoint: \"\"",
+        "containerRuntimeEndpoint: unix:///run/pullgate/pullgate.sock",
+    ));
+    node.run(7, "/usr/bin/kubelet --config /var/lib/kubelet/config.yaml");
     let report = node.doctor(&[]);
     assert_eq!(
         report.line("runtime endpoint"),
-        "ok runtime endpoint: unix:///run/pullgate/pullgate.sock (--config /var/lib/kubelet/config.yaml)"
-    );
-    assert_eq!(
-        report.line("image endpoint"),
-        "ok image endpoint: unix:///run/pullgate/pullgate.sock (unset, so the runtime endpoint)"
-    );
+        "ok runtime endpoint: unix:///run/pullgate/pullgate.sock (--config /var/lib/kubelet/config.yaml)", "ok image endpoint: unix:///run/pullgate/pullgate.sock (unset, so the runtime endpoint)");
 
     // kubeadm's file without the flag: the kubelet's own default, containerd.
     let node = FakeNode::new();
-    node.file("/var/lib/kubelet/config.yaml", KUBEADM_CONFIG_YAML);
-    node.process(
-        7,
-        &argv("/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml"),
-    );
+    node.kubelet_config(KUBEADM_CONFIG_YAML);
+    node.run(7, "/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml");
     let report = node.doctor(&[]);
     assert_eq!(report.code, Some(1));
     assert_eq!(
@@ -608,14 +547,10 @@ fn config_file_endpoint_is_read_and_unset_means_the_kubelet_default() {
 #[test]
 fn a_kubelet_config_the_doctor_cannot_read_is_a_failure_not_a_guess() {
     let node = FakeNode::new();
-    node.file(
-        "/var/lib/kubelet/config.yaml",
+    node.kubelet_config(
         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncontainerRuntimeEndpoint: >-\n  unix:///run/pullgate/pullgate.sock\n",
     );
-    node.process(
-        9,
-        &argv("/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml"),
-    );
+    node.run(9, "/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml");
     let report = node.doctor(&[]);
     assert_eq!(report.code, Some(1));
     assert_eq!(
@@ -625,10 +560,7 @@ fn a_kubelet_config_the_doctor_cannot_read_is_a_failure_not_a_guess() {
 
     // A missing config file likewise.
     let node = FakeNode::new();
-    node.process(
-        9,
-        &argv("/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml"),
-    );
+    node.run(9, "/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml");
     let report = node.doctor(&[]);
     assert_eq!(
         report.line("runtime endpoint"),
@@ -639,9 +571,9 @@ fn a_kubelet_config_the_doctor_cannot_read_is_a_failure_not_a_guess() {
 #[test]
 fn tcp_endpoint_is_not_pullgate() {
     let node = FakeNode::new();
-    node.process(
+    node.run(
         9,
-        &argv("/usr/bin/kubelet --container-runtime-endpoint=tcp://127.0.0.1:10010"),
+        "/usr/bin/kubelet --container-runtime-endpoint=tcp://127.0.0.1:10010",
     );
     let report = node.doctor(&[]);
     assert_eq!(
@@ -660,10 +592,10 @@ fn tcp_endpoint_is_not_pullgate() {
 #[test]
 fn no_kubelet_running_exits_3_with_a_clear_line() {
     let node = FakeNode::new();
-    node.process(1, &argv("/sbin/init"));
-    node.process(300, &argv("/usr/bin/containerd"));
+    node.run(1, "/sbin/init");
+    node.run(300, "/usr/bin/containerd");
     // A process whose name merely contains "kubelet" is not the kubelet.
-    node.process(301, &argv("/usr/local/bin/kubelet-wrapper --config=/x"));
+    node.run(301, "/usr/local/bin/kubelet-wrapper --config=/x");
     let report = node.doctor(&[]);
     let proc_root = node.proc().display().to_string();
     assert_eq!(

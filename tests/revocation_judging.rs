@@ -1,4 +1,4 @@
-//! The pure half of NOTARY.md §7 (src/pki/revocation.rs) against CRLs and OCSP
+//! The pure half of NOTARY.md §7 (src/pki/revocation/) against CRLs and OCSP
 //! responses made by the real openssl CLI (tests/support/revocation.rs): `openssl ca
 //! -gencrl`, `openssl crl -gendelta`, and `openssl ocsp` as an offline responder. The
 //! few CRLs openssl cannot make (no nextUpdate, a removeFromCRL delta) are encoded by
