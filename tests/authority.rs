@@ -139,14 +139,19 @@ fn start() -> Pullgate {
     Pullgate::start(std::path::Path::new("/nonexistent/containerd.sock"), "")
 }
 
-#[test]
-fn every_authority_real_clients_send_is_accepted() {
-    let pullgate = start();
-    let path = pullgate
+/// The socket path, as grpc-go and crictl send it as `:authority`.
+fn socket_path(pullgate: &Pullgate) -> String {
+    pullgate
         .socket
         .to_str()
         .expect("utf-8 socket path")
-        .to_owned();
+        .to_owned()
+}
+
+#[test]
+fn every_authority_real_clients_send_is_accepted() {
+    let pullgate = start();
+    let path = socket_path(&pullgate);
     let percent = path.replace('/', "%2F");
     let long = format!("/{}", "d/".repeat(200));
     for authority in [
@@ -175,11 +180,7 @@ fn every_authority_real_clients_send_is_accepted() {
 #[test]
 fn connect_with_a_path_authority_is_still_refused() {
     let pullgate = start();
-    let path = pullgate
-        .socket
-        .to_str()
-        .expect("utf-8 socket path")
-        .to_owned();
+    let path = socket_path(&pullgate);
     let answer = exchange(
         &pullgate.socket,
         &[(":method", "CONNECT"), (":authority", path.as_str())],
