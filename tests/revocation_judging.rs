@@ -29,6 +29,15 @@ const INVALID_SINCE_SECS: u64 = 1_701_388_800;
 const DAY: Duration = Duration::from_secs(86_400);
 const FRESHEST: &str = "freshestCRL = URI:http://127.0.0.1:1/delta.crl";
 
+/// `$result` is an error matching `$pattern` (and its guard, if any): that error.
+macro_rules! refused {
+    ($result:expr, $pattern:pat $(if $guard:expr)?) => {{
+        let err = $result.expect_err(stringify!($pattern));
+        assert!(matches!(&err, $pattern $(if $guard)?), "{err}");
+        err
+    }};
+}
+
 struct Fixture {
     pki: Pki,
     root: Issued,
@@ -296,15 +305,9 @@ fn crl_signed_by_another_key_is_refused() {
     // Same subject DN, different key.
     let imposter = fx.pki.self_signed(&CertSpec::ca(CA).slot(6)).cert();
     assert_eq!(imposter.raw_subject_der(), fx.issuer().raw_subject_der());
-    let err = crl
-        .validate(&imposter, SystemTime::now())
-        .expect_err("wrong key");
-    assert!(
-        matches!(
-            &err,
-            RevocationError::CrlSignature { source, .. } if matches!(**source, PkiError::BadSignature)
-        ),
-        "{err}"
+    let err = refused!(
+        crl.validate(&imposter, SystemTime::now()),
+        RevocationError::CrlSignature { source, .. } if matches!(**source, PkiError::BadSignature)
     );
     assert!(err.to_string().starts_with("CRL is not signed by"), "{err}");
 }
@@ -313,19 +316,15 @@ fn crl_signed_by_another_key_is_refused() {
 fn crl_from_another_issuer_is_refused() {
     let fx = fixture();
     let crl = Crl::from_der(&fx.ca.crl(&CrlSpec::default()).der).expect("parses");
-    let err = crl
-        .validate(&fx.root.cert(), SystemTime::now())
-        .expect_err("issuer mismatch");
-    assert!(
-        matches!(&err, RevocationError::CrlIssuerMismatch { crl_issuer, issuer }
-            if crl_issuer.contains("CN=Revocation CA") && issuer.contains("CN=Revocation Root")),
-        "{err}"
+    refused!(
+        crl.validate(&fx.root.cert(), SystemTime::now()),
+        RevocationError::CrlIssuerMismatch { crl_issuer, issuer }
+            if crl_issuer.contains("CN=Revocation CA") && issuer.contains("CN=Revocation Root")
     );
     // The CA certificate itself is issued by the root, not covered by the CA's CRL.
-    let err = crl_status(&fx.issuer(), &crl, None, None).expect_err("not this issuer");
-    assert!(
-        matches!(err, RevocationError::CrlNotForCertificate { .. }),
-        "{err}"
+    refused!(
+        crl_status(&fx.issuer(), &crl, None, None),
+        RevocationError::CrlNotForCertificate { .. }
     );
 }
 
@@ -340,12 +339,9 @@ fn crl_issuer_without_crl_sign_is_refused() {
     );
     let ca = Ca::new(&fx.pki, no_crl_sign);
     let crl = Crl::from_der(&ca.crl(&CrlSpec::default()).der).expect("parses");
-    let err = crl
-        .validate(&ca.cert.cert(), SystemTime::now())
-        .expect_err("no cRLSign");
-    assert!(
-        matches!(err, RevocationError::IssuerCannotSignCrls { .. }),
-        "{err}"
+    refused!(
+        crl.validate(&ca.cert.cert(), SystemTime::now()),
+        RevocationError::IssuerCannotSignCrls { .. }
     );
 }
 
@@ -393,12 +389,9 @@ fn crl_without_next_update_is_refused() {
         entries: Vec::new(),
     });
     let crl = Crl::from_der(&der).expect("parses");
-    let err = crl
-        .validate(&fx.issuer(), SystemTime::now())
-        .expect_err("no nextUpdate");
-    assert!(
-        matches!(err, RevocationError::CrlNoNextUpdate { .. }),
-        "{err}"
+    refused!(
+        crl.validate(&fx.issuer(), SystemTime::now()),
+        RevocationError::CrlNoNextUpdate { .. }
     );
 }
 
@@ -558,19 +551,19 @@ fn openssl_delta_crl_adds_revocations_made_after_the_base() {
     );
 
     // The base announces a delta: judging without it is refused, not "good".
-    let err = crl_status(&in_delta.cert(), &base, None, None).expect_err("delta missing");
-    assert!(
-        matches!(err, RevocationError::DeltaCrlMissing { .. }),
-        "{err}"
+    refused!(
+        crl_status(&in_delta.cert(), &base, None, None),
+        RevocationError::DeltaCrlMissing { .. }
     );
     // A delta is no base, and a full CRL is no delta.
-    let err = crl_status(&in_delta.cert(), &delta, None, None).expect_err("delta as base");
-    assert!(
-        matches!(err, RevocationError::BaseCrlIsDelta { .. }),
-        "{err}"
+    refused!(
+        crl_status(&in_delta.cert(), &delta, None, None),
+        RevocationError::BaseCrlIsDelta { .. }
     );
-    let err = crl_status(&in_delta.cert(), &base, Some(&newer), None).expect_err("not a delta");
-    assert!(matches!(err, RevocationError::NotADeltaCrl { .. }), "{err}");
+    refused!(
+        crl_status(&in_delta.cert(), &base, Some(&newer), None),
+        RevocationError::NotADeltaCrl { .. }
+    );
 }
 
 #[test]
@@ -601,24 +594,22 @@ fn remove_from_crl_in_the_delta_undoes_a_hold_in_the_base() {
 
     // Number not above the base's.
     let stale = Crl::from_der(&fx.ca.sign_crl(&draft(0x20, 0x20))).expect("parses");
-    let err = crl_status(&held.cert(), &base, Some(&stale), None).expect_err("stale delta");
-    assert!(
-        matches!(&err, RevocationError::DeltaCrlNotNewer { base, delta, .. } if base == "0x20" && delta == "0x20"),
-        "{err}"
+    refused!(
+        crl_status(&held.cert(), &base, Some(&stale), None),
+        RevocationError::DeltaCrlNotNewer { base, delta, .. } if base == "0x20" && delta == "0x20"
     );
     // Built on a newer base than the one given.
     let ahead = Crl::from_der(&fx.ca.sign_crl(&draft(0x22, 0x21))).expect("parses");
-    let err = crl_status(&held.cert(), &base, Some(&ahead), None).expect_err("newer base");
-    assert!(
-        matches!(&err, RevocationError::DeltaCrlBaseTooNew { base, delta_base, .. } if base == "0x20" && delta_base == "0x21"),
-        "{err}"
+    refused!(
+        crl_status(&held.cert(), &base, Some(&ahead), None),
+        RevocationError::DeltaCrlBaseTooNew { base, delta_base, .. }
+            if base == "0x20" && delta_base == "0x21"
     );
     // A base without FreshestCRL takes no delta; alone it keeps the hold.
     let plain = Crl::from_der(&fx.ca.crl(&CrlSpec::default()).der).expect("parses");
-    let err = crl_status(&held.cert(), &plain, Some(&delta), None).expect_err("unexpected");
-    assert!(
-        matches!(err, RevocationError::UnexpectedDeltaCrl { .. }),
-        "{err}"
+    refused!(
+        crl_status(&held.cert(), &plain, Some(&delta), None),
+        RevocationError::UnexpectedDeltaCrl { .. }
     );
     assert_eq!(
         crl_status(&held.cert(), &plain, None, None).expect("status"),
@@ -640,10 +631,9 @@ fn freshest_crl_only_in_the_certificate_is_unsupported() {
         )
         .cert();
     let base = fx.validated_crl(&CrlSpec::default());
-    let err = crl_status(&leaf, &base, None, None).expect_err("unsupported");
-    assert!(
-        matches!(err, RevocationError::DeltaCrlOnlyInCertificate { .. }),
-        "{err}"
+    refused!(
+        crl_status(&leaf, &base, None, None),
+        RevocationError::DeltaCrlOnlyInCertificate { .. }
     );
 }
 
@@ -817,13 +807,10 @@ fn ocsp_responder_not_issued_by_the_issuer_is_refused() {
     // OCSPSigning, but certified by the root, not by the leaf's issuer.
     let stranger = responder(&fx, &fx.root, Some("OCSPSigning"));
     let response = fx.ocsp_response(&leaf, &stranger, OcspSpec::default());
-    let err = fx.judge(&response, &leaf).expect_err("not authorised");
-    assert!(
-        matches!(
-            &err,
-            RevocationError::OcspResponderNotAuthorised { source, .. } if matches!(**source, PkiError::BadSignature)
-        ),
-        "{err}"
+    refused!(
+        fx.judge(&response, &leaf),
+        RevocationError::OcspResponderNotAuthorised { source, .. }
+            if matches!(**source, PkiError::BadSignature)
     );
     // A delegated responder that sends no certificate cannot be checked at all.
     let delegated = responder(&fx, &fx.ca.cert, Some("OCSPSigning"));
@@ -835,10 +822,9 @@ fn ocsp_responder_not_issued_by_the_issuer_is_refused() {
             ..OcspSpec::default()
         },
     );
-    let err = fx.judge(&response, &leaf).expect_err("unknown responder");
-    assert!(
-        matches!(err, RevocationError::OcspResponderUnknown { .. }),
-        "{err}"
+    refused!(
+        fx.judge(&response, &leaf),
+        RevocationError::OcspResponderUnknown { .. }
     );
 }
 
@@ -854,13 +840,10 @@ fn ocsp_expired_responder_certificate_is_refused() {
         &fx.ca.cert,
     );
     let response = fx.ocsp_response(&leaf, &expired, OcspSpec::default());
-    let err = fx.judge(&response, &leaf).expect_err("expired responder");
-    assert!(
-        matches!(
-            &err,
-            RevocationError::OcspResponderInvalid { source, .. } if matches!(**source, PkiError::CertExpired { .. })
-        ),
-        "{err}"
+    refused!(
+        fx.judge(&response, &leaf),
+        RevocationError::OcspResponderInvalid { source, .. }
+            if matches!(**source, PkiError::CertExpired { .. })
     );
 }
 
@@ -870,14 +853,10 @@ fn ocsp_response_signed_by_another_key_is_refused() {
     let leaf = fx.leaf("Leaf");
     let response = fx.ocsp_response(&leaf, &fx.ca.cert, OcspSpec::default());
     let imposter = fx.pki.self_signed(&CertSpec::ca(CA).slot(6)).cert();
-    let err = judge_ocsp_response(&response, &leaf.cert(), &imposter, SystemTime::now(), None)
-        .expect_err("wrong key");
-    assert!(
-        matches!(
-            &err,
-            RevocationError::OcspNotSignedByIssuer { source, .. } if matches!(**source, PkiError::BadSignature)
-        ),
-        "{err}"
+    refused!(
+        judge_ocsp_response(&response, &leaf.cert(), &imposter, SystemTime::now(), None),
+        RevocationError::OcspNotSignedByIssuer { source, .. }
+            if matches!(**source, PkiError::BadSignature)
     );
 }
 
@@ -926,8 +905,10 @@ fn ocsp_response_is_valid_only_until_next_update() {
             ..OcspSpec::default()
         },
     );
-    let err = fx.judge(&open_ended, &leaf).expect_err("no nextUpdate");
-    assert!(matches!(err, RevocationError::OcspNoNextUpdate), "{err}");
+    let err = refused!(
+        fx.judge(&open_ended, &leaf),
+        RevocationError::OcspNoNextUpdate
+    );
     assert_eq!(err.to_string(), "OCSP response has no nextUpdate");
 }
 
@@ -943,10 +924,9 @@ fn malformed_and_oversized_ocsp_responses_are_refused() {
         &response[..response.len() / 2],
         &[response.as_slice(), b"\x00"].concat(),
     ] {
-        let err = judge(garbage).expect_err("malformed");
-        assert!(
-            matches!(err, RevocationError::MalformedOcspResponse { .. }),
-            "{err}"
+        refused!(
+            judge(garbage),
+            RevocationError::MalformedOcspResponse { .. }
         );
     }
     let oversized = vec![0u8; MAX_OCSP_RESPONSE_BYTES + 1];
