@@ -62,6 +62,11 @@ impl Fixture {
         )
     }
 
+    /// Records `leaf` revoked on [`REVOKED_AT_SECS`] in the CA's database.
+    fn revoke(&mut self, leaf: &Issued, how: Revocation) {
+        self.ca.revoke(leaf, at(REVOKED_AT_SECS), how);
+    }
+
     fn issuer(&self) -> pullgate::pki::Certificate {
         self.ca.cert.cert()
     }
@@ -170,11 +175,7 @@ fn crl_revokes_listed_serials_with_their_reason_and_leaves_others_good() {
     let mut fx = fixture();
     let revoked = fx.leaf("Revoked");
     let good = fx.leaf("Good");
-    fx.ca.revoke(
-        &revoked,
-        at(REVOKED_AT_SECS),
-        Revocation::Reason("keyCompromise"),
-    );
+    fx.revoke(&revoked, Revocation::Reason("keyCompromise"));
     let crl = fx.validated_crl(&CrlSpec::default());
 
     assert_eq!(
@@ -265,11 +266,7 @@ fn crl_invalidity_date_after_the_signing_time_means_good() {
     let mut fx = fixture();
     let leaf = fx.leaf("Compromised");
     let since = at(INVALID_SINCE_SECS);
-    fx.ca.revoke(
-        &leaf,
-        at(REVOKED_AT_SECS),
-        Revocation::KeyCompromiseSince(since),
-    );
+    fx.revoke(&leaf, Revocation::KeyCompromiseSince(since));
     let crl = fx.validated_crl(&CrlSpec::default());
     let cert = leaf.cert();
     assert_eq!(
@@ -299,8 +296,7 @@ fn crl_invalidity_date_after_the_signing_time_means_good() {
 fn crl_signed_by_another_key_is_refused() {
     let mut fx = fixture();
     let leaf = fx.leaf("Leaf");
-    fx.ca
-        .revoke(&leaf, at(REVOKED_AT_SECS), Revocation::Reason("superseded"));
+    fx.revoke(&leaf, Revocation::Reason("superseded"));
     let crl = Crl::from_der(&fx.ca.crl(&CrlSpec::default()).der).expect("parses");
     // Same subject DN, different key.
     let imposter = fx.pki.self_signed(&CertSpec::ca(CA).slot(6)).cert();
@@ -440,8 +436,7 @@ fn indirect_crl_is_refused_and_a_plain_issuing_distribution_point_is_not() {
 fn pem_and_der_crls_parse_to_the_same_list() {
     let mut fx = fixture();
     let leaf = fx.leaf("Leaf");
-    fx.ca
-        .revoke(&leaf, at(REVOKED_AT_SECS), Revocation::Reason("superseded"));
+    fx.revoke(&leaf, Revocation::Reason("superseded"));
     let file = fx.ca.crl(&CrlSpec::default());
     assert!(file.pem.starts_with(b"-----BEGIN X509 CRL-----"));
     let from_pem = Crl::from_pem_or_der(&file.pem).expect("PEM");
@@ -506,11 +501,7 @@ fn openssl_delta_crl_adds_revocations_made_after_the_base() {
     let in_base = fx.leaf("In base");
     let in_delta = fx.leaf("In delta");
     let good = fx.leaf("Good");
-    fx.ca.revoke(
-        &in_base,
-        at(REVOKED_AT_SECS),
-        Revocation::Reason("keyCompromise"),
-    );
+    fx.revoke(&in_base, Revocation::Reason("keyCompromise"));
     let base_file = fx.ca.crl(&with_freshest(0x10));
     fx.ca.revoke(
         &in_delta,
@@ -570,7 +561,7 @@ fn openssl_delta_crl_adds_revocations_made_after_the_base() {
 fn remove_from_crl_in_the_delta_undoes_a_hold_in_the_base() {
     let mut fx = fixture();
     let held = fx.leaf("Held");
-    fx.ca.revoke(&held, at(REVOKED_AT_SECS), Revocation::Hold);
+    fx.revoke(&held, Revocation::Hold);
     let base = Crl::from_der(&fx.ca.crl(&with_freshest(0x20)).der).expect("base parses");
     let now = SystemTime::now();
     let draft = |number: u32, delta_base: u32| CrlDraft {
@@ -665,11 +656,7 @@ fn ocsp_good_revoked_and_unknown_from_the_issuer() {
     let mut fx = fixture();
     let good = fx.leaf("Good");
     let revoked = fx.leaf("Revoked");
-    fx.ca.revoke(
-        &revoked,
-        at(REVOKED_AT_SECS),
-        Revocation::Reason("keyCompromise"),
-    );
+    fx.revoke(&revoked, Revocation::Reason("keyCompromise"));
     // Issued by the CA but absent from its database: openssl answers unknown.
     let unlisted = fx
         .pki
@@ -702,11 +689,7 @@ fn ocsp_invalidity_date_after_the_signing_time_means_good() {
     let mut fx = fixture();
     let leaf = fx.leaf("Compromised");
     let since = at(INVALID_SINCE_SECS);
-    fx.ca.revoke(
-        &leaf,
-        at(REVOKED_AT_SECS),
-        Revocation::KeyCompromiseSince(since),
-    );
+    fx.revoke(&leaf, Revocation::KeyCompromiseSince(since));
     let response = fx.ocsp_response(&leaf, &fx.ca.cert, OcspSpec::default());
     let judge = |signing_time| {
         judge_ocsp_response(
