@@ -272,23 +272,13 @@ impl Checker {
         self
     }
 
-    /// As `check`, from async code.
-    pub async fn check_chain(
+    /// Checks each certificate against its issuer, all at once.
+    async fn check_all<'a>(
         &self,
-        chain: &[Certificate],
+        queries: impl Iterator<Item = Query<'a>>,
         purpose: Purpose,
-        signing_time: Option<SystemTime>,
-        now: SystemTime,
     ) -> ChainCheck {
-        let checks = chain.windows(2).map(|pair| {
-            let query = Query {
-                cert: &pair[0],
-                issuer: &pair[1],
-                signing_time,
-                now,
-            };
-            self.check_certificate(query, purpose)
-        });
+        let checks = queries.map(|query| self.check_certificate(query, purpose));
         let certificates = futures_util::future::join_all(checks).await;
         for check in &certificates {
             self.observer.checked(
@@ -547,8 +537,13 @@ impl RevocationCheck for Checker {
         signing_time: Option<SystemTime>,
         now: SystemTime,
     ) -> ChainCheck {
-        self.runtime
-            .block_on(self.check_chain(chain, purpose, signing_time, now))
+        let queries = chain.windows(2).map(|pair| Query {
+            cert: &pair[0],
+            issuer: &pair[1],
+            signing_time,
+            now,
+        });
+        self.runtime.block_on(self.check_all(queries, purpose))
     }
 }
 
