@@ -519,20 +519,38 @@ fn t3_after_cert_expiry_uses_the_local_clock_while_the_chain_is_valid() {
     let edit = |statement: &mut serde_json::Value| {
         statement["signatureVerification"]["verifyTimestamp"] = "afterCertExpiry".into();
     };
-    let (_dir, loaded) = policy(&vectors, &timestamp_policy(&vectors, edit));
+    assert_verified_on_local_clock(
+        &vectors,
+        edit,
+        "notation-go-timestamp/coseWithTimestamp.sig",
+    );
+}
+
+/// Under the timestamp policy edited by `edit`, `file` verifies with the local
+/// clock as its time source.
+#[track_caller]
+fn assert_verified_on_local_clock(
+    vectors: &Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+    file: &str,
+) {
+    let (_dir, loaded) = policy(vectors, &timestamp_policy(vectors, edit));
     let verdict = decide(
         &loaded.expect("loads"),
         "any/repo",
         &target(TIMESTAMP_TARGET),
-        envelope(&vectors, "notation-go-timestamp/coseWithTimestamp.sig"),
+        envelope(vectors, file),
     );
     let Verdict::Verified(verified) = &verdict else {
-        panic!("{verdict:?}");
+        panic!("{file}: {verdict:?}");
     };
-    assert!(matches!(
-        verified.report().time_source,
-        Some(TimeSource::LocalClock { .. })
-    ));
+    assert!(
+        matches!(
+            verified.report().time_source,
+            Some(TimeSource::LocalClock { .. })
+        ),
+        "{file}"
+    );
 }
 
 #[test]
@@ -700,20 +718,7 @@ fn t13_t14_untrusted_signers_fail_authenticity_and_no_tsa_policy_uses_the_clock(
     let edit = |statement: &mut serde_json::Value| {
         statement["trustStores"] = serde_json::json!(["ca:valid-trust-store"]);
     };
-    let (_dir, loaded) = policy(&vectors, &timestamp_policy(&vectors, edit));
-    let verdict = decide(
-        &loaded.expect("loads"),
-        "any/repo",
-        &target(TIMESTAMP_TARGET),
-        envelope(&vectors, "notation-go-timestamp/withoutTimestamp.sig"),
-    );
-    let Verdict::Verified(verified) = &verdict else {
-        panic!("{verdict:?}");
-    };
-    assert!(matches!(
-        verified.report().time_source,
-        Some(TimeSource::LocalClock { .. })
-    ));
+    assert_verified_on_local_clock(&vectors, edit, "notation-go-timestamp/withoutTimestamp.sig");
 }
 
 #[test]

@@ -34,6 +34,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::oci::Descriptor;
+pub(crate) use crate::pki::time::{parse_rfc3339, system_time};
+pub use crate::pki::SignatureAlgorithm;
+use crate::reference::Digest;
+
 /// Envelope media type of a COSE_Sign1 signature layer.
 pub const COSE_MEDIA_TYPE: &str = "application/cose";
 /// Envelope media type of a JWS (flattened JSON) signature layer.
@@ -94,76 +99,6 @@ impl fmt::Display for EnvelopeFormat {
     }
 }
 
-/// The signature algorithm named by the envelope header (NOTARY.md §3). Whether
-/// it matches the leaf key is checked by the verifier, not here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SignatureAlgorithm {
-    /// RSASSA-PSS with SHA-256 (RSA 2048).
-    Ps256,
-    /// RSASSA-PSS with SHA-384 (RSA 3072).
-    Ps384,
-    /// RSASSA-PSS with SHA-512 (RSA 4096).
-    Ps512,
-    /// ECDSA P-256 with SHA-256.
-    Es256,
-    /// ECDSA P-384 with SHA-384.
-    Es384,
-    /// ECDSA P-521 with SHA-512.
-    Es512,
-}
-
-impl SignatureAlgorithm {
-    /// Every supported algorithm.
-    pub const ALL: [SignatureAlgorithm; 6] = [
-        SignatureAlgorithm::Ps256,
-        SignatureAlgorithm::Ps384,
-        SignatureAlgorithm::Ps512,
-        SignatureAlgorithm::Es256,
-        SignatureAlgorithm::Es384,
-        SignatureAlgorithm::Es512,
-    ];
-
-    /// The COSE `alg` value (IANA COSE Algorithms registry).
-    pub fn cose_id(self) -> i64 {
-        match self {
-            SignatureAlgorithm::Ps256 => -37,
-            SignatureAlgorithm::Ps384 => -38,
-            SignatureAlgorithm::Ps512 => -39,
-            SignatureAlgorithm::Es256 => -7,
-            SignatureAlgorithm::Es384 => -35,
-            SignatureAlgorithm::Es512 => -36,
-        }
-    }
-
-    /// The JWS `alg` value (RFC 7518 §3.1).
-    pub fn jws_name(self) -> &'static str {
-        match self {
-            SignatureAlgorithm::Ps256 => "PS256",
-            SignatureAlgorithm::Ps384 => "PS384",
-            SignatureAlgorithm::Ps512 => "PS512",
-            SignatureAlgorithm::Es256 => "ES256",
-            SignatureAlgorithm::Es384 => "ES384",
-            SignatureAlgorithm::Es512 => "ES512",
-        }
-    }
-
-    /// The algorithm for a COSE `alg` value, if supported.
-    pub fn from_cose_id(id: i64) -> Option<SignatureAlgorithm> {
-        Self::ALL.into_iter().find(|a| a.cose_id() == id)
-    }
-
-    /// The algorithm for a JWS `alg` value (exact, case-sensitive), if supported.
-    pub fn from_jws_name(name: &str) -> Option<SignatureAlgorithm> {
-        Self::ALL.into_iter().find(|a| a.jws_name() == name)
-    }
-}
-
-impl fmt::Display for SignatureAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.jws_name())
-    }
-}
-
 /// `io.cncf.notary.signingScheme` (NOTARY.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SigningScheme {
@@ -196,16 +131,6 @@ impl fmt::Display for SigningScheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// The OCI descriptor signed as `targetArtifact` (NOTARY.md §2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    pub annotations: BTreeMap<String, String>,
-    pub artifact_type: Option<String>,
 }
 
 /// A protected header outside the ones Notary registers.
@@ -444,111 +369,6 @@ fn go_zero_time() -> SystemTime {
         .unwrap_or(UNIX_EPOCH)
 }
 
-/// Seconds (and nanoseconds) relative to the Unix epoch as a `SystemTime`.
-pub(crate) fn system_time(secs: i64, nanos: u32) -> Option<SystemTime> {
-    if secs >= 0 {
-        UNIX_EPOCH.checked_add(Duration::new(secs.unsigned_abs(), nanos))
-    } else {
-        UNIX_EPOCH
-            .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
-            .checked_add(Duration::from_nanos(u64::from(nanos)))
-    }
-}
-
-/// Parses an RFC 3339 date-time the way Go's `time.Time.UnmarshalJSON` does:
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, upper-case `T` and `Z`, fields in
-/// range, day valid for the month, no leap second.
-pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let b = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(range)?;
-        part.iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let mut rest = &b[19..];
-    let mut nanos: u32 = 0;
-    if rest.first() == Some(&b'.') {
-        let count = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if count == 0 {
-            return None;
-        }
-        for (i, &c) in rest[1..=count].iter().enumerate() {
-            if i < 9 {
-                nanos = nanos * 10 + u32::from(c - b'0');
-            }
-        }
-        for _ in count..9 {
-            nanos *= 10;
-        }
-        rest = &rest[1 + count..];
-    }
-    let offset_secs = match rest {
-        [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let num = |a: u8, b: u8| -> Option<i64> {
-                (a.is_ascii_digit() && b.is_ascii_digit())
-                    .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
-            };
-            let (oh, om) = (num(*h1, *h2)?, num(*m1, *m2)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let offset = oh * 3600 + om * 60;
-            if *sign == b'-' {
-                -offset
-            } else {
-                offset
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    system_time(secs, nanos)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Go's `encoding/json` key matching: exact or case-insensitive under simple
 /// Unicode folding (so `ſ` matches `s` and the Kelvin sign matches `k`).
 pub(crate) fn go_key_eq(key: &str, name: &str) -> bool {
@@ -688,7 +508,10 @@ impl GoFields for DescriptorFields {
     }
 }
 
-/// Parses the Notary payload `{"targetArtifact": <descriptor>}` (NOTARY.md §2).
+/// Parses the Notary payload `{"targetArtifact": <descriptor>}` (NOTARY.md §2) into
+/// the one OCI descriptor type. Stricter than `oci::Descriptor`'s serde form: keys
+/// match the Go way (case-insensitively, see [`go_key_eq`]), a key or annotation
+/// seen twice is an error, and mediaType, digest and size are required.
 fn parse_payload(payload: &[u8]) -> Result<Descriptor, EnvelopeError> {
     let payload_error = |reason: String| EnvelopeError::Payload { reason };
     let fields: PayloadFields = serde_json::from_slice::<GoObject<PayloadFields>>(payload)
@@ -704,7 +527,9 @@ fn parse_payload(payload: &[u8]) -> Result<Descriptor, EnvelopeError> {
     let digest = target
         .digest
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| payload_error("targetArtifact.digest is missing".into()))?;
+        .ok_or_else(|| payload_error("targetArtifact.digest is missing".into()))?
+        .parse::<Digest>()
+        .map_err(|e| payload_error(format!("targetArtifact.digest: {e}")))?;
     let size = target
         .size
         .ok_or_else(|| payload_error("targetArtifact.size is missing".into()))?;
@@ -717,6 +542,19 @@ fn parse_payload(payload: &[u8]) -> Result<Descriptor, EnvelopeError> {
         annotations: target.annotations.unwrap_or_default(),
         artifact_type: target.artifact_type,
     })
+}
+
+/// The headers `crit` must list (NOTARY.md §3): the signing scheme, the expiry
+/// when set, and the authentic signing time under notary.x509.signingAuthority.
+pub(crate) fn must_be_critical(scheme: SigningScheme, has_expiry: bool) -> Vec<&'static str> {
+    let mut headers = vec![HEADER_SIGNING_SCHEME];
+    if has_expiry {
+        headers.push(HEADER_EXPIRY);
+    }
+    if scheme == SigningScheme::X509SigningAuthority {
+        headers.push(HEADER_AUTHENTIC_SIGNING_TIME);
+    }
+    headers
 }
 
 /// The signing scheme header and the time header each scheme requires and
@@ -771,49 +609,6 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_accepts_go_forms() {
-        assert_eq!(
-            parse_rfc3339("2020-11-09T07:00:00Z"),
-            Some(at(1_604_905_200))
-        );
-        assert_eq!(
-            parse_rfc3339("2023-01-11T10:02:54-08:00"),
-            Some(at(1_673_460_174))
-        );
-        assert_eq!(
-            parse_rfc3339("1970-01-01T00:00:00.5+00:00"),
-            system_time(0, 500_000_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T00:00:00Z"),
-            Some(at(1_709_164_800))
-        );
-        assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), Some(go_zero_time()));
-    }
-
-    #[test]
-    fn rfc3339_rejects_non_go_forms() {
-        for bad in [
-            "2020-11-09t07:00:00Z",
-            "2020-11-09T07:00:00z",
-            "2020-11-09T07:00:00",
-            "2020-11-09 07:00:00Z",
-            "2023-02-29T00:00:00Z",
-            "2020-13-01T00:00:00Z",
-            "2020-11-09T24:00:00Z",
-            "2020-11-09T23:59:60Z",
-            "2020-11-09T07:00:00.Z",
-            "2020-11-09T07:00:00+0800",
-            "2020-11-09T07:00:00+24:00",
-            "+2020-11-09T07:00:00Z",
-            "2020-11-09T07:00:00Zjunk",
-            "２020-11-09T07:00:00Z",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn go_key_matching_folds_case() {
         assert!(go_key_eq(
             "io.cncf.notary.SigningAgent",
@@ -826,31 +621,38 @@ mod tests {
 
     #[test]
     fn payload_requires_descriptor_fields() {
-        let ok = br#"{"targetArtifact":{"mediaType":"m","digest":"sha256:ab","size":3,"annotations":{"k":"v"},"artifactType":"t"},"other":[1]}"#;
-        let d = parse_payload(ok).expect("valid payload");
+        // `"d"` stands for a well-formed digest.
+        let digest = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9";
+        let payload =
+            |json: &str| parse_payload(json.replace(r#""d""#, &format!("{digest:?}")).as_bytes());
+        let d = payload(r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":3,"annotations":{"k":"v"},"artifactType":"t"},"other":[1]}"#)
+            .expect("valid payload");
         assert_eq!(d.size, 3);
+        assert_eq!(d.digest.to_string(), digest);
         assert_eq!(d.annotations.get("k").map(String::as_str), Some("v"));
         assert_eq!(d.artifact_type.as_deref(), Some("t"));
         // Go-like case-insensitive keys.
-        let d = parse_payload(br#"{"TargetArtifact":{"MediaType":"m","Digest":"d","Size":1}}"#)
+        let d = payload(r#"{"TargetArtifact":{"MediaType":"m","Digest":"d","Size":1}}"#)
             .expect("case-insensitive keys");
         assert_eq!(d.media_type, "m");
         for bad in [
-            &br#"{}"#[..],
-            br#"[]"#,
-            br#"{"targetArtifact":{"digest":"d","size":1}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","size":1}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d"}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d","size":-1}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1.5}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1,"annotations":{"a":"1","a":"2"}}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1},"TARGETARTIFACT":{}}"#,
-            b"hello COSE",
+            r#"{}"#,
+            r#"[]"#,
+            r#"{"targetArtifact":{"digest":"d","size":1}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","size":1}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d"}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":-1}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1.5}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1,"annotations":{"a":"1","a":"2"}}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1},"TARGETARTIFACT":{}}"#,
+            // The digest is an OCI digest (`oci::Descriptor`): algorithm and hex checked.
+            r#"{"targetArtifact":{"mediaType":"m","digest":"sha256:ab","size":1}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"x","size":1}}"#,
+            "hello COSE",
         ] {
             assert!(
-                matches!(parse_payload(bad), Err(EnvelopeError::Payload { .. })),
-                "{}",
-                String::from_utf8_lossy(bad)
+                matches!(payload(bad), Err(EnvelopeError::Payload { .. })),
+                "{bad}"
             );
         }
     }
