@@ -10,10 +10,10 @@ use coset::{
 };
 
 use super::{
-    must_be_critical, system_time, EnvelopeError, EnvelopeFormat, ExtendedAttribute, Parts,
-    SignatureAlgorithm, SigningScheme, ATTRIBUTE_VERIFICATION_PLUGIN,
-    HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY, HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME,
-    HEADER_SIGNING_TIME, HEADER_TIMESTAMP_SIGNATURE, MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES,
+    system_time, EnvelopeError, EnvelopeFormat, ExtendedAttribute, NotaryHeaders, Parts,
+    SignatureAlgorithm, ATTRIBUTE_VERIFICATION_PLUGIN, HEADER_AUTHENTIC_SIGNING_TIME,
+    HEADER_EXPIRY, HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME, HEADER_SIGNING_TIME,
+    HEADER_TIMESTAMP_SIGNATURE, MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES,
     MAX_PROTECTED_HEADER_BYTES, MAX_SIGNATURE_BYTES,
 };
 
@@ -340,18 +340,13 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
     // 5. Every protected label, and the Notary headers among them.
     let headers = ProtectedHeaders::read(protected)?;
     // 6. Signing scheme and the time header it uses.
-    let signing_scheme = super::signing_scheme(
-        FORMAT,
-        headers.scheme.as_deref(),
-        headers.signing_time.is_some(),
-        headers.authentic_signing_time.is_some(),
-    )?;
+    let notary = &headers.notary;
+    let signing_scheme = notary.signing_scheme(FORMAT)?;
     // 7. crit.
     let crit = critical_labels(
         protected,
         &headers.present,
-        signing_scheme,
-        headers.expiry.is_some(),
+        notary.must_be_critical(signing_scheme),
     )?;
     // 8. Unprotected header.
     let unprotected = UnprotectedHeaders::read(&sign1.unprotected, &headers.present)?;
@@ -376,9 +371,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
         format: FORMAT,
         algorithm,
         signing_scheme,
-        signing_time: headers.signing_time,
-        authentic_signing_time: headers.authentic_signing_time,
-        expiry: headers.expiry,
+        signing_time: headers.notary.signing_time,
+        authentic_signing_time: headers.notary.authentic_signing_time,
+        expiry: headers.notary.expiry,
         content_type,
         payload,
         signed_bytes,
@@ -473,10 +468,7 @@ struct ProtectedHeaders {
     present: Vec<Label>,
     /// The labels Notary does not register, with the verification plugin's name.
     extended: Vec<(Label, Option<String>)>,
-    scheme: Option<String>,
-    signing_time: Option<SystemTime>,
-    authentic_signing_time: Option<SystemTime>,
-    expiry: Option<SystemTime>,
+    notary: NotaryHeaders,
 }
 
 impl ProtectedHeaders {
@@ -484,10 +476,7 @@ impl ProtectedHeaders {
         let mut headers = ProtectedHeaders {
             present: Vec::new(),
             extended: Vec::new(),
-            scheme: None,
-            signing_time: None,
-            authentic_signing_time: None,
-            expiry: None,
+            notary: NotaryHeaders::default(),
         };
         if protected.alg.is_some() {
             headers.present.push(Label::Int(1));
@@ -528,12 +517,12 @@ impl ProtectedHeaders {
         value: &Value,
     ) -> Result<(), EnvelopeError> {
         match name {
-            HEADER_SIGNING_SCHEME => self.scheme = Some(text_value(name, value)?),
-            HEADER_SIGNING_TIME => self.signing_time = Some(epoch_time(name, value)?),
+            HEADER_SIGNING_SCHEME => self.notary.scheme = Some(text_value(name, value)?),
+            HEADER_SIGNING_TIME => self.notary.signing_time = Some(epoch_time(name, value)?),
             HEADER_AUTHENTIC_SIGNING_TIME => {
-                self.authentic_signing_time = Some(epoch_time(name, value)?)
+                self.notary.authentic_signing_time = Some(epoch_time(name, value)?)
             }
-            HEADER_EXPIRY => self.expiry = Some(epoch_time(name, value)?),
+            HEADER_EXPIRY => self.notary.expiry = Some(epoch_time(name, value)?),
             _ => {
                 let text = (name == ATTRIBUTE_VERIFICATION_PLUGIN)
                     .then(|| value.as_text().map(str::to_string))
@@ -550,8 +539,7 @@ impl ProtectedHeaders {
 fn critical_labels(
     protected: &coset::Header,
     present: &[Label],
-    signing_scheme: SigningScheme,
-    has_expiry: bool,
+    must_be_critical: Vec<&'static str>,
 ) -> Result<Vec<Label>, EnvelopeError> {
     if protected.crit.is_empty() {
         return Err(EnvelopeError::MissingHeader {
@@ -570,7 +558,7 @@ fn critical_labels(
             });
         }
     }
-    if let Some(header) = must_be_critical(signing_scheme, has_expiry)
+    if let Some(header) = must_be_critical
         .into_iter()
         .find(|h| !crit.contains(&Label::Text(h.to_string())))
     {

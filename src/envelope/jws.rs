@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    go_key_eq, must_be_critical, parse_rfc3339, EnvelopeError, EnvelopeFormat, ExtendedAttribute,
-    GoFields, GoObject, Parts, SignatureAlgorithm, ATTRIBUTE_VERIFICATION_PLUGIN,
+    go_key_eq, parse_rfc3339, EnvelopeError, EnvelopeFormat, ExtendedAttribute, GoFields, GoObject,
+    NotaryHeaders, Parts, SignatureAlgorithm, ATTRIBUTE_VERIFICATION_PLUGIN,
     HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY, HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME,
     HEADER_SIGNING_TIME, HEADER_TIMESTAMP_SIGNATURE, MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES,
     MAX_PROTECTED_HEADER_BYTES, MAX_SIGNATURE_BYTES,
@@ -258,18 +258,14 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
     })?;
     // 6. Signing scheme and the times each scheme allows (CORE
     //    validateProtectedHeaders).
-    let signing_scheme = super::signing_scheme(
-        FORMAT,
-        headers.scheme.as_deref(),
-        headers.signing_time.is_some(),
-        headers.authentic_signing_time.is_some(),
-    )?;
+    let notary = &headers.notary;
+    let signing_scheme = notary.signing_scheme(FORMAT)?;
     // 7. crit.
     let crit = critical_names(
         headers.crit,
         &entries,
         &headers.extended,
-        must_be_critical(signing_scheme, headers.expiry.is_some()),
+        notary.must_be_critical(signing_scheme),
     )?;
     let extended = headers
         .extended
@@ -297,9 +293,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
         format: FORMAT,
         algorithm,
         signing_scheme,
-        signing_time: headers.signing_time,
-        authentic_signing_time: headers.authentic_signing_time,
-        expiry: headers.expiry,
+        signing_time: headers.notary.signing_time,
+        authentic_signing_time: headers.notary.authentic_signing_time,
+        expiry: headers.notary.expiry,
         content_type,
         payload: members.payload,
         signed_bytes,
@@ -360,10 +356,7 @@ struct ProtectedHeaders<'a> {
     alg: Option<String>,
     cty: Option<String>,
     crit: Option<&'a Value>,
-    scheme: Option<String>,
-    signing_time: Option<SystemTime>,
-    authentic_signing_time: Option<SystemTime>,
-    expiry: Option<SystemTime>,
+    notary: NotaryHeaders,
     /// The headers Notary does not register, in order.
     extended: Vec<(String, &'a Value)>,
 }
@@ -379,12 +372,12 @@ impl<'a> ProtectedHeaders<'a> {
                 "alg" => headers.alg = Some(string_header(key, value)?),
                 "cty" => headers.cty = Some(string_header(key, value)?),
                 "crit" => headers.crit = Some(value),
-                HEADER_SIGNING_SCHEME => headers.scheme = Some(string_header(key, value)?),
-                HEADER_SIGNING_TIME => headers.signing_time = Some(time_header(key, value)?),
+                HEADER_SIGNING_SCHEME => headers.notary.scheme = Some(string_header(key, value)?),
+                HEADER_SIGNING_TIME => headers.notary.signing_time = Some(time_header(key, value)?),
                 HEADER_AUTHENTIC_SIGNING_TIME => {
-                    headers.authentic_signing_time = Some(time_header(key, value)?)
+                    headers.notary.authentic_signing_time = Some(time_header(key, value)?)
                 }
-                HEADER_EXPIRY => headers.expiry = Some(time_header(key, value)?),
+                HEADER_EXPIRY => headers.notary.expiry = Some(time_header(key, value)?),
                 other if REGISTERED.iter().any(|name| go_key_eq(other, name)) => {
                     // Go would bind this to the registered field and also keep it as
                     // an extended attribute; refuse the ambiguity.

@@ -544,59 +544,76 @@ fn parse_payload(payload: &[u8]) -> Result<Descriptor, EnvelopeError> {
     })
 }
 
-/// The headers `crit` must list (NOTARY.md §3): the signing scheme, the expiry
-/// when set, and the authentic signing time under notary.x509.signingAuthority.
-pub(crate) fn must_be_critical(scheme: SigningScheme, has_expiry: bool) -> Vec<&'static str> {
-    let mut headers = vec![HEADER_SIGNING_SCHEME];
-    if has_expiry {
-        headers.push(HEADER_EXPIRY);
-    }
-    if scheme == SigningScheme::X509SigningAuthority {
-        headers.push(HEADER_AUTHENTIC_SIGNING_TIME);
-    }
-    headers
+/// The Notary headers both formats carry in the protected header (NOTARY.md §3),
+/// as read; [`NotaryHeaders::signing_scheme`] says which a scheme requires.
+#[derive(Default)]
+pub(crate) struct NotaryHeaders {
+    /// `io.cncf.notary.signingScheme`.
+    pub scheme: Option<String>,
+    /// `io.cncf.notary.signingTime`.
+    pub signing_time: Option<SystemTime>,
+    /// `io.cncf.notary.authenticSigningTime`.
+    pub authentic_signing_time: Option<SystemTime>,
+    /// `io.cncf.notary.expiry`.
+    pub expiry: Option<SystemTime>,
 }
 
-/// The signing scheme header and the time header each scheme requires and
-/// forbids (NOTARY.md §3: `signingTime` for notary.x509, `authenticSigningTime`
-/// for notary.x509.signingAuthority), shared by both envelope formats.
-fn signing_scheme(
-    format: EnvelopeFormat,
-    scheme: Option<&str>,
-    has_signing_time: bool,
-    has_authentic_signing_time: bool,
-) -> Result<SigningScheme, EnvelopeError> {
-    let scheme = scheme.ok_or(EnvelopeError::MissingHeader {
-        format,
-        header: HEADER_SIGNING_SCHEME,
-    })?;
-    let signing_scheme = SigningScheme::from_header(scheme).ok_or_else(|| {
-        EnvelopeError::UnsupportedSigningScheme {
-            scheme: scheme.chars().take(64).collect(),
-        }
-    })?;
-    match signing_scheme {
-        SigningScheme::X509 if has_authentic_signing_time => Err(EnvelopeError::HeaderNotAllowed {
-            header: HEADER_AUTHENTIC_SIGNING_TIME,
-            scheme: signing_scheme,
-        }),
-        SigningScheme::X509SigningAuthority if has_signing_time => {
-            Err(EnvelopeError::HeaderNotAllowed {
-                header: HEADER_SIGNING_TIME,
-                scheme: signing_scheme,
-            })
-        }
-        SigningScheme::X509 if !has_signing_time => Err(EnvelopeError::MissingHeader {
+impl NotaryHeaders {
+    /// The signing scheme header and the time header each scheme requires and
+    /// forbids (NOTARY.md §3: `signingTime` for notary.x509, `authenticSigningTime`
+    /// for notary.x509.signingAuthority).
+    pub fn signing_scheme(&self, format: EnvelopeFormat) -> Result<SigningScheme, EnvelopeError> {
+        let scheme = self.scheme.as_deref().ok_or(EnvelopeError::MissingHeader {
             format,
-            header: HEADER_SIGNING_TIME,
-        }),
-        SigningScheme::X509SigningAuthority if !has_authentic_signing_time => {
-            Err(EnvelopeError::MissingHeader {
+            header: HEADER_SIGNING_SCHEME,
+        })?;
+        let signing_scheme = SigningScheme::from_header(scheme).ok_or_else(|| {
+            EnvelopeError::UnsupportedSigningScheme {
+                scheme: scheme.chars().take(64).collect(),
+            }
+        })?;
+        let (has_signing_time, has_authentic_signing_time) = (
+            self.signing_time.is_some(),
+            self.authentic_signing_time.is_some(),
+        );
+        match signing_scheme {
+            SigningScheme::X509 if has_authentic_signing_time => {
+                Err(EnvelopeError::HeaderNotAllowed {
+                    header: HEADER_AUTHENTIC_SIGNING_TIME,
+                    scheme: signing_scheme,
+                })
+            }
+            SigningScheme::X509SigningAuthority if has_signing_time => {
+                Err(EnvelopeError::HeaderNotAllowed {
+                    header: HEADER_SIGNING_TIME,
+                    scheme: signing_scheme,
+                })
+            }
+            SigningScheme::X509 if !has_signing_time => Err(EnvelopeError::MissingHeader {
                 format,
-                header: HEADER_AUTHENTIC_SIGNING_TIME,
-            })
+                header: HEADER_SIGNING_TIME,
+            }),
+            SigningScheme::X509SigningAuthority if !has_authentic_signing_time => {
+                Err(EnvelopeError::MissingHeader {
+                    format,
+                    header: HEADER_AUTHENTIC_SIGNING_TIME,
+                })
+            }
+            _ => Ok(signing_scheme),
         }
-        _ => Ok(signing_scheme),
+    }
+
+    /// The headers `crit` must list (NOTARY.md §3): the signing scheme, the expiry
+    /// when set, and the authentic signing time under notary.x509.signingAuthority.
+    pub fn must_be_critical(&self, scheme: SigningScheme) -> Vec<&'static str> {
+        let mut headers = vec![HEADER_SIGNING_SCHEME];
+        if self.expiry.is_some() {
+            headers.push(HEADER_EXPIRY);
+        }
+        if scheme == SigningScheme::X509SigningAuthority {
+            headers.push(HEADER_AUTHENTIC_SIGNING_TIME);
+        }
+        headers
     }
 }
 
@@ -735,114 +752,187 @@ mod tests {
         }
     }
 
+    /// One envelope per header rule (NOTARY.md §3), each breaking that rule only,
+    /// and the error both formats must report for it.
     #[test]
-    fn unsupported_algorithm_is_rejected() {
-        let spec = EnvelopeSpec {
-            alg: "RS256".into(),
-            cose_alg: Some(-257),
-            ..EnvelopeSpec::default()
+    fn each_header_rule_is_enforced_in_both_formats() {
+        type Expect = Box<dyn Fn(&EnvelopeError) -> bool>;
+        let missing = |header: &'static str| -> Expect {
+            Box::new(
+                move |e| matches!(*e, EnvelopeError::MissingHeader { header: h, .. } if h == header),
+            )
         };
-        assert_both!(spec, EnvelopeError::UnsupportedAlgorithm { .. });
-    }
-
-    #[test]
-    fn missing_signing_scheme_is_rejected() {
-        let spec = EnvelopeSpec {
-            signing_scheme: None,
-            ..EnvelopeSpec::default()
+        let not_critical = |header: &'static str| -> Expect {
+            Box::new(
+                move |e| matches!(*e, EnvelopeError::NotMarkedCritical { header: h } if h == header),
+            )
         };
-        assert_both!(
-            spec,
-            EnvelopeError::MissingHeader {
-                header: HEADER_SIGNING_SCHEME,
-                ..
+        let not_allowed = |header: &'static str, scheme: SigningScheme| -> Expect {
+            Box::new(
+                move |e| matches!(*e, EnvelopeError::HeaderNotAllowed { header: h, scheme: s } if h == header && s == scheme),
+            )
+        };
+        let cases: Vec<(&str, EnvelopeSpec, Expect)> = vec![
+            (
+                "unsupported_algorithm_is_rejected",
+                EnvelopeSpec {
+                    alg: "RS256".into(),
+                    cose_alg: Some(-257),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(|e| matches!(*e, EnvelopeError::UnsupportedAlgorithm { .. })),
+            ),
+            (
+                "missing_signing_scheme_is_rejected",
+                EnvelopeSpec {
+                    signing_scheme: None,
+                    ..EnvelopeSpec::default()
+                },
+                missing(HEADER_SIGNING_SCHEME),
+            ),
+            (
+                "unknown_signing_scheme_is_rejected",
+                EnvelopeSpec {
+                    signing_scheme: Some("notary.x509.other".into()),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(|e| matches!(*e, EnvelopeError::UnsupportedSigningScheme { .. })),
+            ),
+            (
+                "x509_requires_signing_time",
+                EnvelopeSpec {
+                    signing_time: None,
+                    ..EnvelopeSpec::default()
+                },
+                missing(HEADER_SIGNING_TIME),
+            ),
+            (
+                "signing_authority_requires_authentic_signing_time",
+                EnvelopeSpec {
+                    authentic_signing_time: None,
+                    crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+                    ..EnvelopeSpec::signing_authority()
+                },
+                missing(HEADER_AUTHENTIC_SIGNING_TIME),
+            ),
+            (
+                "authentic_signing_time_is_forbidden_for_x509",
+                EnvelopeSpec {
+                    authentic_signing_time: Some(1_687_843_833),
+                    ..EnvelopeSpec::default()
+                },
+                not_allowed(HEADER_AUTHENTIC_SIGNING_TIME, SigningScheme::X509),
+            ),
+            (
+                "signing_time_is_forbidden_for_signing_authority",
+                EnvelopeSpec {
+                    signing_time: Some(1_687_843_833),
+                    ..EnvelopeSpec::signing_authority()
+                },
+                not_allowed(HEADER_SIGNING_TIME, SigningScheme::X509SigningAuthority),
+            ),
+            // Go's zero time, 0001-01-01T00:00:00Z.
+            (
+                "zero_signing_time_is_rejected",
+                EnvelopeSpec {
+                    signing_time: Some(-62_135_596_800),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(|e| {
+                    matches!(
+                        *e,
+                        EnvelopeError::ZeroTime {
+                            header: HEADER_SIGNING_TIME
+                        }
+                    )
+                }),
+            ),
+            (
+                "crit_is_required",
+                EnvelopeSpec {
+                    crit: Some(Vec::new()),
+                    ..EnvelopeSpec::default()
+                },
+                missing("crit"),
+            ),
+            (
+                "signing_scheme_must_be_critical",
+                EnvelopeSpec {
+                    crit: Some(vec!["com.example.a".into()]),
+                    extended_attributes: vec![("com.example.a".into(), "x".into())],
+                    ..EnvelopeSpec::default()
+                },
+                not_critical(HEADER_SIGNING_SCHEME),
+            ),
+            (
+                "expiry_must_be_critical",
+                EnvelopeSpec {
+                    expiry: Some(1_800_000_000),
+                    crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+                    ..EnvelopeSpec::default()
+                },
+                not_critical(HEADER_EXPIRY),
+            ),
+            (
+                "authentic_signing_time_must_be_critical",
+                EnvelopeSpec {
+                    crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+                    ..EnvelopeSpec::signing_authority()
+                },
+                not_critical(HEADER_AUTHENTIC_SIGNING_TIME),
+            ),
+            (
+                "critical_header_must_be_present",
+                EnvelopeSpec {
+                    critical_attributes: vec!["com.example.absent".into()],
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(
+                    |e| matches!(*e, EnvelopeError::CriticalHeaderMissing { ref header } if header == "com.example.absent"),
+                ),
+            ),
+            (
+                "duplicate_crit_entries_are_rejected",
+                EnvelopeSpec {
+                    crit: Some(vec![
+                        HEADER_SIGNING_SCHEME.into(),
+                        HEADER_SIGNING_SCHEME.into(),
+                    ]),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(
+                    |e| matches!(*e, EnvelopeError::InvalidHeader { ref header, .. } if header == "crit"),
+                ),
+            ),
+            (
+                "unknown_critical_attribute_is_rejected",
+                EnvelopeSpec {
+                    extended_attributes: vec![("SomeKey".into(), "SomeValue".into())],
+                    critical_attributes: vec!["SomeKey".into()],
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(
+                    |e| matches!(*e, EnvelopeError::UnknownCriticalAttribute { ref key } if key == "SomeKey"),
+                ),
+            ),
+            (
+                "certificate_chain_is_required",
+                EnvelopeSpec {
+                    certificate_chain: Vec::new(),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(|e| matches!(*e, EnvelopeError::EmptyCertificateChain)),
+            ),
+        ];
+        for (name, spec, expect) in cases {
+            for format in FORMATS {
+                let result = parse_spec(format, &spec);
+                assert!(
+                    matches!(&result, Err(e) if expect(e)),
+                    "{name}, {format:?}: got {result:?}"
+                );
             }
-        );
-    }
-
-    #[test]
-    fn unknown_signing_scheme_is_rejected() {
-        let spec = EnvelopeSpec {
-            signing_scheme: Some("notary.x509.other".into()),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(spec, EnvelopeError::UnsupportedSigningScheme { .. });
-    }
-
-    #[test]
-    fn x509_requires_signing_time() {
-        let spec = EnvelopeSpec {
-            signing_time: None,
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::MissingHeader {
-                header: HEADER_SIGNING_TIME,
-                ..
-            }
-        );
-    }
-
-    #[test]
-    fn signing_authority_requires_authentic_signing_time() {
-        let spec = EnvelopeSpec {
-            authentic_signing_time: None,
-            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
-            ..EnvelopeSpec::signing_authority()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::MissingHeader {
-                header: HEADER_AUTHENTIC_SIGNING_TIME,
-                ..
-            }
-        );
-    }
-
-    #[test]
-    fn authentic_signing_time_is_forbidden_for_x509() {
-        let spec = EnvelopeSpec {
-            authentic_signing_time: Some(1_687_843_833),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::HeaderNotAllowed {
-                header: HEADER_AUTHENTIC_SIGNING_TIME,
-                scheme: SigningScheme::X509
-            }
-        );
-    }
-
-    #[test]
-    fn signing_time_is_forbidden_for_signing_authority() {
-        let spec = EnvelopeSpec {
-            signing_time: Some(1_687_843_833),
-            ..EnvelopeSpec::signing_authority()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::HeaderNotAllowed {
-                header: HEADER_SIGNING_TIME,
-                scheme: SigningScheme::X509SigningAuthority
-            }
-        );
-    }
-
-    #[test]
-    fn zero_signing_time_is_rejected() {
-        // Go's zero time, 0001-01-01T00:00:00Z.
-        let spec = EnvelopeSpec {
-            signing_time: Some(-62_135_596_800),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::ZeroTime {
-                header: HEADER_SIGNING_TIME
-            }
-        );
+        }
     }
 
     #[test]
@@ -859,86 +949,6 @@ mod tests {
             };
             assert_both!(spec, EnvelopeError::TimeOrder { .. });
         }
-    }
-
-    #[test]
-    fn crit_is_required() {
-        let spec = EnvelopeSpec {
-            crit: Some(Vec::new()),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(spec, EnvelopeError::MissingHeader { header: "crit", .. });
-    }
-
-    #[test]
-    fn signing_scheme_must_be_critical() {
-        let spec = EnvelopeSpec {
-            crit: Some(vec!["com.example.a".into()]),
-            extended_attributes: vec![("com.example.a".into(), "x".into())],
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::NotMarkedCritical {
-                header: HEADER_SIGNING_SCHEME
-            }
-        );
-    }
-
-    #[test]
-    fn expiry_must_be_critical() {
-        let spec = EnvelopeSpec {
-            expiry: Some(1_800_000_000),
-            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::NotMarkedCritical {
-                header: HEADER_EXPIRY
-            }
-        );
-    }
-
-    #[test]
-    fn authentic_signing_time_must_be_critical() {
-        let spec = EnvelopeSpec {
-            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
-            ..EnvelopeSpec::signing_authority()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::NotMarkedCritical {
-                header: HEADER_AUTHENTIC_SIGNING_TIME
-            }
-        );
-    }
-
-    #[test]
-    fn critical_header_must_be_present() {
-        let spec = EnvelopeSpec {
-            critical_attributes: vec!["com.example.absent".into()],
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::CriticalHeaderMissing { ref header } if header == "com.example.absent"
-        );
-    }
-
-    #[test]
-    fn duplicate_crit_entries_are_rejected() {
-        let spec = EnvelopeSpec {
-            crit: Some(vec![
-                HEADER_SIGNING_SCHEME.into(),
-                HEADER_SIGNING_SCHEME.into(),
-            ]),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::InvalidHeader { ref header, .. } if header == "crit"
-        );
     }
 
     #[test]
@@ -961,19 +971,6 @@ mod tests {
     }
 
     #[test]
-    fn unknown_critical_attribute_is_rejected() {
-        let spec = EnvelopeSpec {
-            extended_attributes: vec![("SomeKey".into(), "SomeValue".into())],
-            critical_attributes: vec!["SomeKey".into()],
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::UnknownCriticalAttribute { ref key } if key == "SomeKey"
-        );
-    }
-
-    #[test]
     fn content_type_must_be_the_notary_payload() {
         let spec = EnvelopeSpec {
             content_type: Some("application/json".into()),
@@ -988,15 +985,6 @@ mod tests {
             ..EnvelopeSpec::default()
         };
         assert_both!(spec, EnvelopeError::MissingHeader { .. });
-    }
-
-    #[test]
-    fn certificate_chain_is_required() {
-        let spec = EnvelopeSpec {
-            certificate_chain: Vec::new(),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(spec, EnvelopeError::EmptyCertificateChain);
     }
 
     #[test]

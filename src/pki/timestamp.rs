@@ -1234,6 +1234,35 @@ mod tests {
     }
 
     #[test]
+    fn signer_scheme_takes_the_digest_algorithm_hash() {
+        let alg = |oid| AlgorithmIdentifierOwned {
+            oid,
+            parameters: None,
+        };
+        // The bare key algorithms CMS signers write take the digest's hash.
+        for bare in [rfc5912::RSA_ENCRYPTION, rfc5912::ID_EC_PUBLIC_KEY] {
+            assert!(signer_scheme(&alg(bare), HashAlgorithm::Sha384).is_ok());
+        }
+        assert!(matches!(
+            signer_scheme(
+                &alg(rfc5912::SHA_384_WITH_RSA_ENCRYPTION),
+                HashAlgorithm::Sha384
+            ),
+            Ok(SignerScheme::Pkcs1v15)
+        ));
+        // A signature algorithm naming another hash than the digest's is refused.
+        assert!(matches!(
+            signer_scheme(&alg(rfc5912::ECDSA_WITH_SHA_256), HashAlgorithm::Sha384),
+            Err(TimestampError::UnsupportedSignatureAlgorithm { .. })
+        ));
+        // A SHA-1 digest algorithm is refused before any key is looked at.
+        assert!(matches!(
+            hash_from_identifier(&alg(rfc5912::ID_SHA_1)),
+            Err(TimestampError::UnsupportedHashAlgorithm { .. })
+        ));
+    }
+
+    #[test]
     fn garbage_never_panics() {
         for len in 0..64 {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
