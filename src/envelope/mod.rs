@@ -34,10 +34,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::oci::Descriptor;
+use crate::oci::{Descriptor, Digest};
 pub(crate) use crate::pki::time::{parse_rfc3339, system_time};
 pub use crate::pki::SignatureAlgorithm;
-use crate::reference::Digest;
 
 /// Envelope media type of a COSE_Sign1 signature layer.
 pub const COSE_MEDIA_TYPE: &str = "application/cose";
