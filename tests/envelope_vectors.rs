@@ -262,13 +262,17 @@ fn notation_go_timestamp_envelopes() {
     }
 }
 
-/// CASES.md §5.6: notation-go internal test data, literals, CLI blob signatures.
+/// The envelopes folder of the notation vectors, or `None` (the test skips).
+fn envelopes_dir(test: &str) -> Option<std::path::PathBuf> {
+    support::vectors_dir("notation", test).map(|dir| dir.join("envelopes"))
+}
+
+/// CASES.md §5.6: notation-go internal test data.
 #[test]
-fn notation_other_envelopes() {
-    let Some(dir) = support::vectors_dir("notation", "notation_other_envelopes") else {
+fn notation_go_internal_envelopes() {
+    let Some(dir) = envelopes_dir("notation_go_internal_envelopes") else {
         return;
     };
-    let dir = dir.join("envelopes");
     for (name, format) in [
         (
             "notation-go-internal/jws_signature.sig",
@@ -292,7 +296,14 @@ fn notation_other_envelopes() {
         assert_eq!(env.certificate_chain.len(), 1, "{name}");
         assert!(env.timestamp_token.is_none(), "{name}");
     }
+}
 
+/// CASES.md §5.6: notation-go literals.
+#[test]
+fn notation_go_literal_envelopes() {
+    let Some(dir) = envelopes_dir("notation_go_literal_envelopes") else {
+        return;
+    };
     let name = "notation-go-literals/example_localVerify.cose.sig";
     check(
         &parse_file(&dir, name, COSE_MEDIA_TYPE),
@@ -339,7 +350,14 @@ fn notation_other_envelopes() {
             .map(String::as_str),
         Some("101")
     );
+}
 
+/// CASES.md §5.6: notation CLI blob signatures.
+#[test]
+fn notation_cli_blob_envelopes() {
+    let Some(dir) = envelopes_dir("notation_cli_blob_envelopes") else {
+        return;
+    };
     let license_digest = "sha256:c71d239df91726fc519c6eb72d318ec65820627232b2f796219e87dcf35d0ab4";
     for (name, format, signing_time) in [
         (
