@@ -336,21 +336,17 @@ pub fn verify_with_spki(
             name,
         });
     }
-    let pkcs1 = [
-        (rfc5912::SHA_256_WITH_RSA_ENCRYPTION, HashAlgorithm::Sha256),
-        (rfc5912::SHA_384_WITH_RSA_ENCRYPTION, HashAlgorithm::Sha384),
-        (rfc5912::SHA_512_WITH_RSA_ENCRYPTION, HashAlgorithm::Sha512),
-    ];
-    let ecdsa = [
-        (rfc5912::ECDSA_WITH_SHA_256, HashAlgorithm::Sha256),
-        (rfc5912::ECDSA_WITH_SHA_384, HashAlgorithm::Sha384),
-        (rfc5912::ECDSA_WITH_SHA_512, HashAlgorithm::Sha512),
-    ];
-    if let Some((_, hash)) = pkcs1.iter().find(|(o, _)| *o == oid) {
-        let PublicKey::Rsa(rsa_key) = key else {
-            return Err(mismatch());
-        };
-        return rsa_pkcs1v15(rsa_key, *hash, message, signature);
+    match (sha2_signature_algorithm(&oid), key) {
+        (Some((KeyFamily::Rsa, hash)), PublicKey::Rsa(rsa_key)) => {
+            return rsa_pkcs1v15(rsa_key, hash, message, signature)
+        }
+        (Some((KeyFamily::Rsa, _)), _) | (Some((KeyFamily::Ec, _)), PublicKey::Rsa(_)) => {
+            return Err(mismatch())
+        }
+        (Some((KeyFamily::Ec, hash)), _) => {
+            return ecdsa_prehash(key, &hash.digest(message), signature, EcdsaEncoding::Der)
+        }
+        (None, _) => {}
     }
     if oid == rfc5912::ID_RSASSA_PSS {
         let PublicKey::Rsa(rsa_key) = key else {
@@ -365,15 +361,60 @@ pub fn verify_with_spki(
             signature,
         );
     }
-    if let Some((_, hash)) = ecdsa.iter().find(|(o, _)| *o == oid) {
-        if matches!(key, PublicKey::Rsa(_)) {
-            return Err(mismatch());
-        }
-        return ecdsa_prehash(key, &hash.digest(message), signature, EcdsaEncoding::Der);
-    }
     Err(PkiError::UnsupportedSignatureAlgorithm {
         oid: oid.to_string(),
     })
+}
+
+/// The key type a signature algorithm identifier needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyFamily {
+    Rsa,
+    Ec,
+}
+
+/// The one table of X.509/CMS signature algorithm identifiers that name their hash:
+/// sha{256,384,512}WithRSAEncryption (PKCS#1 v1.5, RFC 4055 §5) and
+/// ecdsa-with-SHA{256,384,512} (RFC 5758 §3.2). RSASSA-PSS names its hash in its
+/// parameters instead.
+pub(crate) fn sha2_signature_algorithm(
+    oid: &ObjectIdentifier,
+) -> Option<(KeyFamily, HashAlgorithm)> {
+    [
+        (
+            rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+            KeyFamily::Rsa,
+            HashAlgorithm::Sha256,
+        ),
+        (
+            rfc5912::SHA_384_WITH_RSA_ENCRYPTION,
+            KeyFamily::Rsa,
+            HashAlgorithm::Sha384,
+        ),
+        (
+            rfc5912::SHA_512_WITH_RSA_ENCRYPTION,
+            KeyFamily::Rsa,
+            HashAlgorithm::Sha512,
+        ),
+        (
+            rfc5912::ECDSA_WITH_SHA_256,
+            KeyFamily::Ec,
+            HashAlgorithm::Sha256,
+        ),
+        (
+            rfc5912::ECDSA_WITH_SHA_384,
+            KeyFamily::Ec,
+            HashAlgorithm::Sha384,
+        ),
+        (
+            rfc5912::ECDSA_WITH_SHA_512,
+            KeyFamily::Ec,
+            HashAlgorithm::Sha512,
+        ),
+    ]
+    .into_iter()
+    .find(|(o, _, _)| o == oid)
+    .map(|(_, family, hash)| (family, hash))
 }
 
 /// ecdsa-with-SHA1 (RFC 3279 §2.2.3), absent from `const_oid::db`.

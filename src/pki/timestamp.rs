@@ -30,7 +30,7 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
 
-use super::signature::{self, EcdsaEncoding, HashAlgorithm, PublicKey};
+use super::signature::{self, EcdsaEncoding, HashAlgorithm, KeyFamily, PublicKey};
 
 /// Largest token accepted. Real tokens carrying a four-certificate chain are about
 /// 6.6 KB (the GlobalSign vectors); 256 KiB leaves room for long chains while keeping
@@ -711,43 +711,11 @@ fn signer_scheme(
     if oid == rfc5912::ID_EC_PUBLIC_KEY {
         return Ok(SignerScheme::Ecdsa);
     }
-    let named = [
-        (
-            rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
-            SignerScheme::Pkcs1v15,
-            HashAlgorithm::Sha256,
-        ),
-        (
-            rfc5912::SHA_384_WITH_RSA_ENCRYPTION,
-            SignerScheme::Pkcs1v15,
-            HashAlgorithm::Sha384,
-        ),
-        (
-            rfc5912::SHA_512_WITH_RSA_ENCRYPTION,
-            SignerScheme::Pkcs1v15,
-            HashAlgorithm::Sha512,
-        ),
-        (
-            rfc5912::ECDSA_WITH_SHA_256,
-            SignerScheme::Ecdsa,
-            HashAlgorithm::Sha256,
-        ),
-        (
-            rfc5912::ECDSA_WITH_SHA_384,
-            SignerScheme::Ecdsa,
-            HashAlgorithm::Sha384,
-        ),
-        (
-            rfc5912::ECDSA_WITH_SHA_512,
-            SignerScheme::Ecdsa,
-            HashAlgorithm::Sha512,
-        ),
-    ];
-    named
-        .into_iter()
-        .find(|(named_oid, _, named_hash)| *named_oid == oid && *named_hash == hash)
-        .map(|(_, scheme, _)| scheme)
-        .ok_or(TimestampError::UnsupportedSignatureAlgorithm { oid })
+    match signature::sha2_signature_algorithm(&oid) {
+        Some((KeyFamily::Rsa, named)) if named == hash => Ok(SignerScheme::Pkcs1v15),
+        Some((KeyFamily::Ec, named)) if named == hash => Ok(SignerScheme::Ecdsa),
+        _ => Err(TimestampError::UnsupportedSignatureAlgorithm { oid }),
+    }
 }
 
 /// The TSA's RSA key: at least [`MIN_RSA_BITS`] (NOTARY.md §4 key sizes).
