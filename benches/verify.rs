@@ -56,7 +56,8 @@ struct Floor {
     root: Certificate,
     tsa_leaf: Certificate,
     tsa_root: Certificate,
-    tsa_algorithm: spki::AlgorithmIdentifierOwned,
+    tsa_signature_algorithm: spki::AlgorithmIdentifierOwned,
+    tsa_digest_algorithm: spki::AlgorithmIdentifierOwned,
     tsa_signed_attrs: Vec<u8>,
     tsa_signature: Vec<u8>,
 }
@@ -77,17 +78,20 @@ impl Floor {
         .and_then(|()| core::verify_signed_by(&self.leaf, &self.intermediate))
         .and_then(|()| core::verify_signed_by(&self.intermediate, &self.root))
         .and_then(|()| core::verify_signed_by(&self.root, &self.root))
-        .and_then(|()| {
-            core::verify_with_spki(
-                &self.tsa_leaf,
-                &self.tsa_algorithm,
-                &self.tsa_signed_attrs,
-                &self.tsa_signature,
-            )
-        })
         .and_then(|()| core::verify_signed_by(&self.tsa_leaf, &self.tsa_root))
         .and_then(|()| core::verify_signed_by(&self.tsa_root, &self.tsa_root));
         assert!(ok.is_ok(), "floor check failed: {ok:?}");
+        let tsa = core::timestamp::verify_signer_signature(
+            self.tsa_leaf
+                .x509()
+                .tbs_certificate()
+                .subject_public_key_info(),
+            &self.tsa_signature_algorithm,
+            &self.tsa_digest_algorithm,
+            &self.tsa_signed_attrs,
+            &self.tsa_signature,
+        );
+        assert!(tsa.is_ok(), "floor TSA check failed: {tsa:?}");
     }
 }
 
@@ -214,11 +218,8 @@ impl Fixture {
             root: chain.root.cert(),
             tsa_leaf: tsa.leaf.cert(),
             tsa_root: tsa.root.cert(),
-            tsa_algorithm: core::cms_signature_algorithm(
-                &signer.signature_algorithm,
-                &signer.digest_alg,
-            )
-            .expect("CMS algorithm"),
+            tsa_signature_algorithm: signer.signature_algorithm.clone(),
+            tsa_digest_algorithm: signer.digest_alg.clone(),
             tsa_signed_attrs: signer
                 .signed_attrs
                 .as_ref()

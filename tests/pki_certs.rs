@@ -7,17 +7,39 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
+use pullgate::pki::timestamp::{verify_signer_signature, TimestampError};
 use pullgate::pki::{
-    check_trust_store_certificate, check_valid_at, cms_signature_algorithm,
-    signature_algorithm_for_key, validate_signing_chain, validate_tsa_chain, verify_signature,
-    verify_signed_by, verify_with_spki, Certificate, PkiError, PssSaltPolicy, SignatureAlgorithm,
-    StoreType,
+    check_trust_store_certificate, check_valid_at, signature_algorithm_for_key,
+    validate_signing_chain, validate_tsa_chain, verify_signature, verify_signed_by,
+    verify_with_spki, Certificate, PkiError, PssSaltPolicy, SignatureAlgorithm, StoreType,
 };
 use support::pki::{days_from_now, CertSpec, KeySpec, Pki};
 
 const ROOT: &str = "/C=US/ST=WA/O=Notary/CN=Rule Root";
 const INTER: &str = "/C=US/ST=WA/O=Notary/CN=Rule Intermediate";
 const LEAF: &str = "/C=US/ST=WA/L=Seattle/O=Notary/CN=Rule Leaf";
+
+/// root → intermediate made from `inter` → leaf.
+fn three_chain(pki: &Pki, inter: CertSpec) -> Vec<Certificate> {
+    let root = pki.self_signed(&CertSpec::ca(ROOT));
+    let inter = pki.issue(&inter, &root);
+    let leaf = pki.issue(&CertSpec::leaf(LEAF), &inter);
+    vec![leaf.cert(), inter.cert(), root.cert()]
+}
+
+/// The leaf is not signed by the next certificate because that one may not sign
+/// certificates.
+#[track_caller]
+fn assert_issuer_not_ca(result: Result<(), PkiError>) {
+    match result {
+        Err(PkiError::NotSignedByNext {
+            index: 0, source, ..
+        }) => {
+            assert!(matches!(*source, PkiError::IssuerNotCa { .. }))
+        }
+        other => panic!("{other:?}"),
+    }
+}
 
 /// root → leaf where the leaf is made from `leaf`.
 fn two_chain(pki: &Pki, leaf: CertSpec) -> Vec<Certificate> {
@@ -211,7 +233,7 @@ fn sha1_signed_certificates_are_rejected() {
 }
 
 #[test]
-fn verify_with_spki_checks_cms_style_signatures() {
+fn cms_signer_signatures_verify_with_the_token_check() {
     let pki = Pki::new();
     // openssl dgst without -sigopt makes PKCS#1 v1.5 (RSA) and DER ECDSA signatures.
     for (key, digest, oid) in [
@@ -240,15 +262,19 @@ fn verify_with_spki_checks_cms_style_signatures() {
             "sha384" => "2.16.840.1.101.3.4.2.2",
             _ => "2.16.840.1.101.3.4.2.3",
         };
-        let combined = cms_signature_algorithm(&alg(oid), &alg(digest_oid)).expect("combine");
         let cert = leaf.cert();
-        verify_with_spki(&cert, &combined, b"signed attributes", &sig)
-            .unwrap_or_else(|e| panic!("{key:?}: {e}"));
+        let spki = cert.x509().tbs_certificate().subject_public_key_info();
+        // The check a timestamp token's SignerInfo goes through: the bare key
+        // algorithm takes the digest algorithm's hash.
+        let signer = |message: &[u8]| {
+            verify_signer_signature(spki, &alg(oid), &alg(digest_oid), message, &sig)
+        };
+        signer(b"signed attributes").unwrap_or_else(|e| panic!("{key:?}: {e}"));
         assert!(matches!(
-            verify_with_spki(&cert, &combined, b"other attributes", &sig),
-            Err(PkiError::BadSignature)
+            signer(b"other attributes"),
+            Err(TimestampError::BadSignature)
         ));
-        // The bare key algorithm is not a signature algorithm.
+        // For X.509 signatures the bare key algorithm is not a signature algorithm.
         assert!(matches!(
             verify_with_spki(&cert, &alg(oid), b"signed attributes", &sig),
             Err(PkiError::UnsupportedSignatureAlgorithm { .. })
@@ -363,38 +389,17 @@ fn self_signed_leaf_before_a_root_is_rejected() {
 #[test]
 fn non_ca_intermediate_cannot_sign() {
     let pki = Pki::new();
-    let root = pki.self_signed(&CertSpec::ca(ROOT));
-    let inter = pki.issue(
-        &CertSpec::ca(INTER)
-            .slot(1)
-            .basic_constraints(Some("critical,CA:FALSE")),
-        &root,
-    );
-    let leaf = pki.issue(&CertSpec::leaf(LEAF), &inter);
-    match validate_signing_chain(&[leaf.cert(), inter.cert(), root.cert()]) {
-        Err(PkiError::NotSignedByNext {
-            index: 0, source, ..
-        }) => {
-            assert!(matches!(*source, PkiError::IssuerNotCa { .. }))
-        }
-        other => panic!("{other:?}"),
-    }
+    let inter = CertSpec::ca(INTER)
+        .slot(1)
+        .basic_constraints(Some("critical,CA:FALSE"));
+    assert_issuer_not_ca(validate_signing_chain(&three_chain(&pki, inter)));
 }
 
 #[test]
 fn intermediate_without_basic_constraints_cannot_sign() {
     let pki = Pki::new();
-    let root = pki.self_signed(&CertSpec::ca(ROOT));
-    let inter = pki.issue(&CertSpec::ca(INTER).slot(1).basic_constraints(None), &root);
-    let leaf = pki.issue(&CertSpec::leaf(LEAF), &inter);
-    match validate_signing_chain(&[leaf.cert(), inter.cert(), root.cert()]) {
-        Err(PkiError::NotSignedByNext {
-            index: 0, source, ..
-        }) => {
-            assert!(matches!(*source, PkiError::IssuerNotCa { .. }))
-        }
-        other => panic!("{other:?}"),
-    }
+    let inter = CertSpec::ca(INTER).slot(1).basic_constraints(None);
+    assert_issuer_not_ca(validate_signing_chain(&three_chain(&pki, inter)));
 }
 
 #[test]
@@ -575,11 +580,9 @@ fn leaf_eku_absent_or_unknown_is_fine() {
 #[test]
 fn ca_key_usage_missing_is_rejected() {
     let pki = Pki::new();
-    let root = pki.self_signed(&CertSpec::ca(ROOT));
-    let inter = pki.issue(&CertSpec::ca(INTER).slot(1).key_usage(None), &root);
-    let leaf = pki.issue(&CertSpec::leaf(LEAF), &inter);
+    let chain = three_chain(&pki, CertSpec::ca(INTER).slot(1).key_usage(None));
     assert!(matches!(
-        validate_signing_chain(&[leaf.cert(), inter.cert(), root.cert()]),
+        validate_signing_chain(&chain),
         Err(PkiError::CaKeyUsageMissing { index: 1, .. })
     ));
 }
@@ -598,22 +601,10 @@ fn ca_key_usage_not_critical_is_rejected() {
 #[test]
 fn ca_key_usage_without_cert_sign_cannot_sign() {
     let pki = Pki::new();
-    let root = pki.self_signed(&CertSpec::ca(ROOT));
-    let inter = pki.issue(
-        &CertSpec::ca(INTER)
-            .slot(1)
-            .key_usage(Some("critical,cRLSign")),
-        &root,
-    );
-    let leaf = pki.issue(&CertSpec::leaf(LEAF), &inter);
-    match validate_signing_chain(&[leaf.cert(), inter.cert(), root.cert()]) {
-        Err(PkiError::NotSignedByNext {
-            index: 0, source, ..
-        }) => {
-            assert!(matches!(*source, PkiError::IssuerNotCa { .. }))
-        }
-        other => panic!("{other:?}"),
-    }
+    let inter = CertSpec::ca(INTER)
+        .slot(1)
+        .key_usage(Some("critical,cRLSign"));
+    assert_issuer_not_ca(validate_signing_chain(&three_chain(&pki, inter)));
 }
 
 #[test]

@@ -397,6 +397,11 @@ fn m10_m14_plugin_envelopes_fail_at_every_level() {
     }
 }
 
+/// `blob` against the timestamp vectors' target, under a policy for `any/repo`.
+fn decide_timestamped(loaded: &PolicyDir, blob: SignatureBlob) -> Verdict {
+    decide(loaded, "any/repo", &target(TIMESTAMP_TARGET), blob)
+}
+
 fn timestamp_policy(vectors: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> String {
     derived(vectors, "notation-go-timestamp.oci.json", edit)
 }
@@ -418,10 +423,8 @@ fn t1_t12_timestamped_envelopes_pass_with_the_tsa_time_once_revocation_is_not_en
     // revocation yet: strict fails closed.
     let (_dir, strict) = policy(&vectors, &timestamp_policy(&vectors, |_| {}));
     let strict = strict.expect("loads");
-    let verdict = decide(
+    let verdict = decide_timestamped(
         &strict,
-        "any/repo",
-        &target(TIMESTAMP_TARGET),
         envelope(&vectors, "notation-go-timestamp/jwsWithTimestamp.sig"),
     );
     let (check, failure) = failure(&verdict);
@@ -446,12 +449,7 @@ fn t1_t12_timestamped_envelopes_pass_with_the_tsa_time_once_revocation_is_not_en
             "2024-06-18T06:27:16Z",
         ),
     ] {
-        let verdict = decide(
-            &loaded,
-            "any/repo",
-            &target(TIMESTAMP_TARGET),
-            envelope(&vectors, file),
-        );
+        let verdict = decide_timestamped(&loaded, envelope(&vectors, file));
         let Verdict::Verified(verified) = &verdict else {
             panic!("{file}: {verdict:?}");
         };
@@ -486,12 +484,7 @@ fn t2_expired_leaf_passes_through_its_timestamp() {
         "notation-go-timestamp/jwsExpiredWithTimestamp.sig",
         "notation-go-timestamp/coseExpiredWithTimestamp.sig",
     ] {
-        let verdict = decide(
-            &loaded,
-            "any/repo",
-            &target(TIMESTAMP_TARGET),
-            envelope(&vectors, file),
-        );
+        let verdict = decide_timestamped(&loaded, envelope(&vectors, file));
         let Verdict::Verified(verified) = &verdict else {
             panic!("{file}: {verdict:?}");
         };
@@ -519,20 +512,33 @@ fn t3_after_cert_expiry_uses_the_local_clock_while_the_chain_is_valid() {
     let edit = |statement: &mut serde_json::Value| {
         statement["signatureVerification"]["verifyTimestamp"] = "afterCertExpiry".into();
     };
-    let (_dir, loaded) = policy(&vectors, &timestamp_policy(&vectors, edit));
-    let verdict = decide(
-        &loaded.expect("loads"),
-        "any/repo",
-        &target(TIMESTAMP_TARGET),
-        envelope(&vectors, "notation-go-timestamp/coseWithTimestamp.sig"),
+    assert_verified_on_local_clock(
+        &vectors,
+        edit,
+        "notation-go-timestamp/coseWithTimestamp.sig",
     );
+}
+
+/// Under the timestamp policy edited by `edit`, `file` verifies with the local
+/// clock as its time source.
+#[track_caller]
+fn assert_verified_on_local_clock(
+    vectors: &Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+    file: &str,
+) {
+    let (_dir, loaded) = policy(vectors, &timestamp_policy(vectors, edit));
+    let verdict = decide_timestamped(&loaded.expect("loads"), envelope(vectors, file));
     let Verdict::Verified(verified) = &verdict else {
-        panic!("{verdict:?}");
+        panic!("{file}: {verdict:?}");
     };
-    assert!(matches!(
-        verified.report().time_source,
-        Some(TimeSource::LocalClock { .. })
-    ));
+    assert!(
+        matches!(
+            verified.report().time_source,
+            Some(TimeSource::LocalClock { .. })
+        ),
+        "{file}"
+    );
 }
 
 #[test]
@@ -545,10 +551,8 @@ fn t5_expired_leaf_without_tsa_store_fails_authentic_timestamp() {
         statement["signatureVerification"]["override"] = serde_json::json!({"authenticity": "log"});
     };
     let (_dir, loaded) = policy(&vectors, &timestamp_policy(&vectors, edit));
-    let verdict = decide(
+    let verdict = decide_timestamped(
         &loaded.expect("loads"),
-        "any/repo",
-        &target(TIMESTAMP_TARGET),
         envelope(
             &vectors,
             "notation-go-timestamp/coseExpiredWithTimestamp.sig",
@@ -567,10 +571,8 @@ fn t6_missing_timestamp_fails_when_one_is_required() {
         return;
     };
     let (_dir, loaded) = policy(&vectors, &timestamp_policy(&vectors, |_| {}));
-    let verdict = decide(
+    let verdict = decide_timestamped(
         &loaded.expect("loads"),
-        "any/repo",
-        &target(TIMESTAMP_TARGET),
         envelope(&vectors, "notation-go-timestamp/withoutTimestamp.sig"),
     );
     assert_eq!(
@@ -618,10 +620,8 @@ fn t9_timestamp_from_an_untrusted_tsa_fails() {
         statement["trustStores"] = serde_json::json!(["ca:valid-trust-store", "tsa:test-mismatch"]);
     };
     let (_dir, loaded) = policy(&vectors, &timestamp_policy(&vectors, edit));
-    let verdict = decide(
+    let verdict = decide_timestamped(
         &loaded.expect("loads"),
-        "any/repo",
-        &target(TIMESTAMP_TARGET),
         envelope(&vectors, "notation-go-timestamp/coseWithTimestamp.sig"),
     );
     let (check, failure) = failure(&verdict);
@@ -650,12 +650,7 @@ fn t10_t11_timestamp_outside_the_leaf_validity_fails() {
             "to 2001-09-18T11:54:34Z",
         ),
     ] {
-        let verdict = decide(
-            &loaded,
-            "any/repo",
-            &target(TIMESTAMP_TARGET),
-            envelope(&vectors, file),
-        );
+        let verdict = decide_timestamped(&loaded, envelope(&vectors, file));
         let (check, failure) = failure(&verdict);
         assert_eq!(check, Check::AuthenticTimestamp, "{file}");
         assert!(
@@ -682,12 +677,7 @@ fn t13_t14_untrusted_signers_fail_authenticity_and_no_tsa_policy_uses_the_clock(
         "notation-go-timestamp/coseExpiredWithTimestamp.sig",
         "notation-go-timestamp/timestampAfterNotAfter.sig",
     ] {
-        let verdict = decide(
-            &loaded,
-            "any/repo",
-            &target(TIMESTAMP_TARGET),
-            envelope(&vectors, file),
-        );
+        let verdict = decide_timestamped(&loaded, envelope(&vectors, file));
         assert_eq!(
             failure(&verdict),
             (
@@ -700,20 +690,7 @@ fn t13_t14_untrusted_signers_fail_authenticity_and_no_tsa_policy_uses_the_clock(
     let edit = |statement: &mut serde_json::Value| {
         statement["trustStores"] = serde_json::json!(["ca:valid-trust-store"]);
     };
-    let (_dir, loaded) = policy(&vectors, &timestamp_policy(&vectors, edit));
-    let verdict = decide(
-        &loaded.expect("loads"),
-        "any/repo",
-        &target(TIMESTAMP_TARGET),
-        envelope(&vectors, "notation-go-timestamp/withoutTimestamp.sig"),
-    );
-    let Verdict::Verified(verified) = &verdict else {
-        panic!("{verdict:?}");
-    };
-    assert!(matches!(
-        verified.report().time_source,
-        Some(TimeSource::LocalClock { .. })
-    ));
+    assert_verified_on_local_clock(&vectors, edit, "notation-go-timestamp/withoutTimestamp.sig");
 }
 
 #[test]
@@ -875,10 +852,8 @@ fn cached_allow_bound_is_when_expiry_or_clock_checked_certificate_ends() {
         &vectors,
         &timestamp_policy(&vectors, overrides(&[("revocation", "log")])),
     );
-    let verdict = decide(
+    let verdict = decide_timestamped(
         &loaded.expect("loads"),
-        "any/repo",
-        &target(TIMESTAMP_TARGET),
         envelope(&vectors, "notation-go-timestamp/coseWithTimestamp.sig"),
     );
     let Verdict::Verified(verified) = &verdict else {

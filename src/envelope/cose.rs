@@ -10,10 +10,11 @@ use coset::{
 };
 
 use super::{
-    system_time, EnvelopeError, EnvelopeFormat, ExtendedAttribute, Parts, SignatureAlgorithm,
-    SigningScheme, ATTRIBUTE_VERIFICATION_PLUGIN, HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY,
-    HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME, HEADER_SIGNING_TIME, HEADER_TIMESTAMP_SIGNATURE,
-    MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES, MAX_PROTECTED_HEADER_BYTES, MAX_SIGNATURE_BYTES,
+    system_time, EnvelopeError, EnvelopeFormat, ExtendedAttribute, NotaryHeaders, Parts,
+    SignatureAlgorithm, ATTRIBUTE_VERIFICATION_PLUGIN, HEADER_AUTHENTIC_SIGNING_TIME,
+    HEADER_EXPIRY, HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME, HEADER_SIGNING_TIME,
+    HEADER_TIMESTAMP_SIGNATURE, MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES,
+    MAX_PROTECTED_HEADER_BYTES, MAX_SIGNATURE_BYTES,
 };
 
 const FORMAT: EnvelopeFormat = EnvelopeFormat::Cose;
@@ -64,142 +65,195 @@ const SIGN1_PART_LIMITS: PartLimits = [
 ];
 
 fn scan_cbor_with(bytes: &[u8], parts: Option<&PartLimits>) -> Result<(), EnvelopeError> {
-    enum Frame {
-        Items(u64),
-        Indefinite,
-        Tag,
+    CborScanner {
+        bytes,
+        pos: 0,
+        items: 0,
+        stack: Vec::new(),
+        parts,
+        sign1_array: false,
     }
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut pos = 0usize;
-    let mut items = 0usize;
-    // Set once the tagged top-level array of exactly four items is open.
-    let mut sign1_array = false;
-    let take = |pos: &mut usize, n: usize| -> Result<u64, EnvelopeError> {
-        let end = pos
-            .checked_add(n)
-            .filter(|&e| e <= bytes.len())
-            .ok_or_else(|| malformed("truncated CBOR"))?;
-        let value = bytes[*pos..end]
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        *pos = end;
-        Ok(value)
-    };
-    loop {
-        let initial = *bytes.get(pos).ok_or_else(|| malformed("truncated CBOR"))?;
-        pos += 1;
-        if initial == 0xFF {
-            // A break closes the innermost indefinite-length array or map.
-            match stack.pop() {
-                Some(Frame::Indefinite) => {}
-                _ => return Err(malformed("unexpected CBOR break")),
-            }
-        } else {
-            items += 1;
-            if items > MAX_CBOR_ITEMS {
-                return Err(EnvelopeError::TooLarge {
-                    what: "CBOR data items",
-                    limit: MAX_CBOR_ITEMS,
-                });
-            }
-            let (major, info) = (initial >> 5, initial & 0x1F);
-            // The budget of this item when it is one of the COSE_Sign1's parts.
-            let part_limit = match (parts, stack.as_slice()) {
-                (Some(limits), [Frame::Tag, Frame::Items(left)]) if sign1_array && major == 2 => {
-                    limits[4 - (*left as usize).min(4)]
+    .scan()
+}
+
+/// An open CBOR container on the scanner's stack.
+enum Frame {
+    /// A definite-length array or map with this many items (map: keys and values) left.
+    Items(u64),
+    /// An indefinite-length array or map, closed by a break.
+    Indefinite,
+    /// A tag, whose one item follows.
+    Tag,
+}
+
+/// The state of [`scan_cbor_with`]: one pass over the bytes, nothing decoded.
+struct CborScanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    items: usize,
+    stack: Vec<Frame>,
+    parts: Option<&'a PartLimits>,
+    /// Set once the tagged top-level array of exactly four items is open.
+    sign1_array: bool,
+}
+
+impl CborScanner<'_> {
+    fn scan(mut self) -> Result<(), EnvelopeError> {
+        loop {
+            let initial = self.next_byte()?;
+            if initial == 0xFF {
+                // A break closes the innermost indefinite-length array or map.
+                match self.stack.pop() {
+                    Some(Frame::Indefinite) => {}
+                    _ => return Err(malformed("unexpected CBOR break")),
                 }
-                _ => None,
-            };
-            let over = |len: u64| match part_limit {
-                Some((what, limit)) if len > limit as u64 => {
-                    Err(EnvelopeError::TooLarge { what, limit })
-                }
-                _ => Ok(()),
-            };
-            let argument = match info {
-                0..=23 => Some(u64::from(info)),
-                24 => Some(take(&mut pos, 1)?),
-                25 => Some(take(&mut pos, 2)?),
-                26 => Some(take(&mut pos, 4)?),
-                27 => Some(take(&mut pos, 8)?),
-                31 if matches!(major, 2..=5) => None,
-                _ => return Err(malformed("invalid CBOR initial byte")),
-            };
-            let remaining = (bytes.len() - pos) as u64;
-            let mut open = None;
-            match (major, argument) {
-                (2 | 3, Some(len)) => {
-                    if len > remaining {
-                        return Err(malformed("truncated CBOR string"));
-                    }
-                    over(len)?;
-                    pos += len as usize; // len ≤ remaining, which fits in usize
-                }
-                (2 | 3, None) => {
-                    let mut total = 0u64;
-                    loop {
-                        // Indefinite string: definite chunks of the same type, then break.
-                        let chunk = *bytes.get(pos).ok_or_else(|| malformed("truncated CBOR"))?;
-                        pos += 1;
-                        if chunk == 0xFF {
-                            break;
-                        }
-                        if chunk >> 5 != major || chunk & 0x1F == 31 {
-                            return Err(malformed("invalid chunk in indefinite-length string"));
-                        }
-                        let len = match chunk & 0x1F {
-                            n @ 0..=23 => u64::from(n),
-                            24 => take(&mut pos, 1)?,
-                            25 => take(&mut pos, 2)?,
-                            26 => take(&mut pos, 4)?,
-                            27 => take(&mut pos, 8)?,
-                            _ => return Err(malformed("invalid CBOR initial byte")),
-                        };
-                        if len > (bytes.len() - pos) as u64 {
-                            return Err(malformed("truncated CBOR string"));
-                        }
-                        total += len; // the chunks fit in the input, so no overflow
-                        over(total)?;
-                        pos += len as usize;
-                    }
-                }
-                (4, Some(n)) if n > 0 => {
-                    sign1_array |= n == 4 && matches!(stack.as_slice(), [Frame::Tag]);
-                    open = Some(Frame::Items(n))
-                }
-                (5, Some(n)) if n > 0 => {
-                    let n = n
-                        .checked_mul(2)
-                        .ok_or_else(|| malformed("CBOR map too large"))?;
-                    open = Some(Frame::Items(n));
-                }
-                (4 | 5, None) => open = Some(Frame::Indefinite),
-                (6, _) => open = Some(Frame::Tag),
-                _ => {}
-            }
-            if let Some(frame) = open {
-                if let Frame::Items(n) = frame {
-                    // Every item takes at least one byte.
-                    if n > remaining {
-                        return Err(malformed("truncated CBOR container"));
-                    }
-                }
-                if stack.len() == MAX_CBOR_DEPTH {
-                    return Err(EnvelopeError::TooLarge {
-                        what: "CBOR nesting depth",
-                        limit: MAX_CBOR_DEPTH,
-                    });
-                }
-                stack.push(frame);
+            } else if self.item(initial)? {
                 continue;
             }
+            if self.complete_item()? {
+                return Ok(());
+            }
         }
-        // One item is complete: count it against its enclosing containers.
+    }
+
+    fn next_byte(&mut self) -> Result<u8, EnvelopeError> {
+        let byte = *self
+            .bytes
+            .get(self.pos)
+            .ok_or_else(|| malformed("truncated CBOR"))?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    /// A big-endian unsigned integer of `n` bytes.
+    fn take(&mut self, n: usize) -> Result<u64, EnvelopeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| malformed("truncated CBOR"))?;
+        let value = self.bytes[self.pos..end]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        self.pos = end;
+        Ok(value)
+    }
+
+    fn remaining(&self) -> u64 {
+        (self.bytes.len() - self.pos) as u64
+    }
+
+    /// The budget of a byte string of major type `major` when it is one of the
+    /// COSE_Sign1's parts.
+    fn part_limit(&self, major: u8) -> Option<(&'static str, usize)> {
+        match (self.parts, self.stack.as_slice()) {
+            (Some(limits), [Frame::Tag, Frame::Items(left)]) if self.sign1_array && major == 2 => {
+                limits[4 - (*left as usize).min(4)]
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads one data item's head (and a string's content). True when the item
+    /// opened a container, whose items follow.
+    fn item(&mut self, initial: u8) -> Result<bool, EnvelopeError> {
+        self.items += 1;
+        if self.items > MAX_CBOR_ITEMS {
+            return Err(EnvelopeError::TooLarge {
+                what: "CBOR data items",
+                limit: MAX_CBOR_ITEMS,
+            });
+        }
+        let (major, info) = (initial >> 5, initial & 0x1F);
+        let part_limit = self.part_limit(major);
+        let argument = match info {
+            0..=23 => Some(u64::from(info)),
+            24..=27 => Some(self.take(1 << (info - 24))?),
+            31 if matches!(major, 2..=5) => None,
+            _ => return Err(malformed("invalid CBOR initial byte")),
+        };
+        let remaining = self.remaining();
+        let open = match (major, argument) {
+            (2 | 3, Some(len)) => {
+                if len > remaining {
+                    return Err(malformed("truncated CBOR string"));
+                }
+                within_part(part_limit, len)?;
+                self.pos += len as usize; // len ≤ remaining, which fits in usize
+                None
+            }
+            (2 | 3, None) => {
+                self.indefinite_string(major, part_limit)?;
+                None
+            }
+            (4, Some(n)) if n > 0 => {
+                self.sign1_array |= n == 4 && matches!(self.stack.as_slice(), [Frame::Tag]);
+                Some(Frame::Items(n))
+            }
+            (5, Some(n)) if n > 0 => Some(Frame::Items(
+                n.checked_mul(2)
+                    .ok_or_else(|| malformed("CBOR map too large"))?,
+            )),
+            (4 | 5, None) => Some(Frame::Indefinite),
+            (6, _) => Some(Frame::Tag),
+            _ => None,
+        };
+        let Some(frame) = open else {
+            return Ok(false);
+        };
+        if let Frame::Items(n) = frame {
+            // Every item takes at least one byte.
+            if n > remaining {
+                return Err(malformed("truncated CBOR container"));
+            }
+        }
+        if self.stack.len() == MAX_CBOR_DEPTH {
+            return Err(EnvelopeError::TooLarge {
+                what: "CBOR nesting depth",
+                limit: MAX_CBOR_DEPTH,
+            });
+        }
+        self.stack.push(frame);
+        Ok(true)
+    }
+
+    /// An indefinite-length string: definite chunks of the same type, then a break.
+    fn indefinite_string(
+        &mut self,
+        major: u8,
+        part_limit: Option<(&'static str, usize)>,
+    ) -> Result<(), EnvelopeError> {
+        let mut total = 0u64;
         loop {
-            match stack.last_mut() {
+            let chunk = self.next_byte()?;
+            if chunk == 0xFF {
+                return Ok(());
+            }
+            if chunk >> 5 != major || chunk & 0x1F == 31 {
+                return Err(malformed("invalid chunk in indefinite-length string"));
+            }
+            let len = match chunk & 0x1F {
+                n @ 0..=23 => u64::from(n),
+                n @ 24..=27 => self.take(1 << (n - 24))?,
+                _ => return Err(malformed("invalid CBOR initial byte")),
+            };
+            if len > self.remaining() {
+                return Err(malformed("truncated CBOR string"));
+            }
+            total += len; // the chunks fit in the input, so no overflow
+            within_part(part_limit, total)?;
+            self.pos += len as usize;
+        }
+    }
+
+    /// Counts one complete item against its enclosing containers. True when it
+    /// was the top-level item, which must end the input.
+    fn complete_item(&mut self) -> Result<bool, EnvelopeError> {
+        loop {
+            match self.stack.last_mut() {
                 None => {
-                    return if pos == bytes.len() {
-                        Ok(())
+                    return if self.pos == self.bytes.len() {
+                        Ok(true)
                     } else {
                         Err(malformed("trailing data after the CBOR item"))
                     };
@@ -207,16 +261,24 @@ fn scan_cbor_with(bytes: &[u8], parts: Option<&PartLimits>) -> Result<(), Envelo
                 Some(Frame::Items(n)) => {
                     *n -= 1;
                     if *n > 0 {
-                        break;
+                        return Ok(false);
                     }
-                    stack.pop();
+                    self.stack.pop();
                 }
-                Some(Frame::Indefinite) => break,
+                Some(Frame::Indefinite) => return Ok(false),
                 Some(Frame::Tag) => {
-                    stack.pop();
+                    self.stack.pop();
                 }
             }
         }
+    }
+}
+
+/// A COSE_Sign1 part's byte-string budget, if `part_limit` names one.
+fn within_part(part_limit: Option<(&'static str, usize)>, len: u64) -> Result<(), EnvelopeError> {
+    match part_limit {
+        Some((what, limit)) if len > limit as u64 => Err(EnvelopeError::TooLarge { what, limit }),
+        _ => Ok(()),
     }
 }
 
@@ -268,7 +330,65 @@ fn text_value(header: &str, value: &Value) -> Result<String, EnvelopeError> {
 }
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
-    // 1. COSE_Sign1_Tagged only (tag 18, first byte 0xD2).
+    // 1-2. A tagged COSE_Sign1 within the budgets, payload and signature present.
+    let (sign1, payload) = decode_sign1(bytes)?;
+    let protected = &sign1.protected.header;
+    // 3. alg ∈ PS256/384/512, ES256/384/512.
+    let algorithm = algorithm(protected)?;
+    // 4. Content type: a text string (its value is a common check).
+    let content_type = content_type(protected)?;
+    // 5. Every protected label, and the Notary headers among them.
+    let headers = ProtectedHeaders::read(protected)?;
+    // 6. Signing scheme and the time header it uses.
+    let notary = &headers.notary;
+    let signing_scheme = notary.signing_scheme(FORMAT)?;
+    // 7. crit.
+    let crit = critical_labels(
+        protected,
+        &headers.present,
+        notary.must_be_critical(signing_scheme),
+    )?;
+    // 8. Unprotected header.
+    let unprotected = UnprotectedHeaders::read(&sign1.unprotected, &headers.present)?;
+    let extended = headers
+        .extended
+        .into_iter()
+        .map(|(label, text)| {
+            let critical = crit.contains(&label);
+            (
+                ExtendedAttribute {
+                    key: label_text(&label),
+                    critical,
+                },
+                text,
+            )
+        })
+        .collect();
+    // 9. Sig_structure ["Signature1", protected as received, h'', payload].
+    let signed_bytes = sign1.tbs_data(b"");
+
+    Ok(Parts {
+        format: FORMAT,
+        algorithm,
+        signing_scheme,
+        signing_time: headers.notary.signing_time,
+        authentic_signing_time: headers.notary.authentic_signing_time,
+        expiry: headers.notary.expiry,
+        content_type,
+        payload,
+        signed_bytes,
+        signature: sign1.signature,
+        certificate_chain: unprotected.certificate_chain,
+        timestamp_token: unprotected.timestamp_token,
+        signing_agent: unprotected.signing_agent,
+        extended,
+    })
+}
+
+/// Steps 1-2: COSE_Sign1_Tagged only (tag 18, first byte 0xD2), the protected
+/// header and payload within their budgets before they are decoded, a non-empty
+/// attached payload (returned) and a non-empty signature.
+fn decode_sign1(bytes: &[u8]) -> Result<(CoseSign1, Vec<u8>), EnvelopeError> {
     match bytes.first() {
         Some(&SIGN1_TAG_BYTE) => {}
         // An array of four (0x84) is an untagged COSE_Sign1.
@@ -278,8 +398,6 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
     let Value::Tag(18, message) = decode(bytes)? else {
         return Err(malformed("not a CBOR-tagged COSE_Sign1"));
     };
-
-    // 2. Budgets on the protected header and payload before decoding them.
     if let Value::Array(parts) = message.as_ref() {
         if let Some(Value::Bytes(protected)) = parts.first() {
             if protected.len() > MAX_PROTECTED_HEADER_BYTES {
@@ -310,105 +428,119 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
     if sign1.signature.is_empty() {
         return Err(malformed("signature is empty"));
     }
-    let protected = &sign1.protected.header;
-    let unprotected = &sign1.unprotected;
+    Ok((sign1, payload))
+}
 
-    // 3. alg ∈ PS256/384/512, ES256/384/512.
-    let algorithm = match &protected.alg {
-        None => {
-            return Err(EnvelopeError::MissingHeader {
-                format: FORMAT,
-                header: "alg",
-            })
-        }
-        Some(alg) => {
-            let label = crit_label(alg);
-            match label {
-                Label::Int(id) => SignatureAlgorithm::from_cose_id(id),
-                Label::Text(_) => None,
-            }
-            .ok_or_else(|| EnvelopeError::UnsupportedAlgorithm {
-                format: FORMAT,
-                alg: label_text(&label).chars().take(64).collect(),
-            })?
-        }
-    };
+/// Step 3: the `alg` label, one of the six Notary algorithms.
+fn algorithm(protected: &coset::Header) -> Result<SignatureAlgorithm, EnvelopeError> {
+    let alg = protected.alg.as_ref().ok_or(EnvelopeError::MissingHeader {
+        format: FORMAT,
+        header: "alg",
+    })?;
+    let label = crit_label(alg);
+    match label {
+        Label::Int(id) => SignatureAlgorithm::from_cose_id(id),
+        Label::Text(_) => None,
+    }
+    .ok_or_else(|| EnvelopeError::UnsupportedAlgorithm {
+        format: FORMAT,
+        alg: label_text(&label).chars().take(64).collect(),
+    })
+}
 
-    // 4. Content type: a text string (its value is a common check).
-    let content_type = match &protected.content_type {
-        None => {
-            return Err(EnvelopeError::MissingHeader {
-                format: FORMAT,
-                header: "content type",
-            })
-        }
-        Some(coset::ContentType::Text(t)) => t.clone(),
+/// Step 4: the content type, as text.
+fn content_type(protected: &coset::Header) -> Result<String, EnvelopeError> {
+    match &protected.content_type {
+        None => Err(EnvelopeError::MissingHeader {
+            format: FORMAT,
+            header: "content type",
+        }),
+        Some(coset::ContentType::Text(t)) => Ok(t.clone()),
         Some(coset::ContentType::Assigned(_)) => {
-            return Err(invalid("content type", "must be a text string"))
+            Err(invalid("content type", "must be a text string"))
         }
-    };
+    }
+}
 
-    // 5. Every protected label, and the Notary headers among them.
-    let mut present: Vec<Label> = Vec::new();
-    if protected.alg.is_some() {
-        present.push(Label::Int(1));
-    }
-    if !protected.crit.is_empty() {
-        present.push(Label::Int(2));
-    }
-    present.push(Label::Int(3));
-    let mut extended: Vec<(Label, Option<String>)> = Vec::new();
-    for (present_if, label) in [
-        (!protected.key_id.is_empty(), 4),
-        (!protected.iv.is_empty(), 5),
-        (!protected.partial_iv.is_empty(), 6),
-        (!protected.counter_signatures.is_empty(), 7),
-    ] {
-        if present_if {
-            present.push(Label::Int(label));
-            extended.push((Label::Int(label), None));
+/// Step 5: what the protected header holds.
+struct ProtectedHeaders {
+    /// Every label present, registered or not.
+    present: Vec<Label>,
+    /// The labels Notary does not register, with the verification plugin's name.
+    extended: Vec<(Label, Option<String>)>,
+    notary: NotaryHeaders,
+}
+
+impl ProtectedHeaders {
+    fn read(protected: &coset::Header) -> Result<ProtectedHeaders, EnvelopeError> {
+        let mut headers = ProtectedHeaders {
+            present: Vec::new(),
+            extended: Vec::new(),
+            notary: NotaryHeaders::default(),
+        };
+        if protected.alg.is_some() {
+            headers.present.push(Label::Int(1));
         }
-    }
-    let mut scheme = None;
-    let mut signing_time = None;
-    let mut authentic_signing_time = None;
-    let mut expiry = None;
-    for (label, value) in &protected.rest {
-        present.push(label.clone());
-        match label {
-            Label::Text(name) => match name.as_str() {
-                HEADER_SIGNING_SCHEME => scheme = Some(text_value(name, value)?),
-                HEADER_SIGNING_TIME => signing_time = Some(epoch_time(name, value)?),
-                HEADER_AUTHENTIC_SIGNING_TIME => {
-                    authentic_signing_time = Some(epoch_time(name, value)?)
-                }
-                HEADER_EXPIRY => expiry = Some(epoch_time(name, value)?),
-                _ => {
-                    let text = (name == ATTRIBUTE_VERIFICATION_PLUGIN)
-                        .then(|| value.as_text().map(str::to_string))
-                        .flatten();
-                    extended.push((label.clone(), text));
-                }
-            },
-            Label::Int(LABEL_X5CHAIN) => {
-                // CORE reads x5chain only from the unprotected header.
-                return Err(invalid("x5chain", "must be in the unprotected header"));
+        if !protected.crit.is_empty() {
+            headers.present.push(Label::Int(2));
+        }
+        headers.present.push(Label::Int(3));
+        for (present_if, label) in [
+            (!protected.key_id.is_empty(), 4),
+            (!protected.iv.is_empty(), 5),
+            (!protected.partial_iv.is_empty(), 6),
+            (!protected.counter_signatures.is_empty(), 7),
+        ] {
+            if present_if {
+                headers.present.push(Label::Int(label));
+                headers.extended.push((Label::Int(label), None));
             }
-            Label::Int(_) => extended.push((label.clone(), None)),
         }
+        for (label, value) in &protected.rest {
+            headers.present.push(label.clone());
+            match label {
+                Label::Text(name) => headers.notary_header(label, name, value)?,
+                Label::Int(LABEL_X5CHAIN) => {
+                    // CORE reads x5chain only from the unprotected header.
+                    return Err(invalid("x5chain", "must be in the unprotected header"));
+                }
+                Label::Int(_) => headers.extended.push((label.clone(), None)),
+            }
+        }
+        Ok(headers)
     }
 
-    // 6. Signing scheme and the time header it uses.
-    let signing_scheme = super::signing_scheme(
-        FORMAT,
-        scheme.as_deref(),
-        signing_time.is_some(),
-        authentic_signing_time.is_some(),
-    )?;
+    fn notary_header(
+        &mut self,
+        label: &Label,
+        name: &str,
+        value: &Value,
+    ) -> Result<(), EnvelopeError> {
+        match name {
+            HEADER_SIGNING_SCHEME => self.notary.scheme = Some(text_value(name, value)?),
+            HEADER_SIGNING_TIME => self.notary.signing_time = Some(epoch_time(name, value)?),
+            HEADER_AUTHENTIC_SIGNING_TIME => {
+                self.notary.authentic_signing_time = Some(epoch_time(name, value)?)
+            }
+            HEADER_EXPIRY => self.notary.expiry = Some(epoch_time(name, value)?),
+            _ => {
+                let text = (name == ATTRIBUTE_VERIFICATION_PLUGIN)
+                    .then(|| value.as_text().map(str::to_string))
+                    .flatten();
+                self.extended.push((label.clone(), text));
+            }
+        }
+        Ok(())
+    }
+}
 
-    // 7. crit: present (coset refuses an empty one), unique, every label present
-    //    in the protected header, and covering signingScheme, expiry (if set)
-    //    and authenticSigningTime (signingAuthority).
+/// Step 7: crit is present (coset refuses an empty one), unique, every label
+/// present in the protected header, and covers the headers that must be critical.
+fn critical_labels(
+    protected: &coset::Header,
+    present: &[Label],
+    must_be_critical: Vec<&'static str>,
+) -> Result<Vec<Label>, EnvelopeError> {
     if protected.crit.is_empty() {
         return Err(EnvelopeError::MissingHeader {
             format: FORMAT,
@@ -426,107 +558,84 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
             });
         }
     }
-    let mut must_be_critical = vec![HEADER_SIGNING_SCHEME];
-    if expiry.is_some() {
-        must_be_critical.push(HEADER_EXPIRY);
-    }
-    if signing_scheme == SigningScheme::X509SigningAuthority {
-        must_be_critical.push(HEADER_AUTHENTIC_SIGNING_TIME);
-    }
     if let Some(header) = must_be_critical
-        .iter()
+        .into_iter()
         .find(|h| !crit.contains(&Label::Text(h.to_string())))
     {
         return Err(EnvelopeError::NotMarkedCritical { header });
     }
+    Ok(crit)
+}
 
-    // 8. Unprotected header: no crit, nothing repeated from the protected one,
-    //    x5chain as an array of DER byte strings, timestamp token, agent.
-    if !unprotected.crit.is_empty() {
-        return Err(invalid("crit", "must be in the protected header"));
-    }
-    let mut unprotected_labels: Vec<Label> = Vec::new();
-    if unprotected.alg.is_some() {
-        unprotected_labels.push(Label::Int(1));
-    }
-    if unprotected.content_type.is_some() {
-        unprotected_labels.push(Label::Int(3));
-    }
-    unprotected_labels.extend(unprotected.rest.iter().map(|(l, _)| l.clone()));
-    if let Some(label) = unprotected_labels.iter().find(|l| present.contains(l)) {
-        return Err(invalid(
-            &label_text(label),
-            "is in both the protected and the unprotected header",
-        ));
-    }
-    let mut certificate_chain = Vec::new();
-    let mut timestamp_token = None;
-    let mut signing_agent = None;
-    for (label, value) in &unprotected.rest {
-        match label {
-            Label::Int(LABEL_X5CHAIN) => {
-                let Value::Array(certs) = value else {
-                    return Err(invalid("x5chain", "must be an array of byte strings"));
-                };
-                if certs.len() > MAX_CERTIFICATE_CHAIN {
-                    return Err(EnvelopeError::TooLarge {
-                        what: "certificate chain",
-                        limit: MAX_CERTIFICATE_CHAIN,
-                    });
-                }
-                certificate_chain = certs
-                    .iter()
-                    .map(|c| match c {
-                        Value::Bytes(der) => Ok(der.clone()),
-                        _ => Err(invalid("x5chain", "must be an array of byte strings")),
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            Label::Text(name) if name == HEADER_TIMESTAMP_SIGNATURE => match value {
-                Value::Bytes(token) if token.is_empty() => {}
-                Value::Bytes(token) => timestamp_token = Some(token.clone()),
-                _ => return Err(invalid(name, "must be a byte string")),
-            },
-            Label::Text(name) if name == HEADER_SIGNING_AGENT => {
-                signing_agent = Some(text_value(name, value)?)
-            }
-            _ => {}
+/// Step 8: what the unprotected header holds.
+struct UnprotectedHeaders {
+    certificate_chain: Vec<Vec<u8>>,
+    timestamp_token: Option<Vec<u8>>,
+    signing_agent: Option<String>,
+}
+
+impl UnprotectedHeaders {
+    /// No crit, nothing repeated from the protected header (`present`), x5chain
+    /// as an array of DER byte strings, the timestamp token and the signing agent.
+    fn read(unprotected: &coset::Header, present: &[Label]) -> Result<Self, EnvelopeError> {
+        if !unprotected.crit.is_empty() {
+            return Err(invalid("crit", "must be in the protected header"));
         }
-    }
-
-    let extended = extended
-        .into_iter()
-        .map(|(label, text)| {
-            let critical = crit.contains(&label);
-            (
-                ExtendedAttribute {
-                    key: label_text(&label),
-                    critical,
+        let mut labels: Vec<Label> = Vec::new();
+        if unprotected.alg.is_some() {
+            labels.push(Label::Int(1));
+        }
+        if unprotected.content_type.is_some() {
+            labels.push(Label::Int(3));
+        }
+        labels.extend(unprotected.rest.iter().map(|(l, _)| l.clone()));
+        if let Some(label) = labels.iter().find(|l| present.contains(l)) {
+            return Err(invalid(
+                &label_text(label),
+                "is in both the protected and the unprotected header",
+            ));
+        }
+        let mut headers = UnprotectedHeaders {
+            certificate_chain: Vec::new(),
+            timestamp_token: None,
+            signing_agent: None,
+        };
+        for (label, value) in &unprotected.rest {
+            match label {
+                Label::Int(LABEL_X5CHAIN) => headers.certificate_chain = x5chain(value)?,
+                Label::Text(name) if name == HEADER_TIMESTAMP_SIGNATURE => match value {
+                    Value::Bytes(token) if token.is_empty() => {}
+                    Value::Bytes(token) => headers.timestamp_token = Some(token.clone()),
+                    _ => return Err(invalid(name, "must be a byte string")),
                 },
-                text,
-            )
+                Label::Text(name) if name == HEADER_SIGNING_AGENT => {
+                    headers.signing_agent = Some(text_value(name, value)?)
+                }
+                _ => {}
+            }
+        }
+        Ok(headers)
+    }
+}
+
+/// x5chain: an array of at most [`MAX_CERTIFICATE_CHAIN`] DER byte strings.
+fn x5chain(value: &Value) -> Result<Vec<Vec<u8>>, EnvelopeError> {
+    let Value::Array(certs) = value else {
+        return Err(invalid("x5chain", "must be an array of byte strings"));
+    };
+    if certs.len() > MAX_CERTIFICATE_CHAIN {
+        return Err(EnvelopeError::TooLarge {
+            what: "certificate chain",
+            limit: MAX_CERTIFICATE_CHAIN,
+        });
+    }
+    certs
+        .iter()
+        .map(|c| match c {
+            Value::Bytes(der) => Ok(der.clone()),
+            _ => Err(invalid("x5chain", "must be an array of byte strings")),
         })
-        .collect();
-
-    // 9. Sig_structure ["Signature1", protected as received, h'', payload].
-    let signed_bytes = sign1.tbs_data(b"");
-
-    Ok(Parts {
-        format: FORMAT,
-        algorithm,
-        signing_scheme,
-        signing_time,
-        authentic_signing_time,
-        expiry,
-        content_type,
-        payload,
-        signed_bytes,
-        signature: sign1.signature,
-        certificate_chain,
-        timestamp_token,
-        signing_agent,
-        extended,
-    })
+        .collect()
 }
 
 #[cfg(test)]

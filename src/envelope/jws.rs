@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{
     go_key_eq, parse_rfc3339, EnvelopeError, EnvelopeFormat, ExtendedAttribute, GoFields, GoObject,
-    Parts, SignatureAlgorithm, SigningScheme, ATTRIBUTE_VERIFICATION_PLUGIN,
+    NotaryHeaders, Parts, SignatureAlgorithm, ATTRIBUTE_VERIFICATION_PLUGIN,
     HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY, HEADER_SIGNING_AGENT, HEADER_SIGNING_SCHEME,
     HEADER_SIGNING_TIME, HEADER_TIMESTAMP_SIGNATURE, MAX_CERTIFICATE_CHAIN, MAX_PAYLOAD_BYTES,
     MAX_PROTECTED_HEADER_BYTES, MAX_SIGNATURE_BYTES,
@@ -230,68 +230,18 @@ fn time_header(header: &str, value: &Value) -> Result<SystemTime, EnvelopeError>
 }
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
-    // 1. Flattened JSON serialization only: a JSON object with string members.
-    let fields = serde_json::from_slice::<GoObject<EnvelopeFields>>(bytes)
-        .map_err(|e| EnvelopeError::Malformed {
-            format: FORMAT,
-            reason: e.to_string(),
-        })?
-        .value;
-    let protected_b64 = required(fields.protected, "protected")?;
-    let payload_b64 = required(fields.payload, "payload")?;
-    let signature_b64 = required(fields.signature, "signature")?;
-
-    // 2. base64url without padding for the three signed/signature members.
-    let (protected_b64, protected) = decode_member("protected", protected_b64)?;
-    let (payload_b64, payload) = decode_member("payload", payload_b64)?;
-    let (_, signature) = decode_member("signature", signature_b64)?;
-    if signature.is_empty() {
-        return Err(EnvelopeError::Malformed {
-            format: FORMAT,
-            reason: "signature is empty".into(),
-        });
-    }
-
+    // 1-2. Flattened JSON serialization, base64url members without padding.
+    let members = Members::decode(bytes)?;
     // 3. Protected header: a JSON object with unique, exactly spelled keys.
-    let entries = serde_json::from_slice::<Entries>(&protected)
+    let entries = serde_json::from_slice::<Entries>(&members.protected)
         .map_err(|e| EnvelopeError::Malformed {
             format: FORMAT,
             reason: format!("protected header: {e}"),
         })?
         .0;
-    let mut alg = None;
-    let mut cty = None;
-    let mut crit = None;
-    let mut scheme = None;
-    let mut signing_time = None;
-    let mut authentic_signing_time = None;
-    let mut expiry = None;
-    let mut extended: Vec<(String, &Value)> = Vec::new();
-    for (index, (key, value)) in entries.iter().enumerate() {
-        if entries[..index].iter().any(|(k, _)| k == key) {
-            return Err(invalid(key, "appears more than once"));
-        }
-        match key.as_str() {
-            "alg" => alg = Some(string_header(key, value)?),
-            "cty" => cty = Some(string_header(key, value)?),
-            "crit" => crit = Some(value),
-            HEADER_SIGNING_SCHEME => scheme = Some(string_header(key, value)?),
-            HEADER_SIGNING_TIME => signing_time = Some(time_header(key, value)?),
-            HEADER_AUTHENTIC_SIGNING_TIME => {
-                authentic_signing_time = Some(time_header(key, value)?)
-            }
-            HEADER_EXPIRY => expiry = Some(time_header(key, value)?),
-            other if REGISTERED.iter().any(|name| go_key_eq(other, name)) => {
-                // Go would bind this to the registered field and also keep it as
-                // an extended attribute; refuse the ambiguity.
-                return Err(invalid(other, "is a case variant of a registered header"));
-            }
-            other => extended.push((other.to_string(), value)),
-        }
-    }
-
+    let headers = ProtectedHeaders::read(&entries)?;
     // 4. alg ∈ PS256/384/512, ES256/384/512.
-    let alg = alg.ok_or(EnvelopeError::MissingHeader {
+    let alg = headers.alg.ok_or(EnvelopeError::MissingHeader {
         format: FORMAT,
         header: "alg",
     })?;
@@ -301,25 +251,155 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
             alg: alg.chars().take(64).collect(),
         }
     })?;
-
     // 5. Content type (its value is checked with the common checks).
-    let content_type = cty.ok_or(EnvelopeError::MissingHeader {
+    let content_type = headers.cty.ok_or(EnvelopeError::MissingHeader {
         format: FORMAT,
         header: "cty",
     })?;
-
     // 6. Signing scheme and the times each scheme allows (CORE
     //    validateProtectedHeaders).
-    let signing_scheme = super::signing_scheme(
-        FORMAT,
-        scheme.as_deref(),
-        signing_time.is_some(),
-        authentic_signing_time.is_some(),
+    let notary = &headers.notary;
+    let signing_scheme = notary.signing_scheme(FORMAT)?;
+    // 7. crit.
+    let crit = critical_names(
+        headers.crit,
+        &entries,
+        &headers.extended,
+        notary.must_be_critical(signing_scheme),
     )?;
+    let extended = headers
+        .extended
+        .into_iter()
+        .map(|(key, value)| {
+            let critical = crit.contains(&key.as_str());
+            let text = (key == ATTRIBUTE_VERIFICATION_PLUGIN)
+                .then(|| value.as_str().map(str::to_string))
+                .flatten();
+            (ExtendedAttribute { key, critical }, text)
+        })
+        .collect();
+    // 8. Unprotected header: x5c, timestamp token, signing agent.
+    let header = members.header.unwrap_or_default();
+    let certificate_chain = header.certificate_chain()?;
+    let timestamp_token = header.timestamp_token()?;
+    // 9. Signing input: the received members, verbatim.
+    let mut signed_bytes =
+        Vec::with_capacity(members.protected_b64.len() + 1 + members.payload_b64.len());
+    signed_bytes.extend_from_slice(members.protected_b64.as_bytes());
+    signed_bytes.push(b'.');
+    signed_bytes.extend_from_slice(members.payload_b64.as_bytes());
 
-    // 7. crit: a non-empty array of unique strings, each either a header that
-    //    must be critical or a present extended attribute (CORE
-    //    validateCriticalHeaders: listing alg, cty, signingTime … is an error).
+    Ok(Parts {
+        format: FORMAT,
+        algorithm,
+        signing_scheme,
+        signing_time: headers.notary.signing_time,
+        authentic_signing_time: headers.notary.authentic_signing_time,
+        expiry: headers.notary.expiry,
+        content_type,
+        payload: members.payload,
+        signed_bytes,
+        signature: members.signature,
+        certificate_chain,
+        timestamp_token,
+        signing_agent: header.signing_agent,
+        extended,
+    })
+}
+
+/// Steps 1-2: the envelope's members, the signed ones as received and decoded.
+struct Members {
+    protected_b64: String,
+    protected: Vec<u8>,
+    payload_b64: String,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+    header: Option<UnprotectedFields>,
+}
+
+impl Members {
+    /// Flattened JSON serialization only: a JSON object with string members,
+    /// base64url without padding for the three signed/signature members.
+    fn decode(bytes: &[u8]) -> Result<Members, EnvelopeError> {
+        let fields = serde_json::from_slice::<GoObject<EnvelopeFields>>(bytes)
+            .map_err(|e| EnvelopeError::Malformed {
+                format: FORMAT,
+                reason: e.to_string(),
+            })?
+            .value;
+        let protected_b64 = required(fields.protected, "protected")?;
+        let payload_b64 = required(fields.payload, "payload")?;
+        let signature_b64 = required(fields.signature, "signature")?;
+        let (protected_b64, protected) = decode_member("protected", protected_b64)?;
+        let (payload_b64, payload) = decode_member("payload", payload_b64)?;
+        let (_, signature) = decode_member("signature", signature_b64)?;
+        if signature.is_empty() {
+            return Err(EnvelopeError::Malformed {
+                format: FORMAT,
+                reason: "signature is empty".into(),
+            });
+        }
+        Ok(Members {
+            protected_b64,
+            protected,
+            payload_b64,
+            payload,
+            signature,
+            header: fields.header,
+        })
+    }
+}
+
+/// Step 3: what the protected header holds.
+#[derive(Default)]
+struct ProtectedHeaders<'a> {
+    alg: Option<String>,
+    cty: Option<String>,
+    crit: Option<&'a Value>,
+    notary: NotaryHeaders,
+    /// The headers Notary does not register, in order.
+    extended: Vec<(String, &'a Value)>,
+}
+
+impl<'a> ProtectedHeaders<'a> {
+    fn read(entries: &'a [(String, Value)]) -> Result<ProtectedHeaders<'a>, EnvelopeError> {
+        let mut headers = ProtectedHeaders::default();
+        for (index, (key, value)) in entries.iter().enumerate() {
+            if entries[..index].iter().any(|(k, _)| k == key) {
+                return Err(invalid(key, "appears more than once"));
+            }
+            match key.as_str() {
+                "alg" => headers.alg = Some(string_header(key, value)?),
+                "cty" => headers.cty = Some(string_header(key, value)?),
+                "crit" => headers.crit = Some(value),
+                HEADER_SIGNING_SCHEME => headers.notary.scheme = Some(string_header(key, value)?),
+                HEADER_SIGNING_TIME => headers.notary.signing_time = Some(time_header(key, value)?),
+                HEADER_AUTHENTIC_SIGNING_TIME => {
+                    headers.notary.authentic_signing_time = Some(time_header(key, value)?)
+                }
+                HEADER_EXPIRY => headers.notary.expiry = Some(time_header(key, value)?),
+                other if REGISTERED.iter().any(|name| go_key_eq(other, name)) => {
+                    // Go would bind this to the registered field and also keep it as
+                    // an extended attribute; refuse the ambiguity.
+                    return Err(invalid(other, "is a case variant of a registered header"));
+                }
+                other => headers.extended.push((other.to_string(), value)),
+            }
+        }
+        Ok(headers)
+    }
+}
+
+/// Step 7: crit is a non-empty array of unique strings, each either a header that
+/// must be critical or a present extended attribute (CORE validateCriticalHeaders:
+/// listing alg, cty, signingTime … is an error), and lists every header in
+/// `must_be_critical`.
+fn critical_names<'a>(
+    crit: Option<&'a Value>,
+    entries: &[(String, Value)],
+    extended: &[(String, &Value)],
+    must_be_critical: Vec<&'static str>,
+) -> Result<Vec<&'a str>, EnvelopeError> {
     let crit = crit.ok_or(EnvelopeError::MissingHeader {
         format: FORMAT,
         header: "crit",
@@ -339,13 +419,6 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
             return Err(invalid("crit", "lists a header more than once"));
         }
     }
-    let mut must_be_critical = vec![HEADER_SIGNING_SCHEME];
-    if expiry.is_some() {
-        must_be_critical.push(HEADER_EXPIRY);
-    }
-    if signing_scheme == SigningScheme::X509SigningAuthority {
-        must_be_critical.push(HEADER_AUTHENTIC_SIGNING_TIME);
-    }
     for label in &crit {
         if must_be_critical.contains(label) || extended.iter().any(|(k, _)| k == label) {
             continue;
@@ -359,67 +432,42 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parts, EnvelopeError> {
             header: label.chars().take(256).collect(),
         });
     }
-    if let Some(header) = must_be_critical.iter().find(|h| !crit.contains(h)) {
+    if let Some(header) = must_be_critical.into_iter().find(|h| !crit.contains(h)) {
         return Err(EnvelopeError::NotMarkedCritical { header });
     }
-    let extended = extended
-        .into_iter()
-        .map(|(key, value)| {
-            let critical = crit.contains(&key.as_str());
-            let text = (key == ATTRIBUTE_VERIFICATION_PLUGIN)
-                .then(|| value.as_str().map(str::to_string))
-                .flatten();
-            (ExtendedAttribute { key, critical }, text)
-        })
-        .collect();
+    Ok(crit)
+}
 
-    // 8. Unprotected header: x5c (standard base64 DER, leaf first), timestamp
-    //    token (standard base64 DER), signing agent.
-    let header = fields.header.unwrap_or_default();
-    let certificate_chain = header
-        .x5c
-        .map(|b| b.0)
-        .unwrap_or_default()
-        .iter()
-        .map(|c| {
-            STANDARD
-                .decode(c)
-                .map_err(|_| EnvelopeError::InvalidBase64 { field: "x5c" })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let timestamp_token = match header.timestamp.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(
-            STANDARD
-                .decode(text)
-                .map_err(|_| EnvelopeError::InvalidBase64 {
-                    field: HEADER_TIMESTAMP_SIGNATURE,
-                })?,
-        ),
-    };
+impl UnprotectedFields {
+    /// Step 8: x5c, standard base64 DER, leaf first.
+    fn certificate_chain(&self) -> Result<Vec<Vec<u8>>, EnvelopeError> {
+        self.x5c
+            .as_ref()
+            .map(|b| b.0.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                STANDARD
+                    .decode(c)
+                    .map_err(|_| EnvelopeError::InvalidBase64 { field: "x5c" })
+            })
+            .collect()
+    }
 
-    // 9. Signing input: the received members, verbatim.
-    let mut signed_bytes = Vec::with_capacity(protected_b64.len() + 1 + payload_b64.len());
-    signed_bytes.extend_from_slice(protected_b64.as_bytes());
-    signed_bytes.push(b'.');
-    signed_bytes.extend_from_slice(payload_b64.as_bytes());
-
-    Ok(Parts {
-        format: FORMAT,
-        algorithm,
-        signing_scheme,
-        signing_time,
-        authentic_signing_time,
-        expiry,
-        content_type,
-        payload,
-        signed_bytes,
-        signature,
-        certificate_chain,
-        timestamp_token,
-        signing_agent: header.signing_agent,
-        extended,
-    })
+    /// Step 8: the timestamp token, standard base64 DER.
+    fn timestamp_token(&self) -> Result<Option<Vec<u8>>, EnvelopeError> {
+        match self.timestamp.as_deref() {
+            None | Some("") => Ok(None),
+            Some(text) => {
+                STANDARD
+                    .decode(text)
+                    .map(Some)
+                    .map_err(|_| EnvelopeError::InvalidBase64 {
+                        field: HEADER_TIMESTAMP_SIGNATURE,
+                    })
+            }
+        }
+    }
 }
 
 #[cfg(test)]

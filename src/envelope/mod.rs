@@ -34,6 +34,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::oci::{Descriptor, Digest};
+pub(crate) use crate::pki::time::{parse_rfc3339, system_time};
+pub use crate::pki::SignatureAlgorithm;
+
 /// Envelope media type of a COSE_Sign1 signature layer.
 pub const COSE_MEDIA_TYPE: &str = "application/cose";
 /// Envelope media type of a JWS (flattened JSON) signature layer.
@@ -94,76 +98,6 @@ impl fmt::Display for EnvelopeFormat {
     }
 }
 
-/// The signature algorithm named by the envelope header (NOTARY.md §3). Whether
-/// it matches the leaf key is checked by the verifier, not here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SignatureAlgorithm {
-    /// RSASSA-PSS with SHA-256 (RSA 2048).
-    Ps256,
-    /// RSASSA-PSS with SHA-384 (RSA 3072).
-    Ps384,
-    /// RSASSA-PSS with SHA-512 (RSA 4096).
-    Ps512,
-    /// ECDSA P-256 with SHA-256.
-    Es256,
-    /// ECDSA P-384 with SHA-384.
-    Es384,
-    /// ECDSA P-521 with SHA-512.
-    Es512,
-}
-
-impl SignatureAlgorithm {
-    /// Every supported algorithm.
-    pub const ALL: [SignatureAlgorithm; 6] = [
-        SignatureAlgorithm::Ps256,
-        SignatureAlgorithm::Ps384,
-        SignatureAlgorithm::Ps512,
-        SignatureAlgorithm::Es256,
-        SignatureAlgorithm::Es384,
-        SignatureAlgorithm::Es512,
-    ];
-
-    /// The COSE `alg` value (IANA COSE Algorithms registry).
-    pub fn cose_id(self) -> i64 {
-        match self {
-            SignatureAlgorithm::Ps256 => -37,
-            SignatureAlgorithm::Ps384 => -38,
-            SignatureAlgorithm::Ps512 => -39,
-            SignatureAlgorithm::Es256 => -7,
-            SignatureAlgorithm::Es384 => -35,
-            SignatureAlgorithm::Es512 => -36,
-        }
-    }
-
-    /// The JWS `alg` value (RFC 7518 §3.1).
-    pub fn jws_name(self) -> &'static str {
-        match self {
-            SignatureAlgorithm::Ps256 => "PS256",
-            SignatureAlgorithm::Ps384 => "PS384",
-            SignatureAlgorithm::Ps512 => "PS512",
-            SignatureAlgorithm::Es256 => "ES256",
-            SignatureAlgorithm::Es384 => "ES384",
-            SignatureAlgorithm::Es512 => "ES512",
-        }
-    }
-
-    /// The algorithm for a COSE `alg` value, if supported.
-    pub fn from_cose_id(id: i64) -> Option<SignatureAlgorithm> {
-        Self::ALL.into_iter().find(|a| a.cose_id() == id)
-    }
-
-    /// The algorithm for a JWS `alg` value (exact, case-sensitive), if supported.
-    pub fn from_jws_name(name: &str) -> Option<SignatureAlgorithm> {
-        Self::ALL.into_iter().find(|a| a.jws_name() == name)
-    }
-}
-
-impl fmt::Display for SignatureAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.jws_name())
-    }
-}
-
 /// `io.cncf.notary.signingScheme` (NOTARY.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SigningScheme {
@@ -196,16 +130,6 @@ impl fmt::Display for SigningScheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// The OCI descriptor signed as `targetArtifact` (NOTARY.md §2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    pub annotations: BTreeMap<String, String>,
-    pub artifact_type: Option<String>,
 }
 
 /// A protected header outside the ones Notary registers.
@@ -444,111 +368,6 @@ fn go_zero_time() -> SystemTime {
         .unwrap_or(UNIX_EPOCH)
 }
 
-/// Seconds (and nanoseconds) relative to the Unix epoch as a `SystemTime`.
-pub(crate) fn system_time(secs: i64, nanos: u32) -> Option<SystemTime> {
-    if secs >= 0 {
-        UNIX_EPOCH.checked_add(Duration::new(secs.unsigned_abs(), nanos))
-    } else {
-        UNIX_EPOCH
-            .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
-            .checked_add(Duration::from_nanos(u64::from(nanos)))
-    }
-}
-
-/// Parses an RFC 3339 date-time the way Go's `time.Time.UnmarshalJSON` does:
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, upper-case `T` and `Z`, fields in
-/// range, day valid for the month, no leap second.
-pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let b = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(range)?;
-        part.iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let mut rest = &b[19..];
-    let mut nanos: u32 = 0;
-    if rest.first() == Some(&b'.') {
-        let count = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if count == 0 {
-            return None;
-        }
-        for (i, &c) in rest[1..=count].iter().enumerate() {
-            if i < 9 {
-                nanos = nanos * 10 + u32::from(c - b'0');
-            }
-        }
-        for _ in count..9 {
-            nanos *= 10;
-        }
-        rest = &rest[1 + count..];
-    }
-    let offset_secs = match rest {
-        [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let num = |a: u8, b: u8| -> Option<i64> {
-                (a.is_ascii_digit() && b.is_ascii_digit())
-                    .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
-            };
-            let (oh, om) = (num(*h1, *h2)?, num(*m1, *m2)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let offset = oh * 3600 + om * 60;
-            if *sign == b'-' {
-                -offset
-            } else {
-                offset
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    system_time(secs, nanos)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Go's `encoding/json` key matching: exact or case-insensitive under simple
 /// Unicode folding (so `ſ` matches `s` and the Kelvin sign matches `k`).
 pub(crate) fn go_key_eq(key: &str, name: &str) -> bool {
@@ -688,7 +507,10 @@ impl GoFields for DescriptorFields {
     }
 }
 
-/// Parses the Notary payload `{"targetArtifact": <descriptor>}` (NOTARY.md §2).
+/// Parses the Notary payload `{"targetArtifact": <descriptor>}` (NOTARY.md §2) into
+/// the one OCI descriptor type. Stricter than `oci::Descriptor`'s serde form: keys
+/// match the Go way (case-insensitively, see [`go_key_eq`]), a key or annotation
+/// seen twice is an error, and mediaType, digest and size are required.
 fn parse_payload(payload: &[u8]) -> Result<Descriptor, EnvelopeError> {
     let payload_error = |reason: String| EnvelopeError::Payload { reason };
     let fields: PayloadFields = serde_json::from_slice::<GoObject<PayloadFields>>(payload)
@@ -704,7 +526,9 @@ fn parse_payload(payload: &[u8]) -> Result<Descriptor, EnvelopeError> {
     let digest = target
         .digest
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| payload_error("targetArtifact.digest is missing".into()))?;
+        .ok_or_else(|| payload_error("targetArtifact.digest is missing".into()))?
+        .parse::<Digest>()
+        .map_err(|e| payload_error(format!("targetArtifact.digest: {e}")))?;
     let size = target
         .size
         .ok_or_else(|| payload_error("targetArtifact.size is missing".into()))?;
@@ -719,46 +543,76 @@ fn parse_payload(payload: &[u8]) -> Result<Descriptor, EnvelopeError> {
     })
 }
 
-/// The signing scheme header and the time header each scheme requires and
-/// forbids (NOTARY.md §3: `signingTime` for notary.x509, `authenticSigningTime`
-/// for notary.x509.signingAuthority), shared by both envelope formats.
-fn signing_scheme(
-    format: EnvelopeFormat,
-    scheme: Option<&str>,
-    has_signing_time: bool,
-    has_authentic_signing_time: bool,
-) -> Result<SigningScheme, EnvelopeError> {
-    let scheme = scheme.ok_or(EnvelopeError::MissingHeader {
-        format,
-        header: HEADER_SIGNING_SCHEME,
-    })?;
-    let signing_scheme = SigningScheme::from_header(scheme).ok_or_else(|| {
-        EnvelopeError::UnsupportedSigningScheme {
-            scheme: scheme.chars().take(64).collect(),
-        }
-    })?;
-    match signing_scheme {
-        SigningScheme::X509 if has_authentic_signing_time => Err(EnvelopeError::HeaderNotAllowed {
-            header: HEADER_AUTHENTIC_SIGNING_TIME,
-            scheme: signing_scheme,
-        }),
-        SigningScheme::X509SigningAuthority if has_signing_time => {
-            Err(EnvelopeError::HeaderNotAllowed {
-                header: HEADER_SIGNING_TIME,
-                scheme: signing_scheme,
-            })
-        }
-        SigningScheme::X509 if !has_signing_time => Err(EnvelopeError::MissingHeader {
+/// The Notary headers both formats carry in the protected header (NOTARY.md §3),
+/// as read; [`NotaryHeaders::signing_scheme`] says which a scheme requires.
+#[derive(Default)]
+pub(crate) struct NotaryHeaders {
+    /// `io.cncf.notary.signingScheme`.
+    pub scheme: Option<String>,
+    /// `io.cncf.notary.signingTime`.
+    pub signing_time: Option<SystemTime>,
+    /// `io.cncf.notary.authenticSigningTime`.
+    pub authentic_signing_time: Option<SystemTime>,
+    /// `io.cncf.notary.expiry`.
+    pub expiry: Option<SystemTime>,
+}
+
+impl NotaryHeaders {
+    /// The signing scheme header and the time header each scheme requires and
+    /// forbids (NOTARY.md §3: `signingTime` for notary.x509, `authenticSigningTime`
+    /// for notary.x509.signingAuthority).
+    pub fn signing_scheme(&self, format: EnvelopeFormat) -> Result<SigningScheme, EnvelopeError> {
+        let scheme = self.scheme.as_deref().ok_or(EnvelopeError::MissingHeader {
             format,
-            header: HEADER_SIGNING_TIME,
-        }),
-        SigningScheme::X509SigningAuthority if !has_authentic_signing_time => {
-            Err(EnvelopeError::MissingHeader {
+            header: HEADER_SIGNING_SCHEME,
+        })?;
+        let signing_scheme = SigningScheme::from_header(scheme).ok_or_else(|| {
+            EnvelopeError::UnsupportedSigningScheme {
+                scheme: scheme.chars().take(64).collect(),
+            }
+        })?;
+        let (has_signing_time, has_authentic_signing_time) = (
+            self.signing_time.is_some(),
+            self.authentic_signing_time.is_some(),
+        );
+        match signing_scheme {
+            SigningScheme::X509 if has_authentic_signing_time => {
+                Err(EnvelopeError::HeaderNotAllowed {
+                    header: HEADER_AUTHENTIC_SIGNING_TIME,
+                    scheme: signing_scheme,
+                })
+            }
+            SigningScheme::X509SigningAuthority if has_signing_time => {
+                Err(EnvelopeError::HeaderNotAllowed {
+                    header: HEADER_SIGNING_TIME,
+                    scheme: signing_scheme,
+                })
+            }
+            SigningScheme::X509 if !has_signing_time => Err(EnvelopeError::MissingHeader {
                 format,
-                header: HEADER_AUTHENTIC_SIGNING_TIME,
-            })
+                header: HEADER_SIGNING_TIME,
+            }),
+            SigningScheme::X509SigningAuthority if !has_authentic_signing_time => {
+                Err(EnvelopeError::MissingHeader {
+                    format,
+                    header: HEADER_AUTHENTIC_SIGNING_TIME,
+                })
+            }
+            _ => Ok(signing_scheme),
         }
-        _ => Ok(signing_scheme),
+    }
+
+    /// The headers `crit` must list (NOTARY.md §3): the signing scheme, the expiry
+    /// when set, and the authentic signing time under notary.x509.signingAuthority.
+    pub fn must_be_critical(&self, scheme: SigningScheme) -> Vec<&'static str> {
+        let mut headers = vec![HEADER_SIGNING_SCHEME];
+        if self.expiry.is_some() {
+            headers.push(HEADER_EXPIRY);
+        }
+        if scheme == SigningScheme::X509SigningAuthority {
+            headers.push(HEADER_AUTHENTIC_SIGNING_TIME);
+        }
+        headers
     }
 }
 
@@ -768,49 +622,6 @@ mod tests {
 
     fn at(secs: i64) -> SystemTime {
         system_time(secs, 0).expect("in range")
-    }
-
-    #[test]
-    fn rfc3339_accepts_go_forms() {
-        assert_eq!(
-            parse_rfc3339("2020-11-09T07:00:00Z"),
-            Some(at(1_604_905_200))
-        );
-        assert_eq!(
-            parse_rfc3339("2023-01-11T10:02:54-08:00"),
-            Some(at(1_673_460_174))
-        );
-        assert_eq!(
-            parse_rfc3339("1970-01-01T00:00:00.5+00:00"),
-            system_time(0, 500_000_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T00:00:00Z"),
-            Some(at(1_709_164_800))
-        );
-        assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), Some(go_zero_time()));
-    }
-
-    #[test]
-    fn rfc3339_rejects_non_go_forms() {
-        for bad in [
-            "2020-11-09t07:00:00Z",
-            "2020-11-09T07:00:00z",
-            "2020-11-09T07:00:00",
-            "2020-11-09 07:00:00Z",
-            "2023-02-29T00:00:00Z",
-            "2020-13-01T00:00:00Z",
-            "2020-11-09T24:00:00Z",
-            "2020-11-09T23:59:60Z",
-            "2020-11-09T07:00:00.Z",
-            "2020-11-09T07:00:00+0800",
-            "2020-11-09T07:00:00+24:00",
-            "+2020-11-09T07:00:00Z",
-            "2020-11-09T07:00:00Zjunk",
-            "２020-11-09T07:00:00Z",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
     }
 
     #[test]
@@ -826,31 +637,38 @@ mod tests {
 
     #[test]
     fn payload_requires_descriptor_fields() {
-        let ok = br#"{"targetArtifact":{"mediaType":"m","digest":"sha256:ab","size":3,"annotations":{"k":"v"},"artifactType":"t"},"other":[1]}"#;
-        let d = parse_payload(ok).expect("valid payload");
+        // `"d"` stands for a well-formed digest.
+        let digest = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9";
+        let payload =
+            |json: &str| parse_payload(json.replace(r#""d""#, &format!("{digest:?}")).as_bytes());
+        let d = payload(r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":3,"annotations":{"k":"v"},"artifactType":"t"},"other":[1]}"#)
+            .expect("valid payload");
         assert_eq!(d.size, 3);
+        assert_eq!(d.digest.to_string(), digest);
         assert_eq!(d.annotations.get("k").map(String::as_str), Some("v"));
         assert_eq!(d.artifact_type.as_deref(), Some("t"));
         // Go-like case-insensitive keys.
-        let d = parse_payload(br#"{"TargetArtifact":{"MediaType":"m","Digest":"d","Size":1}}"#)
+        let d = payload(r#"{"TargetArtifact":{"MediaType":"m","Digest":"d","Size":1}}"#)
             .expect("case-insensitive keys");
         assert_eq!(d.media_type, "m");
         for bad in [
-            &br#"{}"#[..],
-            br#"[]"#,
-            br#"{"targetArtifact":{"digest":"d","size":1}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","size":1}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d"}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d","size":-1}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1.5}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1,"annotations":{"a":"1","a":"2"}}}"#,
-            br#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1},"TARGETARTIFACT":{}}"#,
-            b"hello COSE",
+            r#"{}"#,
+            r#"[]"#,
+            r#"{"targetArtifact":{"digest":"d","size":1}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","size":1}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d"}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":-1}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1.5}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1,"annotations":{"a":"1","a":"2"}}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"d","size":1},"TARGETARTIFACT":{}}"#,
+            // The digest is an OCI digest (`oci::Descriptor`): algorithm and hex checked.
+            r#"{"targetArtifact":{"mediaType":"m","digest":"sha256:ab","size":1}}"#,
+            r#"{"targetArtifact":{"mediaType":"m","digest":"x","size":1}}"#,
+            "hello COSE",
         ] {
             assert!(
-                matches!(parse_payload(bad), Err(EnvelopeError::Payload { .. })),
-                "{}",
-                String::from_utf8_lossy(bad)
+                matches!(payload(bad), Err(EnvelopeError::Payload { .. })),
+                "{bad}"
             );
         }
     }
@@ -933,114 +751,187 @@ mod tests {
         }
     }
 
+    /// One envelope per header rule (NOTARY.md §3), each breaking that rule only,
+    /// and the error both formats must report for it.
     #[test]
-    fn unsupported_algorithm_is_rejected() {
-        let spec = EnvelopeSpec {
-            alg: "RS256".into(),
-            cose_alg: Some(-257),
-            ..EnvelopeSpec::default()
+    fn each_header_rule_is_enforced_in_both_formats() {
+        type Expect = Box<dyn Fn(&EnvelopeError) -> bool>;
+        let missing = |header: &'static str| -> Expect {
+            Box::new(
+                move |e| matches!(*e, EnvelopeError::MissingHeader { header: h, .. } if h == header),
+            )
         };
-        assert_both!(spec, EnvelopeError::UnsupportedAlgorithm { .. });
-    }
-
-    #[test]
-    fn missing_signing_scheme_is_rejected() {
-        let spec = EnvelopeSpec {
-            signing_scheme: None,
-            ..EnvelopeSpec::default()
+        let not_critical = |header: &'static str| -> Expect {
+            Box::new(
+                move |e| matches!(*e, EnvelopeError::NotMarkedCritical { header: h } if h == header),
+            )
         };
-        assert_both!(
-            spec,
-            EnvelopeError::MissingHeader {
-                header: HEADER_SIGNING_SCHEME,
-                ..
+        let not_allowed = |header: &'static str, scheme: SigningScheme| -> Expect {
+            Box::new(
+                move |e| matches!(*e, EnvelopeError::HeaderNotAllowed { header: h, scheme: s } if h == header && s == scheme),
+            )
+        };
+        let cases: Vec<(&str, EnvelopeSpec, Expect)> = vec![
+            (
+                "unsupported_algorithm_is_rejected",
+                EnvelopeSpec {
+                    alg: "RS256".into(),
+                    cose_alg: Some(-257),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(|e| matches!(*e, EnvelopeError::UnsupportedAlgorithm { .. })),
+            ),
+            (
+                "missing_signing_scheme_is_rejected",
+                EnvelopeSpec {
+                    signing_scheme: None,
+                    ..EnvelopeSpec::default()
+                },
+                missing(HEADER_SIGNING_SCHEME),
+            ),
+            (
+                "unknown_signing_scheme_is_rejected",
+                EnvelopeSpec {
+                    signing_scheme: Some("notary.x509.other".into()),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(|e| matches!(*e, EnvelopeError::UnsupportedSigningScheme { .. })),
+            ),
+            (
+                "x509_requires_signing_time",
+                EnvelopeSpec {
+                    signing_time: None,
+                    ..EnvelopeSpec::default()
+                },
+                missing(HEADER_SIGNING_TIME),
+            ),
+            (
+                "signing_authority_requires_authentic_signing_time",
+                EnvelopeSpec {
+                    authentic_signing_time: None,
+                    crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+                    ..EnvelopeSpec::signing_authority()
+                },
+                missing(HEADER_AUTHENTIC_SIGNING_TIME),
+            ),
+            (
+                "authentic_signing_time_is_forbidden_for_x509",
+                EnvelopeSpec {
+                    authentic_signing_time: Some(1_687_843_833),
+                    ..EnvelopeSpec::default()
+                },
+                not_allowed(HEADER_AUTHENTIC_SIGNING_TIME, SigningScheme::X509),
+            ),
+            (
+                "signing_time_is_forbidden_for_signing_authority",
+                EnvelopeSpec {
+                    signing_time: Some(1_687_843_833),
+                    ..EnvelopeSpec::signing_authority()
+                },
+                not_allowed(HEADER_SIGNING_TIME, SigningScheme::X509SigningAuthority),
+            ),
+            // Go's zero time, 0001-01-01T00:00:00Z.
+            (
+                "zero_signing_time_is_rejected",
+                EnvelopeSpec {
+                    signing_time: Some(-62_135_596_800),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(|e| {
+                    matches!(
+                        *e,
+                        EnvelopeError::ZeroTime {
+                            header: HEADER_SIGNING_TIME
+                        }
+                    )
+                }),
+            ),
+            (
+                "crit_is_required",
+                EnvelopeSpec {
+                    crit: Some(Vec::new()),
+                    ..EnvelopeSpec::default()
+                },
+                missing("crit"),
+            ),
+            (
+                "signing_scheme_must_be_critical",
+                EnvelopeSpec {
+                    crit: Some(vec!["com.example.a".into()]),
+                    extended_attributes: vec![("com.example.a".into(), "x".into())],
+                    ..EnvelopeSpec::default()
+                },
+                not_critical(HEADER_SIGNING_SCHEME),
+            ),
+            (
+                "expiry_must_be_critical",
+                EnvelopeSpec {
+                    expiry: Some(1_800_000_000),
+                    crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+                    ..EnvelopeSpec::default()
+                },
+                not_critical(HEADER_EXPIRY),
+            ),
+            (
+                "authentic_signing_time_must_be_critical",
+                EnvelopeSpec {
+                    crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
+                    ..EnvelopeSpec::signing_authority()
+                },
+                not_critical(HEADER_AUTHENTIC_SIGNING_TIME),
+            ),
+            (
+                "critical_header_must_be_present",
+                EnvelopeSpec {
+                    critical_attributes: vec!["com.example.absent".into()],
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(
+                    |e| matches!(*e, EnvelopeError::CriticalHeaderMissing { ref header } if header == "com.example.absent"),
+                ),
+            ),
+            (
+                "duplicate_crit_entries_are_rejected",
+                EnvelopeSpec {
+                    crit: Some(vec![
+                        HEADER_SIGNING_SCHEME.into(),
+                        HEADER_SIGNING_SCHEME.into(),
+                    ]),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(
+                    |e| matches!(*e, EnvelopeError::InvalidHeader { ref header, .. } if header == "crit"),
+                ),
+            ),
+            (
+                "unknown_critical_attribute_is_rejected",
+                EnvelopeSpec {
+                    extended_attributes: vec![("SomeKey".into(), "SomeValue".into())],
+                    critical_attributes: vec!["SomeKey".into()],
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(
+                    |e| matches!(*e, EnvelopeError::UnknownCriticalAttribute { ref key } if key == "SomeKey"),
+                ),
+            ),
+            (
+                "certificate_chain_is_required",
+                EnvelopeSpec {
+                    certificate_chain: Vec::new(),
+                    ..EnvelopeSpec::default()
+                },
+                Box::new(|e| matches!(*e, EnvelopeError::EmptyCertificateChain)),
+            ),
+        ];
+        for (name, spec, expect) in cases {
+            for format in FORMATS {
+                let result = parse_spec(format, &spec);
+                assert!(
+                    matches!(&result, Err(e) if expect(e)),
+                    "{name}, {format:?}: got {result:?}"
+                );
             }
-        );
-    }
-
-    #[test]
-    fn unknown_signing_scheme_is_rejected() {
-        let spec = EnvelopeSpec {
-            signing_scheme: Some("notary.x509.other".into()),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(spec, EnvelopeError::UnsupportedSigningScheme { .. });
-    }
-
-    #[test]
-    fn x509_requires_signing_time() {
-        let spec = EnvelopeSpec {
-            signing_time: None,
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::MissingHeader {
-                header: HEADER_SIGNING_TIME,
-                ..
-            }
-        );
-    }
-
-    #[test]
-    fn signing_authority_requires_authentic_signing_time() {
-        let spec = EnvelopeSpec {
-            authentic_signing_time: None,
-            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
-            ..EnvelopeSpec::signing_authority()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::MissingHeader {
-                header: HEADER_AUTHENTIC_SIGNING_TIME,
-                ..
-            }
-        );
-    }
-
-    #[test]
-    fn authentic_signing_time_is_forbidden_for_x509() {
-        let spec = EnvelopeSpec {
-            authentic_signing_time: Some(1_687_843_833),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::HeaderNotAllowed {
-                header: HEADER_AUTHENTIC_SIGNING_TIME,
-                scheme: SigningScheme::X509
-            }
-        );
-    }
-
-    #[test]
-    fn signing_time_is_forbidden_for_signing_authority() {
-        let spec = EnvelopeSpec {
-            signing_time: Some(1_687_843_833),
-            ..EnvelopeSpec::signing_authority()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::HeaderNotAllowed {
-                header: HEADER_SIGNING_TIME,
-                scheme: SigningScheme::X509SigningAuthority
-            }
-        );
-    }
-
-    #[test]
-    fn zero_signing_time_is_rejected() {
-        // Go's zero time, 0001-01-01T00:00:00Z.
-        let spec = EnvelopeSpec {
-            signing_time: Some(-62_135_596_800),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::ZeroTime {
-                header: HEADER_SIGNING_TIME
-            }
-        );
+        }
     }
 
     #[test]
@@ -1057,86 +948,6 @@ mod tests {
             };
             assert_both!(spec, EnvelopeError::TimeOrder { .. });
         }
-    }
-
-    #[test]
-    fn crit_is_required() {
-        let spec = EnvelopeSpec {
-            crit: Some(Vec::new()),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(spec, EnvelopeError::MissingHeader { header: "crit", .. });
-    }
-
-    #[test]
-    fn signing_scheme_must_be_critical() {
-        let spec = EnvelopeSpec {
-            crit: Some(vec!["com.example.a".into()]),
-            extended_attributes: vec![("com.example.a".into(), "x".into())],
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::NotMarkedCritical {
-                header: HEADER_SIGNING_SCHEME
-            }
-        );
-    }
-
-    #[test]
-    fn expiry_must_be_critical() {
-        let spec = EnvelopeSpec {
-            expiry: Some(1_800_000_000),
-            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::NotMarkedCritical {
-                header: HEADER_EXPIRY
-            }
-        );
-    }
-
-    #[test]
-    fn authentic_signing_time_must_be_critical() {
-        let spec = EnvelopeSpec {
-            crit: Some(vec![HEADER_SIGNING_SCHEME.into()]),
-            ..EnvelopeSpec::signing_authority()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::NotMarkedCritical {
-                header: HEADER_AUTHENTIC_SIGNING_TIME
-            }
-        );
-    }
-
-    #[test]
-    fn critical_header_must_be_present() {
-        let spec = EnvelopeSpec {
-            critical_attributes: vec!["com.example.absent".into()],
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::CriticalHeaderMissing { ref header } if header == "com.example.absent"
-        );
-    }
-
-    #[test]
-    fn duplicate_crit_entries_are_rejected() {
-        let spec = EnvelopeSpec {
-            crit: Some(vec![
-                HEADER_SIGNING_SCHEME.into(),
-                HEADER_SIGNING_SCHEME.into(),
-            ]),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::InvalidHeader { ref header, .. } if header == "crit"
-        );
     }
 
     #[test]
@@ -1159,19 +970,6 @@ mod tests {
     }
 
     #[test]
-    fn unknown_critical_attribute_is_rejected() {
-        let spec = EnvelopeSpec {
-            extended_attributes: vec![("SomeKey".into(), "SomeValue".into())],
-            critical_attributes: vec!["SomeKey".into()],
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(
-            spec,
-            EnvelopeError::UnknownCriticalAttribute { ref key } if key == "SomeKey"
-        );
-    }
-
-    #[test]
     fn content_type_must_be_the_notary_payload() {
         let spec = EnvelopeSpec {
             content_type: Some("application/json".into()),
@@ -1186,15 +984,6 @@ mod tests {
             ..EnvelopeSpec::default()
         };
         assert_both!(spec, EnvelopeError::MissingHeader { .. });
-    }
-
-    #[test]
-    fn certificate_chain_is_required() {
-        let spec = EnvelopeSpec {
-            certificate_chain: Vec::new(),
-            ..EnvelopeSpec::default()
-        };
-        assert_both!(spec, EnvelopeError::EmptyCertificateChain);
     }
 
     #[test]

@@ -754,7 +754,9 @@ pub fn check_valid_at(cert: &Certificate, at: SystemTime) -> Result<(), PkiError
     Ok(())
 }
 
-/// The trust-store types of NOTARY.md §5 (`truststore/x509/{ca,signingAuthority,tsa}`).
+/// The trust-store types of NOTARY.md §5 (`truststore/x509/{ca,signingAuthority,tsa}`);
+/// the `Display` form is the trust policy prefix and the directory name under
+/// `truststore/x509/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreType {
     /// `ca`: roots for the `notary.x509` scheme.
@@ -763,6 +765,30 @@ pub enum StoreType {
     SigningAuthority,
     /// `tsa`: RFC 3161 timestamping roots.
     Tsa,
+}
+
+impl StoreType {
+    /// The policy prefix and directory name: `ca`, `signingAuthority`, `tsa`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreType::Ca => "ca",
+            StoreType::SigningAuthority => "signingAuthority",
+            StoreType::Tsa => "tsa",
+        }
+    }
+
+    /// The store type named exactly (case-sensitive) by `s`.
+    pub fn parse(s: &str) -> Option<StoreType> {
+        [StoreType::Ca, StoreType::SigningAuthority, StoreType::Tsa]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for StoreType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The per-certificate rule of a trust store (NOTARY.md §5; NGO
@@ -792,6 +818,14 @@ pub fn check_trust_store_certificate(
                 })
         }
     }
+}
+
+/// Inputs no DER parser may accept or panic on: empty, a lone SEQUENCE tag, an
+/// empty SEQUENCE, `text`, and a SEQUENCE whose length runs past the end. For the
+/// "garbage is a parse error" tests of every DER type here.
+#[cfg(test)]
+pub(crate) fn garbage_der(text: &'static [u8]) -> [&'static [u8]; 5] {
+    [b"", b"\x30", b"\x30\x00", text, b"\x30\x82\xff\xff"]
 }
 
 #[cfg(test)]
@@ -850,13 +884,7 @@ mod tests {
 
     #[test]
     fn garbage_is_a_parse_error_not_a_panic() {
-        for bytes in [
-            &b""[..],
-            b"\x30",
-            b"\x30\x00",
-            b"not a cert",
-            b"\x30\x82\xff\xff",
-        ] {
+        for bytes in garbage_der(b"not a cert") {
             assert!(matches!(
                 Certificate::from_der(bytes),
                 Err(PkiError::MalformedCertificate { .. })

@@ -7,7 +7,10 @@
 //!
 //! * [`Certificate`]: a parsed X.509 certificate that keeps its DER bytes.
 //! * [`signature`]: the envelope signature (PS256..ES512, derived from the leaf key),
-//!   X.509 certificate signatures, and a generic check for CMS signer infos.
+//!   X.509 certificate, CRL and OCSP signatures, the one signature and hash algorithm
+//!   enums.
+//! * [`timestamp`]: RFC 3161 tokens, with the one CMS signer-signature check.
+//! * [`time`]: RFC 3339 text, formatted and parsed.
 //! * [`cert`]: the chain-structure, code-signing, CA, TSA and trust-store rules.
 //! * [`revocation`]: CRL and OCSP judging (NOTARY.md §7); fetching is the caller's.
 
@@ -24,8 +27,8 @@ pub use cert::{
     validate_signing_chain, validate_tsa_chain, Certificate, StoreType,
 };
 pub use signature::{
-    cms_signature_algorithm, signature_algorithm_for_key, verify_signature, verify_signed_by,
-    verify_with_spki, PssSaltPolicy, SignatureAlgorithm,
+    signature_algorithm_for_key, verify_signature, verify_signed_by, verify_with_spki,
+    PssSaltPolicy, SignatureAlgorithm,
 };
 
 /// Everything that can go wrong in this module. Each variant names the rule that

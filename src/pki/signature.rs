@@ -26,7 +26,8 @@ use super::cert::Certificate;
 use super::PkiError;
 
 /// The envelope signature algorithms of the Notary Project (NOTARY.md §3): RSASSA-PSS
-/// and ECDSA, each with SHA-256/384/512.
+/// and ECDSA, each with SHA-256/384/512. The envelope names it in its `alg` header
+/// (`envelope` parses it, this module checks it against the leaf key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SignatureAlgorithm {
     /// RSASSA-PSS with SHA-256, MGF1-SHA-256 (RSA 2048). COSE −37.
@@ -44,6 +45,16 @@ pub enum SignatureAlgorithm {
 }
 
 impl SignatureAlgorithm {
+    /// Every supported algorithm.
+    pub const ALL: [SignatureAlgorithm; 6] = [
+        SignatureAlgorithm::Ps256,
+        SignatureAlgorithm::Ps384,
+        SignatureAlgorithm::Ps512,
+        SignatureAlgorithm::Es256,
+        SignatureAlgorithm::Es384,
+        SignatureAlgorithm::Es512,
+    ];
+
     /// The JWS `alg` name (RFC 7518 §3.1), e.g. `PS256`.
     pub fn jws_name(self) -> &'static str {
         match self {
@@ -58,7 +69,7 @@ impl SignatureAlgorithm {
 
     /// Parses a JWS `alg` name; `None` for anything notation does not sign with.
     pub fn from_jws_name(name: &str) -> Option<SignatureAlgorithm> {
-        ALL.into_iter().find(|alg| alg.jws_name() == name)
+        Self::ALL.into_iter().find(|alg| alg.jws_name() == name)
     }
 
     /// The COSE algorithm identifier (RFC 9053 §2.1, RFC 8230 §2), e.g. −37 for PS256.
@@ -75,7 +86,7 @@ impl SignatureAlgorithm {
 
     /// Parses a COSE algorithm identifier; `None` for anything notation does not sign with.
     pub fn from_cose_id(id: i64) -> Option<SignatureAlgorithm> {
-        ALL.into_iter().find(|alg| alg.cose_id() == id)
+        Self::ALL.into_iter().find(|alg| alg.cose_id() == id)
     }
 
     /// The hash the algorithm signs with; RFC 3161 timestamps over the signature are
@@ -88,15 +99,6 @@ impl SignatureAlgorithm {
         }
     }
 }
-
-const ALL: [SignatureAlgorithm; 6] = [
-    SignatureAlgorithm::Ps256,
-    SignatureAlgorithm::Ps384,
-    SignatureAlgorithm::Ps512,
-    SignatureAlgorithm::Es256,
-    SignatureAlgorithm::Es384,
-    SignatureAlgorithm::Es512,
-];
 
 impl fmt::Display for SignatureAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -311,7 +313,8 @@ pub(crate) fn verify_certificate_signature(
 /// RFC 8017 §8.2), id-RSASSA-PSS (RFC 4055 §3.1; hash SHA-256/384/512, MGF1 with the
 /// same hash, the declared salt length), ecdsa-with-SHA{256,384,512} (RFC 5758 §3.2,
 /// DER `Ecdsa-Sig-Value`). SHA-1 and MD5 are [`PkiError::InsecureSignatureAlgorithm`].
-/// For a CMS `SignerInfo` pass the result of [`cms_signature_algorithm`].
+/// A CMS `SignerInfo` signature is checked by
+/// [`verify_signer_signature`](super::timestamp::verify_signer_signature).
 pub fn verify_with_spki(
     cert: &Certificate,
     algorithm: &AlgorithmIdentifierOwned,
@@ -333,21 +336,17 @@ pub fn verify_with_spki(
             name,
         });
     }
-    let pkcs1 = [
-        (rfc5912::SHA_256_WITH_RSA_ENCRYPTION, HashAlgorithm::Sha256),
-        (rfc5912::SHA_384_WITH_RSA_ENCRYPTION, HashAlgorithm::Sha384),
-        (rfc5912::SHA_512_WITH_RSA_ENCRYPTION, HashAlgorithm::Sha512),
-    ];
-    let ecdsa = [
-        (rfc5912::ECDSA_WITH_SHA_256, HashAlgorithm::Sha256),
-        (rfc5912::ECDSA_WITH_SHA_384, HashAlgorithm::Sha384),
-        (rfc5912::ECDSA_WITH_SHA_512, HashAlgorithm::Sha512),
-    ];
-    if let Some((_, hash)) = pkcs1.iter().find(|(o, _)| *o == oid) {
-        let PublicKey::Rsa(rsa_key) = key else {
-            return Err(mismatch());
-        };
-        return rsa_pkcs1v15(rsa_key, *hash, message, signature);
+    match (sha2_signature_algorithm(&oid), key) {
+        (Some((KeyFamily::Rsa, hash)), PublicKey::Rsa(rsa_key)) => {
+            return rsa_pkcs1v15(rsa_key, hash, message, signature)
+        }
+        (Some((KeyFamily::Rsa, _)), _) | (Some((KeyFamily::Ec, _)), PublicKey::Rsa(_)) => {
+            return Err(mismatch())
+        }
+        (Some((KeyFamily::Ec, hash)), _) => {
+            return ecdsa_prehash(key, &hash.digest(message), signature, EcdsaEncoding::Der)
+        }
+        (None, _) => {}
     }
     if oid == rfc5912::ID_RSASSA_PSS {
         let PublicKey::Rsa(rsa_key) = key else {
@@ -362,52 +361,60 @@ pub fn verify_with_spki(
             signature,
         );
     }
-    if let Some((_, hash)) = ecdsa.iter().find(|(o, _)| *o == oid) {
-        if matches!(key, PublicKey::Rsa(_)) {
-            return Err(mismatch());
-        }
-        return ecdsa_prehash(key, &hash.digest(message), signature, EcdsaEncoding::Der);
-    }
     Err(PkiError::UnsupportedSignatureAlgorithm {
         oid: oid.to_string(),
     })
 }
 
-/// Combines a CMS `SignerInfo`'s `signatureAlgorithm` and `digestAlgorithm` (RFC 5652
-/// §5.3) into one X.509-style signature algorithm for [`verify_with_spki`]: CMS signers
-/// commonly write the bare key algorithm (`rsaEncryption`, RFC 3370 §3.2;
-/// `id-ecPublicKey`) and name the hash separately. Anything else is returned unchanged.
-pub fn cms_signature_algorithm(
-    signature_algorithm: &AlgorithmIdentifierOwned,
-    digest_algorithm: &AlgorithmIdentifierOwned,
-) -> Result<AlgorithmIdentifierOwned, PkiError> {
-    let oid = signature_algorithm.oid;
-    if oid != rfc5912::RSA_ENCRYPTION && oid != rfc5912::ID_EC_PUBLIC_KEY {
-        return Ok(signature_algorithm.clone());
-    }
-    let digest_oid = digest_algorithm.oid;
-    if let Some(name) = insecure_digest_name(&digest_oid) {
-        return Err(PkiError::InsecureSignatureAlgorithm {
-            oid: digest_oid.to_string(),
-            name,
-        });
-    }
-    let hash =
-        HashAlgorithm::from_oid(&digest_oid).ok_or(PkiError::UnsupportedSignatureAlgorithm {
-            oid: digest_oid.to_string(),
-        })?;
-    let combined = match (oid == rfc5912::RSA_ENCRYPTION, hash) {
-        (true, HashAlgorithm::Sha256) => rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
-        (true, HashAlgorithm::Sha384) => rfc5912::SHA_384_WITH_RSA_ENCRYPTION,
-        (true, HashAlgorithm::Sha512) => rfc5912::SHA_512_WITH_RSA_ENCRYPTION,
-        (false, HashAlgorithm::Sha256) => rfc5912::ECDSA_WITH_SHA_256,
-        (false, HashAlgorithm::Sha384) => rfc5912::ECDSA_WITH_SHA_384,
-        (false, HashAlgorithm::Sha512) => rfc5912::ECDSA_WITH_SHA_512,
-    };
-    Ok(AlgorithmIdentifierOwned {
-        oid: combined,
-        parameters: None,
-    })
+/// The key type a signature algorithm identifier needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyFamily {
+    Rsa,
+    Ec,
+}
+
+/// The one table of X.509/CMS signature algorithm identifiers that name their hash:
+/// sha{256,384,512}WithRSAEncryption (PKCS#1 v1.5, RFC 4055 §5) and
+/// ecdsa-with-SHA{256,384,512} (RFC 5758 §3.2). RSASSA-PSS names its hash in its
+/// parameters instead.
+pub(crate) fn sha2_signature_algorithm(
+    oid: &ObjectIdentifier,
+) -> Option<(KeyFamily, HashAlgorithm)> {
+    [
+        (
+            rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+            KeyFamily::Rsa,
+            HashAlgorithm::Sha256,
+        ),
+        (
+            rfc5912::SHA_384_WITH_RSA_ENCRYPTION,
+            KeyFamily::Rsa,
+            HashAlgorithm::Sha384,
+        ),
+        (
+            rfc5912::SHA_512_WITH_RSA_ENCRYPTION,
+            KeyFamily::Rsa,
+            HashAlgorithm::Sha512,
+        ),
+        (
+            rfc5912::ECDSA_WITH_SHA_256,
+            KeyFamily::Ec,
+            HashAlgorithm::Sha256,
+        ),
+        (
+            rfc5912::ECDSA_WITH_SHA_384,
+            KeyFamily::Ec,
+            HashAlgorithm::Sha384,
+        ),
+        (
+            rfc5912::ECDSA_WITH_SHA_512,
+            KeyFamily::Ec,
+            HashAlgorithm::Sha512,
+        ),
+    ]
+    .into_iter()
+    .find(|(o, _, _)| o == oid)
+    .map(|(_, family, hash)| (family, hash))
 }
 
 /// ecdsa-with-SHA1 (RFC 3279 §2.2.3), absent from `const_oid::db`.
@@ -424,13 +431,6 @@ fn insecure_algorithm_name(oid: &ObjectIdentifier) -> Option<&'static str> {
     .into_iter()
     .find(|(o, _)| o == oid)
     .map(|(_, name)| name)
-}
-
-fn insecure_digest_name(oid: &ObjectIdentifier) -> Option<&'static str> {
-    [(rfc5912::ID_SHA_1, "sha1"), (rfc5912::ID_MD_5, "md5")]
-        .into_iter()
-        .find(|(o, _)| o == oid)
-        .map(|(_, name)| name)
 }
 
 /// RSASSA-PSS-params (RFC 4055 §3.1) restricted to what Go and notation accept: hash
@@ -463,7 +463,7 @@ fn pss_parameters(
     Ok((hash, usize::from(params.salt_len)))
 }
 
-fn rsa_pkcs1v15(
+pub(crate) fn rsa_pkcs1v15(
     key: &rsa::PublicKey,
     hash: HashAlgorithm,
     message: &[u8],
@@ -479,7 +479,7 @@ fn rsa_pkcs1v15(
 
 /// RSASSA-PSS (RFC 8017 §8.1.2) over an already computed hash; `salt_len: None`
 /// accepts any salt length.
-fn rsa_pss(
+pub(crate) fn rsa_pss(
     key: &rsa::PublicKey,
     hash: HashAlgorithm,
     salt_len: Option<usize>,
@@ -500,14 +500,14 @@ fn rsa_pss(
 }
 
 #[derive(Clone, Copy)]
-enum EcdsaEncoding {
+pub(crate) enum EcdsaEncoding {
     /// `r||s`, each left-padded to the field size (JWS, COSE).
     Fixed,
     /// DER `Ecdsa-Sig-Value` (X.509, CMS; RFC 5480 §2.2... RFC 5758 §3.2).
     Der,
 }
 
-fn ecdsa_prehash(
+pub(crate) fn ecdsa_prehash(
     key: &PublicKey,
     hashed: &[u8],
     signature: &[u8],
@@ -538,35 +538,13 @@ mod tests {
 
     #[test]
     fn names_and_ids_round_trip() {
-        for alg in ALL {
+        for alg in SignatureAlgorithm::ALL {
             assert_eq!(SignatureAlgorithm::from_jws_name(alg.jws_name()), Some(alg));
             assert_eq!(SignatureAlgorithm::from_cose_id(alg.cose_id()), Some(alg));
         }
         assert_eq!(SignatureAlgorithm::from_jws_name("RS256"), None);
         assert_eq!(SignatureAlgorithm::from_cose_id(-257), None);
         assert_eq!(SignatureAlgorithm::Es512.hash(), HashAlgorithm::Sha512);
-    }
-
-    #[test]
-    fn cms_rsa_encryption_is_combined_with_the_digest() {
-        let rsa = AlgorithmIdentifierOwned {
-            oid: rfc5912::RSA_ENCRYPTION,
-            parameters: None,
-        };
-        let sha384 = AlgorithmIdentifierOwned {
-            oid: rfc5912::ID_SHA_384,
-            parameters: None,
-        };
-        let combined = cms_signature_algorithm(&rsa, &sha384).expect("sha384 is supported");
-        assert_eq!(combined.oid, rfc5912::SHA_384_WITH_RSA_ENCRYPTION);
-        let sha1 = AlgorithmIdentifierOwned {
-            oid: rfc5912::ID_SHA_1,
-            parameters: None,
-        };
-        assert!(matches!(
-            cms_signature_algorithm(&rsa, &sha1),
-            Err(PkiError::InsecureSignatureAlgorithm { name: "sha1", .. })
-        ));
     }
 
     #[test]

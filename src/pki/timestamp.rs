@@ -19,16 +19,18 @@ use std::time::{Duration, SystemTime};
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
 use cms::signed_data::{SignerIdentifier, SignerInfo};
+use const_oid::db::rfc5912;
 use const_oid::ObjectIdentifier;
 use der::asn1::{Int, OctetString, Uint};
 use der::{Decode, Encode, Header, Reader, SliceReader, Tag, TagMode, TagNumber};
-use sha2::Digest as _;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::attr::Attributes;
 use x509_cert::ext::pkix::name::{GeneralName, GeneralNames};
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
+
+use super::signature::{self, EcdsaEncoding, HashAlgorithm, KeyFamily, PublicKey};
 
 /// Largest token accepted. Real tokens carrying a four-certificate chain are about
 /// 6.6 KB (the GlobalSign vectors); 256 KiB leaves room for long chains while keeping
@@ -56,24 +58,6 @@ const ID_AA_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
 /// etsi(0) time-stamp-policy(2023) policy-identifiers(1) baseline-ts-policy(1)"): a token
 /// under it without an explicit accuracy is accurate to 1 s (NOTARY.md §6).
 pub const BASELINE_TSA_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.2023.1.1");
-
-const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
-
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const ID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
-const ID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
-const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
-const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
-const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-const ECDSA_WITH_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
-const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const SECP521R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
 /// Smallest RSA modulus accepted for a TSA key (NOTARY.md §4 key sizes).
 const MIN_RSA_BITS: usize = 2048;
@@ -196,40 +180,19 @@ impl TimestampError {
     }
 }
 
-/// The hashes RFC 3161 tokens may use here (NOTARY.md §6: SHA-256/384/512).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum HashAlgorithm {
-    Sha256,
-    Sha384,
-    Sha512,
+/// The hash with this OID; RFC 3161 tokens may use SHA-256/384/512 here (NOTARY.md
+/// §6), SHA-1 and MD5 are rejected on purpose.
+fn hash_from_oid(oid: ObjectIdentifier) -> Result<HashAlgorithm, TimestampError> {
+    HashAlgorithm::from_oid(&oid).ok_or(TimestampError::UnsupportedHashAlgorithm { oid })
 }
 
-impl HashAlgorithm {
-    fn from_oid(oid: ObjectIdentifier) -> Result<HashAlgorithm, TimestampError> {
-        match oid {
-            ID_SHA256 => Ok(HashAlgorithm::Sha256),
-            ID_SHA384 => Ok(HashAlgorithm::Sha384),
-            ID_SHA512 => Ok(HashAlgorithm::Sha512),
-            oid => Err(TimestampError::UnsupportedHashAlgorithm { oid }),
-        }
-    }
-
-    /// RFC 5754 §2: SHA-2 identifiers have absent parameters, though NULL is accepted.
-    fn from_identifier(id: &AlgorithmIdentifierOwned) -> Result<HashAlgorithm, TimestampError> {
-        let hash = HashAlgorithm::from_oid(id.oid)?;
-        match &id.parameters {
-            None => Ok(hash),
-            Some(p) if p.is_null() => Ok(hash),
-            Some(_) => Err(TimestampError::UnsupportedHashAlgorithm { oid: id.oid }),
-        }
-    }
-
-    fn digest(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            HashAlgorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
-            HashAlgorithm::Sha384 => sha2::Sha384::digest(data).to_vec(),
-            HashAlgorithm::Sha512 => sha2::Sha512::digest(data).to_vec(),
-        }
+/// RFC 5754 §2: SHA-2 identifiers have absent parameters, though NULL is accepted.
+fn hash_from_identifier(id: &AlgorithmIdentifierOwned) -> Result<HashAlgorithm, TimestampError> {
+    let hash = hash_from_oid(id.oid)?;
+    match &id.parameters {
+        None => Ok(hash),
+        Some(p) if p.is_null() => Ok(hash),
+        Some(_) => Err(TimestampError::UnsupportedHashAlgorithm { oid: id.oid }),
     }
 }
 
@@ -417,7 +380,7 @@ impl TimestampToken {
 
         // 3. messageImprint = hash of the raw signature bytes (RFC 3161 §2.4.2,
         //    NOTARY.md §6).
-        let imprint_hash = HashAlgorithm::from_identifier(&tst.imprint_algorithm)?;
+        let imprint_hash = hash_from_identifier(&tst.imprint_algorithm)?;
         if imprint_hash.digest(signature_bytes) != tst.imprint {
             return Err(TimestampError::MessageImprintMismatch);
         }
@@ -471,7 +434,7 @@ impl TimestampToken {
                 .ok_or(TimestampError::MissingSignedAttribute {
                     name: "message-digest",
                 })?;
-        let digest_hash = HashAlgorithm::from_identifier(&si.digest_alg)?;
+        let digest_hash = hash_from_identifier(&si.digest_alg)?;
         if digest_hash.digest(&self.econtent) != message_digest {
             return Err(TimestampError::MessageDigestMismatch);
         }
@@ -655,7 +618,7 @@ impl EssCertIdV2 {
     fn check(&self, cert: &Certificate, cert_der: &[u8]) -> Result<(), TimestampError> {
         let hash = match &self.hash_algorithm {
             None => HashAlgorithm::Sha256,
-            Some(id) => HashAlgorithm::from_identifier(id)?,
+            Some(id) => hash_from_identifier(id)?,
         };
         if hash.digest(cert_der) != self.cert_hash {
             return Err(TimestampError::SigningCertificateMismatch);
@@ -683,47 +646,21 @@ struct IssuerSerial {
 /// Verifies a CMS `SignerInfo` signature (RFC 5652 §5.6) over `message` (the DER
 /// signed attributes): RSA PKCS#1 v1.5 or RSASSA-PSS, or ECDSA P-256/384/521 with a
 /// DER signature, hashing with `digest_algorithm` (SHA-256/384/512 only). A signature
-/// algorithm that names its own hash must name the digest algorithm's.
+/// algorithm that names its own hash must name the digest algorithm's; the bare key
+/// algorithms (`rsaEncryption`, RFC 3370 §3.2; `id-ecPublicKey`) that CMS signers
+/// (OpenSSL among them) write take the digest algorithm's hash.
 ///
-/// Kept in one function so it can be swapped for the shared `pki` one.
-fn verify_signer_signature(
+/// The one CMS signer-signature check: [`TimestampToken::verify`] uses it for the
+/// TSA's signature.
+pub fn verify_signer_signature(
     spki: &SubjectPublicKeyInfoOwned,
     signature_algorithm: &AlgorithmIdentifierOwned,
     digest_algorithm: &AlgorithmIdentifierOwned,
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), TimestampError> {
-    let hash = HashAlgorithm::from_identifier(digest_algorithm)?;
-    let sig_oid = signature_algorithm.oid;
-    let unsupported = TimestampError::UnsupportedSignatureAlgorithm { oid: sig_oid };
-    let require_hash = |named: HashAlgorithm| {
-        if named == hash {
-            Ok(())
-        } else {
-            Err(TimestampError::UnsupportedSignatureAlgorithm { oid: sig_oid })
-        }
-    };
-    enum Scheme {
-        Pkcs1v15,
-        Pss { salt_len: usize },
-        Ecdsa,
-    }
-    let scheme = match sig_oid {
-        RSA_ENCRYPTION => Scheme::Pkcs1v15,
-        SHA256_WITH_RSA => require_hash(HashAlgorithm::Sha256).map(|()| Scheme::Pkcs1v15)?,
-        SHA384_WITH_RSA => require_hash(HashAlgorithm::Sha384).map(|()| Scheme::Pkcs1v15)?,
-        SHA512_WITH_RSA => require_hash(HashAlgorithm::Sha512).map(|()| Scheme::Pkcs1v15)?,
-        ID_RSASSA_PSS => {
-            let salt_len = pss_salt_len(signature_algorithm, hash)?;
-            Scheme::Pss { salt_len }
-        }
-        // Some CMS producers name the key algorithm instead of a signature algorithm.
-        ID_EC_PUBLIC_KEY => Scheme::Ecdsa,
-        ECDSA_WITH_SHA256 => require_hash(HashAlgorithm::Sha256).map(|()| Scheme::Ecdsa)?,
-        ECDSA_WITH_SHA384 => require_hash(HashAlgorithm::Sha384).map(|()| Scheme::Ecdsa)?,
-        ECDSA_WITH_SHA512 => require_hash(HashAlgorithm::Sha512).map(|()| Scheme::Ecdsa)?,
-        _ => return Err(unsupported),
-    };
+    let hash = hash_from_identifier(digest_algorithm)?;
+    let scheme = signer_scheme(signature_algorithm, hash)?;
     let spki_der = spki.to_der().map_err(|_| TimestampError::UnsupportedKey {
         reason: "public key does not encode",
     })?;
@@ -732,91 +669,106 @@ fn verify_signer_signature(
             reason: "public key does not decode",
         }
     })?;
-    let hashed = hash.digest(message);
-    match scheme {
-        Scheme::Pkcs1v15 | Scheme::Pss { .. } => {
-            use rsa::traits::PublicKeyParts as _;
-            if spki.algorithm.oid != RSA_ENCRYPTION {
-                return Err(TimestampError::UnsupportedKey {
-                    reason: "RSA signature algorithm with a non-RSA key",
-                });
-            }
-            let key =
-                rsa::PublicKey::try_from(spki_ref).map_err(|_| TimestampError::UnsupportedKey {
-                    reason: "RSA public key does not decode",
-                })?;
-            if key.size() * 8 < MIN_RSA_BITS {
-                return Err(TimestampError::UnsupportedKey {
-                    reason: "RSA key smaller than 2048 bits",
-                });
-            }
-            let result = match (scheme, hash) {
-                (Scheme::Pss { salt_len }, HashAlgorithm::Sha256) => key.verify(
-                    rsa::Pss::<sha2::Sha256>::new_with_salt(salt_len),
-                    &hashed,
-                    signature,
-                ),
-                (Scheme::Pss { salt_len }, HashAlgorithm::Sha384) => key.verify(
-                    rsa::Pss::<sha2::Sha384>::new_with_salt(salt_len),
-                    &hashed,
-                    signature,
-                ),
-                (Scheme::Pss { salt_len }, HashAlgorithm::Sha512) => key.verify(
-                    rsa::Pss::<sha2::Sha512>::new_with_salt(salt_len),
-                    &hashed,
-                    signature,
-                ),
-                (_, HashAlgorithm::Sha256) => {
-                    key.pkcs1v15_verify_prehash::<sha2::Sha256>(&hashed, signature)
-                }
-                (_, HashAlgorithm::Sha384) => {
-                    key.pkcs1v15_verify_prehash::<sha2::Sha384>(&hashed, signature)
-                }
-                (_, HashAlgorithm::Sha512) => {
-                    key.pkcs1v15_verify_prehash::<sha2::Sha512>(&hashed, signature)
-                }
-            };
-            result.map_err(|_| TimestampError::BadSignature)
+    let verified = match scheme {
+        SignerScheme::Pkcs1v15 => {
+            let key = signer_rsa_key(spki_ref)?;
+            signature::rsa_pkcs1v15(&key, hash, message, signature)
         }
-        Scheme::Ecdsa => {
-            use ecdsa::signature::hazmat::PrehashVerifier as _;
-            if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
-                return Err(TimestampError::UnsupportedKey {
-                    reason: "ECDSA signature algorithm with a non-EC key",
-                });
-            }
-            let curve = spki_ref.algorithm.parameters_oid().map_err(|_| {
-                TimestampError::UnsupportedKey {
-                    reason: "EC key without a named curve",
-                }
-            })?;
-            let bad_key = |_| TimestampError::UnsupportedKey {
-                reason: "EC public key does not decode",
-            };
-            let verified = match curve {
-                SECP256R1 => {
-                    let key = p256::ecdsa::VerifyingKey::try_from(spki_ref).map_err(bad_key)?;
-                    p256::ecdsa::Signature::from_der(signature)
-                        .and_then(|sig| key.verify_prehash(&hashed, &sig))
-                }
-                SECP384R1 => {
-                    let key = p384::ecdsa::VerifyingKey::try_from(spki_ref).map_err(bad_key)?;
-                    p384::ecdsa::Signature::from_der(signature)
-                        .and_then(|sig| key.verify_prehash(&hashed, &sig))
-                }
-                SECP521R1 => {
-                    let key = p521::ecdsa::VerifyingKey::try_from(spki_ref).map_err(bad_key)?;
-                    p521::ecdsa::Signature::from_der(signature)
-                        .and_then(|sig| key.verify_prehash(&hashed, &sig))
-                }
-                _ => {
-                    return Err(TimestampError::UnsupportedKey {
-                        reason: "EC curve other than P-256, P-384 or P-521",
-                    })
-                }
-            };
-            verified.map_err(|_| TimestampError::BadSignature)
+        SignerScheme::Pss { salt_len } => {
+            let key = signer_rsa_key(spki_ref)?;
+            signature::rsa_pss(&key, hash, Some(salt_len), &hash.digest(message), signature)
         }
+        SignerScheme::Ecdsa => {
+            let key = signer_ec_key(spki_ref)?;
+            signature::ecdsa_prehash(&key, &hash.digest(message), signature, EcdsaEncoding::Der)
+        }
+    };
+    verified.map_err(|_| TimestampError::BadSignature)
+}
+
+/// How a CMS `SignerInfo` signs (RFC 5652 §5.3 `signatureAlgorithm`).
+enum SignerScheme {
+    Pkcs1v15,
+    Pss { salt_len: usize },
+    Ecdsa,
+}
+
+/// The scheme of `signature_algorithm`, whose own hash (if it names one) must be
+/// `hash`, the `digestAlgorithm`'s.
+fn signer_scheme(
+    signature_algorithm: &AlgorithmIdentifierOwned,
+    hash: HashAlgorithm,
+) -> Result<SignerScheme, TimestampError> {
+    let oid = signature_algorithm.oid;
+    if oid == rfc5912::RSA_ENCRYPTION {
+        return Ok(SignerScheme::Pkcs1v15);
+    }
+    if oid == rfc5912::ID_RSASSA_PSS {
+        let salt_len = pss_salt_len(signature_algorithm, hash)?;
+        return Ok(SignerScheme::Pss { salt_len });
+    }
+    // Some CMS producers name the key algorithm instead of a signature algorithm.
+    if oid == rfc5912::ID_EC_PUBLIC_KEY {
+        return Ok(SignerScheme::Ecdsa);
+    }
+    match signature::sha2_signature_algorithm(&oid) {
+        Some((KeyFamily::Rsa, named)) if named == hash => Ok(SignerScheme::Pkcs1v15),
+        Some((KeyFamily::Ec, named)) if named == hash => Ok(SignerScheme::Ecdsa),
+        _ => Err(TimestampError::UnsupportedSignatureAlgorithm { oid }),
+    }
+}
+
+/// The TSA's RSA key: at least [`MIN_RSA_BITS`] (NOTARY.md §4 key sizes).
+fn signer_rsa_key(spki: SubjectPublicKeyInfoRef<'_>) -> Result<rsa::PublicKey, TimestampError> {
+    use rsa::traits::PublicKeyParts as _;
+    if spki.algorithm.oid != rfc5912::RSA_ENCRYPTION {
+        return Err(TimestampError::UnsupportedKey {
+            reason: "RSA signature algorithm with a non-RSA key",
+        });
+    }
+    let key = rsa::PublicKey::try_from(spki).map_err(|_| TimestampError::UnsupportedKey {
+        reason: "RSA public key does not decode",
+    })?;
+    if key.size() * 8 < MIN_RSA_BITS {
+        return Err(TimestampError::UnsupportedKey {
+            reason: "RSA key smaller than 2048 bits",
+        });
+    }
+    Ok(key)
+}
+
+/// The TSA's EC key on P-256, P-384 or P-521.
+fn signer_ec_key(spki: SubjectPublicKeyInfoRef<'_>) -> Result<PublicKey, TimestampError> {
+    if spki.algorithm.oid != rfc5912::ID_EC_PUBLIC_KEY {
+        return Err(TimestampError::UnsupportedKey {
+            reason: "ECDSA signature algorithm with a non-EC key",
+        });
+    }
+    let curve = spki
+        .algorithm
+        .parameters_oid()
+        .map_err(|_| TimestampError::UnsupportedKey {
+            reason: "EC key without a named curve",
+        })?;
+    let bad_key = |_| TimestampError::UnsupportedKey {
+        reason: "EC public key does not decode",
+    };
+    if curve == rfc5912::SECP_256_R_1 {
+        p256::ecdsa::VerifyingKey::try_from(spki)
+            .map(PublicKey::P256)
+            .map_err(bad_key)
+    } else if curve == rfc5912::SECP_384_R_1 {
+        p384::ecdsa::VerifyingKey::try_from(spki)
+            .map(PublicKey::P384)
+            .map_err(bad_key)
+    } else if curve == rfc5912::SECP_521_R_1 {
+        p521::ecdsa::VerifyingKey::try_from(spki)
+            .map(PublicKey::P521)
+            .map_err(bad_key)
+    } else {
+        Err(TimestampError::UnsupportedKey {
+            reason: "EC curve other than P-256, P-384 or P-521",
+        })
     }
 }
 
@@ -837,9 +789,9 @@ fn pss_salt_len(
         .map_err(|_| unsupported())?;
     let params =
         rsa::pkcs1::RsaPssParams::<der::Any>::from_der(&params_der).map_err(|_| unsupported())?;
-    let pss_hash = HashAlgorithm::from_oid(params.hash.oid)?;
+    let pss_hash = hash_from_oid(params.hash.oid)?;
     if pss_hash != hash
-        || params.mask_gen.oid != ID_MGF1
+        || params.mask_gen.oid != rfc5912::ID_MGF_1
         || params.mask_gen.parameters.as_ref().map(|p| p.oid) != Some(params.hash.oid)
         || params.trailer_field != rsa::pkcs1::TrailerField::BC
     {
@@ -1134,7 +1086,7 @@ mod tests {
             micros: Some(7),
         };
         assert_eq!(
-            accuracy(Some(&a), ID_SHA256),
+            accuracy(Some(&a), rfc5912::ID_SHA_256),
             Duration::from_micros(2_500_007)
         );
         let only_millis = Accuracy {
@@ -1196,7 +1148,7 @@ mod tests {
         body.extend([0x06, 0x03, 0x2a, 0x03, 0x04]); // policy 1.2.3.4
                                                      // MessageImprint { AlgorithmIdentifier { sha256 }, OCTET STRING (32 zeros) }
         let mut imprint = vec![0x30, 0x2f, 0x30, 0x0b, 0x06, 0x09];
-        imprint.extend(ID_SHA256.as_bytes());
+        imprint.extend(rfc5912::ID_SHA_256.as_bytes());
         imprint.extend([0x04, 0x20]);
         imprint.extend([0u8; 32]);
         body.extend(imprint);
@@ -1238,15 +1190,44 @@ mod tests {
     fn hash_algorithms_are_sha2_only() {
         let sha1 = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
         assert!(matches!(
-            HashAlgorithm::from_oid(sha1),
+            hash_from_oid(sha1),
             Err(TimestampError::UnsupportedHashAlgorithm { oid }) if oid == sha1
         ));
         let md5 = ObjectIdentifier::new_unwrap("1.2.840.113549.2.5");
-        assert!(HashAlgorithm::from_oid(md5).is_err());
+        assert!(hash_from_oid(md5).is_err());
         assert_eq!(
-            HashAlgorithm::from_oid(ID_SHA384).ok(),
+            hash_from_oid(rfc5912::ID_SHA_384).ok(),
             Some(HashAlgorithm::Sha384)
         );
+    }
+
+    #[test]
+    fn signer_scheme_takes_the_digest_algorithm_hash() {
+        let alg = |oid| AlgorithmIdentifierOwned {
+            oid,
+            parameters: None,
+        };
+        // The bare key algorithms CMS signers write take the digest's hash.
+        for bare in [rfc5912::RSA_ENCRYPTION, rfc5912::ID_EC_PUBLIC_KEY] {
+            assert!(signer_scheme(&alg(bare), HashAlgorithm::Sha384).is_ok());
+        }
+        assert!(matches!(
+            signer_scheme(
+                &alg(rfc5912::SHA_384_WITH_RSA_ENCRYPTION),
+                HashAlgorithm::Sha384
+            ),
+            Ok(SignerScheme::Pkcs1v15)
+        ));
+        // A signature algorithm naming another hash than the digest's is refused.
+        assert!(matches!(
+            signer_scheme(&alg(rfc5912::ECDSA_WITH_SHA_256), HashAlgorithm::Sha384),
+            Err(TimestampError::UnsupportedSignatureAlgorithm { .. })
+        ));
+        // A SHA-1 digest algorithm is refused before any key is looked at.
+        assert!(matches!(
+            hash_from_identifier(&alg(rfc5912::ID_SHA_1)),
+            Err(TimestampError::UnsupportedHashAlgorithm { .. })
+        ));
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+pub use crate::pki::StoreType;
+
 use super::error::{PolicyError, StatementReason};
 use super::identity::{leaf_subject, DistinguishedName};
 use super::level::{LevelName, OverridableCheck, VerificationLevel};
@@ -54,43 +56,6 @@ pub struct TrustStoreRef {
 impl fmt::Display for TrustStoreRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.store_type, self.name)
-    }
-}
-
-/// The trust store types; the `Display` form is the policy prefix and the directory
-/// name under `truststore/x509/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StoreType {
-    /// Roots for the `notary.x509` scheme.
-    Ca,
-    /// Roots for the `notary.x509.signingAuthority` scheme.
-    SigningAuthority,
-    /// Roots of timestamp authorities.
-    Tsa,
-}
-
-impl StoreType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreType::Ca => "ca",
-            StoreType::SigningAuthority => "signingAuthority",
-            StoreType::Tsa => "tsa",
-        }
-    }
-
-    fn parse(s: &str) -> Option<StoreType> {
-        match s {
-            "ca" => Some(StoreType::Ca),
-            "signingAuthority" => Some(StoreType::SigningAuthority),
-            "tsa" => Some(StoreType::Tsa),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for StoreType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -54,7 +54,7 @@ impl TrustStore {
             let certs = read_certificates(&bytes).map_err(unreadable)?;
             for cert in certs {
                 let checked = match self_signed_with_pss(&cert) {
-                    false => pki::check_trust_store_certificate(&cert, pki_store_type(store_type)),
+                    false => pki::check_trust_store_certificate(&cert, store_type),
                     // As if its own key did not verify its signature.
                     true => check_without_self_signature(&cert, store_type),
                 };
@@ -98,14 +98,6 @@ impl TrustStore {
             store_type: self.store_type,
             name: self.name.clone(),
         }
-    }
-}
-
-fn pki_store_type(store_type: StoreType) -> pki::StoreType {
-    match store_type {
-        StoreType::Ca => pki::StoreType::Ca,
-        StoreType::SigningAuthority => pki::StoreType::SigningAuthority,
-        StoreType::Tsa => pki::StoreType::Tsa,
     }
 }
 

@@ -522,9 +522,7 @@ impl Verifier<'_> {
 
         // 7. The signed descriptor must be the artifact (at every level).
         let signed = &parsed.target_artifact;
-        let matches = signed.media_type == target.media_type
-            && signed.digest == target.digest.to_string()
-            && signed.size == target.size;
+        let matches = signed.same_content(target);
         let target_check = if matches {
             Ok(())
         } else {
