@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use crate::config::{Config, LogConfig, LogFormat, ServerConfig};
 use crate::cri::{self, box_body, status_response, ProxyBody, Route};
-use crate::gate::{Decision, Gate, GateSettings, SystemClock};
+use crate::gate::{Decision, Gate, GateSettings};
 use crate::intercept::{status, CallError, PullImageGate};
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
@@ -249,9 +249,8 @@ pub async fn serve(
         policy_rx,
         cache.clone(),
         gate_settings(config, &metrics),
-        Arc::new(SystemClock),
-        Arc::clone(&metrics),
-    );
+    )
+    .with_metrics(Arc::clone(&metrics));
     let gate = PullImageGate::new(
         upstream.clone(),
         crate::upstream::ImageStore::new(&config.upstream.containerd_socket),

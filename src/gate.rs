@@ -18,13 +18,13 @@ use tokio::sync::watch;
 
 use crate::cache::{CacheKey, Cacheable, Lookup, VerdictCache};
 use crate::metrics::{DecisionOutcome, DecisionReason, Metrics};
-use crate::oci::Descriptor;
 use crate::policy::LevelName;
 use crate::reference::{Reference, ReferenceError};
 use crate::verify::engine::{Check, TimeSource, Verdict, VerificationError};
 use crate::verify::SignatureSource;
 use crate::verify::{verify_signatures, Budgets, Judge, LoadedPolicy, RegistrySource};
 
+pub use crate::oci::Descriptor;
 pub use crate::registry::{Credentials, RegistryClient, RegistryError};
 pub use crate::verify::clock::{Clock, FixedClock, SystemClock};
 
@@ -223,7 +223,7 @@ pub fn tag_labels(
         ("io.pullgate.digest".to_owned(), digest.to_owned()),
         (
             "io.pullgate.verified-at".to_owned(),
-            crate::pki::time::rfc3339(at),
+            crate::verify::engine::rfc3339(at),
         ),
     ])
 }
@@ -264,7 +264,7 @@ pub enum Refusal {
         image: String,
         statement: String,
         #[source]
-        reason: VerificationError,
+        reason: Box<VerificationError>,
     },
     /// The reference could not be resolved.
     #[error("{image}: {error}")]
@@ -322,22 +322,32 @@ struct Selected<'a> {
 }
 
 impl<S: ImageSource> Gate<S> {
+    /// A gate on the system clock, with metrics of its own until
+    /// [`Gate::with_metrics`] says where they go.
     pub fn new(
         source: S,
         policy: watch::Receiver<Arc<LoadedPolicy>>,
         cache: VerdictCache<Decision>,
         settings: GateSettings,
-        clock: Arc<dyn Clock>,
-        metrics: Arc<Metrics>,
     ) -> Gate<S> {
         Gate {
             source,
             policy,
             cache,
             settings,
-            clock,
-            metrics,
+            clock: Arc::new(SystemClock),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Reads the time from `clock` (tests set it instead of waiting).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Gate<S> {
+        Gate { clock, ..self }
+    }
+
+    /// Records decisions in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Gate<S> {
+        Gate { metrics, ..self }
     }
 
     /// Decides one pull of `image` with the call's `credentials` (else the node's
@@ -479,7 +489,7 @@ impl<S: ImageSource> Gate<S> {
                 let refusal = Refusal::Denied {
                     image,
                     statement,
-                    reason,
+                    reason: Box::new(reason),
                 };
                 (Err(refusal), audit, DecisionOutcome::Denied, class)
             }
@@ -662,5 +672,177 @@ pub fn classify(verdict: Result<Verdict, RegistryError>, now: SystemTime) -> Cac
         }) => Cacheable::Deny(Decision::Deny { statement, reason }),
         // No verdict: a registry error is never cached, and never allows.
         Err(error) => Cacheable::Transient(Decision::Unavailable(Arc::new(error))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::cache::CacheConfig;
+    use crate::oci::SignatureBlob;
+    use crate::policy::TrustPolicyDocument;
+
+    const DIGEST: &str = "sha256:9834876dcfb05cb167a5c24953eba58c4ac89b1adf57f28f2f9d09af107ee8f0";
+
+    /// An image with no signatures; counts what the gate asks.
+    #[derive(Default)]
+    struct Unsigned {
+        resolved: AtomicUsize,
+        listed: AtomicUsize,
+    }
+
+    impl SignatureSource for &Unsigned {
+        type Error = RegistryError;
+
+        async fn signature_manifests(
+            &self,
+            _target: &Descriptor,
+        ) -> Result<Vec<Descriptor>, RegistryError> {
+            self.listed.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+
+        async fn signature(
+            &self,
+            manifest: &Descriptor,
+            _budgets: &Budgets,
+        ) -> Result<SignatureBlob, RegistryError> {
+            Err(RegistryError::NotFound {
+                url: manifest.digest.to_string(),
+            })
+        }
+    }
+
+    impl ImageSource for Unsigned {
+        type Signatures<'a> = &'a Unsigned;
+
+        async fn resolve(
+            &self,
+            _reference: &Reference,
+            _credentials: &Credentials,
+            _deadline: Instant,
+        ) -> Result<Descriptor, RegistryError> {
+            self.resolved.fetch_add(1, Ordering::SeqCst);
+            Ok(Descriptor {
+                media_type: crate::oci::MEDIA_TYPE_IMAGE_MANIFEST.into(),
+                digest: DIGEST.parse().expect("digest"),
+                size: 1024,
+                annotations: BTreeMap::new(),
+                artifact_type: None,
+            })
+        }
+
+        fn signatures<'a>(
+            &'a self,
+            _reference: &'a Reference,
+            _credentials: &'a Credentials,
+            _deadline: Instant,
+        ) -> &'a Unsigned {
+            self
+        }
+    }
+
+    /// `audit` for `r.test/audited`, `skip` for `r.test/skipped`, nothing else.
+    fn gate(unmatched: Unmatched) -> Gate<Unsigned> {
+        let policy = serde_json::json!({
+            "version": "1.0",
+            "trustPolicies": [
+                {
+                    "name": "audited",
+                    "registryScopes": ["r.test/audited"],
+                    "signatureVerification": {"level": "audit"},
+                    "trustStores": ["ca:acme"],
+                    "trustedIdentities": ["*"],
+                },
+                {
+                    "name": "skipped",
+                    "registryScopes": ["r.test/skipped"],
+                    "signatureVerification": {"level": "skip"},
+                },
+            ],
+        });
+        let document = TrustPolicyDocument::parse(policy.to_string().as_bytes()).expect("policy");
+        let dir = crate::policy_dir::PolicyDir {
+            document,
+            stores: Vec::new(),
+            policy_file: "trustpolicy.json".into(),
+        };
+        let (_tx, rx) = watch::channel(Arc::new(LoadedPolicy {
+            generation: 1,
+            dir: Arc::new(dir),
+        }));
+        let settings = GateSettings {
+            unmatched,
+            ..GateSettings::default()
+        };
+        let clock = FixedClock(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600));
+        Gate::new(
+            Unsigned::default(),
+            rx,
+            VerdictCache::new(CacheConfig::default()),
+            settings,
+        )
+        .with_clock(Arc::new(clock))
+    }
+
+    fn decide(gate: &Gate<Unsigned>, image: &str) -> Result<Pass, Refusal> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(gate.decide(image, &Credentials::None))
+    }
+
+    #[test]
+    fn an_invalid_reference_is_refused_before_any_lookup() {
+        let gate = gate(Unmatched::Allow);
+        let refusal = decide(&gate, "UPPER/Case:bad tag").expect_err("invalid");
+        assert!(
+            matches!(refusal, Refusal::InvalidReference(_)),
+            "{refusal:?}"
+        );
+        assert_eq!(gate.source.resolved.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn unmatched_images_follow_the_node_setting() {
+        let refusal = decide(&gate(Unmatched::Deny), "r.test/other:1").expect_err("denied");
+        assert_eq!(
+            refusal.to_string(),
+            "r.test/other:1: no trust policy statement applies to r.test/other \
+             (this node denies unmatched images)"
+        );
+        let allowed = decide(&gate(Unmatched::Allow), "r.test/other:1").expect("allowed");
+        assert_eq!(allowed, Pass::Forward);
+    }
+
+    #[test]
+    fn skip_forwards_without_asking_the_registry() {
+        let gate = gate(Unmatched::Deny);
+        assert_eq!(decide(&gate, "r.test/skipped:1").ok(), Some(Pass::Forward));
+        assert_eq!(gate.source.resolved.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn an_unsigned_image_is_denied_at_audit_and_the_denial_is_cached() {
+        let gate = gate(Unmatched::Deny);
+        for _ in 0..2 {
+            let refusal = decide(&gate, "r.test/audited:1").expect_err("unsigned");
+            let Refusal::Denied {
+                statement, reason, ..
+            } = &refusal
+            else {
+                panic!("expected a denial, got {refusal:?}");
+            };
+            assert_eq!(statement, "audited");
+            assert!(
+                matches!(&**reason, VerificationError::NoSignature { reference }
+                    if *reference == format!("r.test/audited@{DIGEST}")),
+                "{reason:?}"
+            );
+        }
+        assert_eq!(gate.source.resolved.load(Ordering::SeqCst), 2);
+        assert_eq!(gate.source.listed.load(Ordering::SeqCst), 1, "cached");
     }
 }

@@ -1,8 +1,7 @@
-//! The gate: every `PullImage` (both CRI API versions) is decided here, as
-//! DESIGN.md's PullImage path describes: reference → trust-policy statement →
-//! resolve → verdict (cached per digest and policy generation, single-flight) →
-//! allow (forward pinned to the verified digest, then record the tag) or deny.
-//! No error path allows: anything that prevents a verdict answers `Unavailable`.
+//! The transport of the gate: every `PullImage` (both CRI API versions) is read
+//! here, decided by [`crate::gate`], forwarded to containerd unchanged or pinned to
+//! the verified digest, and its tag recorded; a refusal leaves as the status that
+//! [`status`], the one place errors become gRPC statuses, gives it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,8 +15,7 @@ use hyper::body::Incoming;
 use prost::Message;
 
 use crate::cri::{self, box_body, status_response, CriApi, FrameError, ProxyBody};
-use crate::gate::{Credentials, Gate, Pass, Refusal, RegistryError, TagRecord};
-use crate::oci::Descriptor;
+use crate::gate::{Credentials, Descriptor, Gate, Pass, Refusal, RegistryError, TagRecord};
 use crate::upstream::{ImageStore, ImageStoreError, Upstream, UpstreamError};
 
 /// Largest `PullImageRequest` accepted. The message carries an image reference,
@@ -350,4 +348,68 @@ fn log_outcome(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "PullImage"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_cri_service_is_unimplemented_and_names_pullgate() {
+        let service = "containerd.services.version.v1.Version".to_owned();
+        let answer = status(&CallError::NotCri { service });
+        assert_eq!(answer.code(), tonic::Code::Unimplemented);
+        assert_eq!(
+            answer.message(),
+            "pullgate: service \"containerd.services.version.v1.Version\" is not served here; \
+             this socket exposes only the Kubernetes CRI (runtime.v1 and runtime.v1alpha2 \
+             RuntimeService/ImageService)"
+        );
+        let response = status_response(answer);
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert_eq!(
+            response.headers().get("grpc-status").map(|v| v.as_bytes()),
+            Some(&b"12"[..])
+        );
+    }
+
+    #[test]
+    fn refusals_take_the_form_the_kubelet_turns_into_a_reason() {
+        let unmatched = Refusal::Unmatched {
+            image: "r.test/a:1".into(),
+            scope: "r.test/a".into(),
+        };
+        let answer = status(&CallError::Refused(unmatched));
+        assert_eq!(answer.code(), tonic::Code::Unknown);
+        assert_eq!(
+            answer.message(),
+            "SignatureValidationFailed: pullgate: r.test/a:1: no trust policy statement \
+             applies to r.test/a (this node denies unmatched images)"
+        );
+        let not_found = Arc::new(RegistryError::NotFound {
+            url: "http://r.test/v2/a/manifests/1".into(),
+        });
+        let unresolved = Refusal::Unresolved {
+            image: "r.test/a:1".into(),
+            error: Arc::clone(&not_found),
+        };
+        let answer = status(&CallError::Refused(unresolved));
+        assert_eq!(answer.code(), tonic::Code::NotFound);
+        assert_eq!(
+            answer.message(),
+            "pullgate: r.test/a:1: not found: http://r.test/v2/a/manifests/1"
+        );
+        let unavailable = Refusal::Unavailable {
+            image: "r.test/a:1".into(),
+            error: not_found,
+        };
+        let answer = status(&CallError::Refused(unavailable));
+        assert_eq!(answer.code(), tonic::Code::Unknown);
+        assert!(
+            answer
+                .message()
+                .starts_with("RegistryUnavailable: pullgate: r.test/a:1: not found"),
+            "{answer:?}"
+        );
+    }
 }

@@ -15,7 +15,6 @@ use pullgate::gate::{
     Credentials, FixedClock, Gate, GateSettings, ImageSource, Pass, Refusal, RegistryError,
 };
 use pullgate::intercept::{status, CallError};
-use pullgate::metrics::Metrics;
 use pullgate::oci::Descriptor;
 use pullgate::policy::{StoreType, TrustPolicyDocument, TrustStore};
 use pullgate::reference::{Digest, DigestAlgorithm, Reference};
@@ -212,9 +211,8 @@ fn expired_leaf_passes_only_with_a_timestamp() {
         policy_rx,
         VerdictCache::new(CacheConfig::default()),
         GateSettings::default(),
-        Arc::new(FixedClock(expires + Duration::from_secs(2))),
-        Arc::new(Metrics::new()),
-    );
+    )
+    .with_clock(Arc::new(FixedClock(expires + Duration::from_secs(2))));
 
     let log = Log::default();
     let writer = log.clone();

@@ -41,6 +41,12 @@ struct World {
 }
 
 impl World {
+    /// The world of `test`, and the lock that runs the tests here one at a time.
+    async fn serial(test: &str) -> Option<(World, tokio::sync::MutexGuard<'static, ()>)> {
+        let world = World::new(test)?;
+        Some((world, SERIAL.lock().await))
+    }
+
     fn new(test: &str) -> Option<World> {
         let harness = Harness::from_env(test)?;
         let registry = harness.registry.clone();
@@ -249,6 +255,11 @@ fn statement(
     })
 }
 
+/// A `strict` statement trusting `ca:acme` for any identity.
+fn strict(name: &str, scopes: &[String]) -> serde_json::Value {
+    statement(name, scopes, "strict", &["ca:acme"], &["*"])
+}
+
 fn scope(registry: &str, repo: &str) -> String {
     format!("{registry}/{repo}")
 }
@@ -296,6 +307,13 @@ async fn present_soon(client: &CriClient, image: &str) -> Option<v1::Image> {
     None
 }
 
+/// Audit lines of decisions that ran a verification (cache misses).
+fn audit_misses(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("pullgate::audit") && l.contains("cache=\"miss\""))
+        .count()
+}
+
 /// A denial in the form the kubelet (≥ 1.28) turns into the container reason
 /// `SignatureValidationFailed`: status `Unknown`, message starting with that name.
 fn denied(status: &tonic::Status, image: &str, reason: &str, policy: &str) {
@@ -314,10 +332,10 @@ fn denied(status: &tonic::Status, image: &str, reason: &str, policy: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_images_are_pulled_pinned_and_tagged() {
-    let Some(world) = World::new("signed_images_are_pulled_pinned_and_tagged") else {
+    let Some((world, _serial)) = World::serial("signed_images_are_pulled_pinned_and_tagged").await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     let (cose_repo, cose_ref, target) = world.image("cose").await;
     world.sign(&cose_repo, &target, Format::Cose);
     let (jws_repo, jws_ref, _) = world.image("jws").await;
@@ -326,10 +344,7 @@ async fn signed_images_are_pulled_pinned_and_tagged() {
         scope(&world.registry, &cose_repo),
         scope(&world.registry, &jws_repo),
     ];
-    let (pullgate, _) = world.pullgate(
-        serde_json::json!([statement("signed", &scopes, "strict", &["ca:acme"], &["*"])]),
-        None,
-    );
+    let (pullgate, _) = world.pullgate(serde_json::json!([strict("signed", &scopes)]), None);
     let client = pullgate.client();
     let direct = world.harness.direct_client();
     for (repo, reference) in [(&cose_repo, &cose_ref), (&jws_repo, &jws_ref)] {
@@ -394,11 +409,11 @@ async fn signed_images_are_pulled_pinned_and_tagged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
-    let Some(world) = World::new("unsigned_untrusted_mismatched_and_unmatched_images_are_denied")
+    let Some((world, _serial)) =
+        World::serial("unsigned_untrusted_mismatched_and_unmatched_images_are_denied").await
     else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     let (unsigned_repo, unsigned_ref, _) = world.image("unsigned").await;
     let (untrusted_repo, untrusted_ref, target) = world.image("untrusted").await;
     world.sign(&untrusted_repo, &target, Format::Jws);
@@ -423,13 +438,7 @@ async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
     let r = |repo: &str| vec![scope(&world.registry, repo)];
     let (pullgate, _) = world.pullgate(
         serde_json::json!([
-            statement(
-                "unsigned",
-                &r(&unsigned_repo),
-                "strict",
-                &["ca:acme"],
-                &["*"]
-            ),
+            strict("unsigned", &r(&unsigned_repo)),
             statement(
                 "untrusted",
                 &r(&untrusted_repo),
@@ -444,7 +453,7 @@ async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
                 &["ca:acme"],
                 &["x509.subject:C=US,ST=WA,O=Someone Else"]
             ),
-            statement("mismatch", &r(&other_repo), "strict", &["ca:acme"], &["*"]),
+            strict("mismatch", &r(&other_repo)),
         ]),
         None,
     );
@@ -530,20 +539,14 @@ async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tag_moved_to_an_unsigned_image_is_denied() {
-    let Some(world) = World::new("a_tag_moved_to_an_unsigned_image_is_denied") else {
+    let Some((world, _serial)) = World::serial("a_tag_moved_to_an_unsigned_image_is_denied").await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     let (repo, reference, target) = world.image("moving").await;
     world.sign(&repo, &target, Format::Jws);
     let (pullgate, _) = world.pullgate(
-        serde_json::json!([statement(
-            "moving",
-            &[scope(&world.registry, &repo)],
-            "strict",
-            &["ca:acme"],
-            &["*"]
-        )]),
+        serde_json::json!([strict("moving", &[scope(&world.registry, &repo)])]),
         None,
     );
     let client = pullgate.client();
@@ -571,12 +574,11 @@ async fn a_tag_moved_to_an_unsigned_image_is_denied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() {
-    let Some(world) =
-        World::new("audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable")
+    let Some((world, _serial)) =
+        World::serial("audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable").await
     else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     // Signed by this world's CA, which the audit statement does not trust: at
     // `audit` authenticity is only logged, so notation passes it.
     let (audit_repo, audit_ref, audit_target) = world.image("audit").await;
@@ -610,7 +612,7 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
                 &["*"]
             ),
             skip,
-            statement("down", &[down_scope], "strict", &["ca:acme"], &["*"]),
+            strict("down", &[down_scope]),
         ]),
         None,
     );
@@ -680,22 +682,14 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
 /// signature it rested on expired seconds later.
 #[tokio::test(flavor = "multi_thread")]
 async fn cached_allow_does_not_outlive_the_signature_expiry() {
-    let Some(world) = World::new("cached_allow_does_not_outlive_the_signature_expiry") else {
+    let Some((world, _serial)) =
+        World::serial("cached_allow_does_not_outlive_the_signature_expiry").await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     let (repo, reference, target) = world.image("expiring").await;
     let scopes = vec![scope(&world.registry, &repo)];
-    let (pullgate, _) = world.pullgate(
-        serde_json::json!([statement(
-            "expiring",
-            &scopes,
-            "strict",
-            &["ca:acme"],
-            &["*"]
-        )]),
-        None,
-    );
+    let (pullgate, _) = world.pullgate(serde_json::json!([strict("expiring", &scopes)]), None);
     let client = pullgate.client();
     // The envelope's expiry has one-second resolution: 3 s leaves the first pull
     // at least 2 s.
@@ -724,13 +718,7 @@ async fn cached_allow_does_not_outlive_the_signature_expiry() {
         .expect_err("the signature has expired; the cached allow must not answer");
     denied(&status, &reference, "expiry check failed", "expiring");
     let log = pullgate.log_text();
-    assert_eq!(
-        log.lines()
-            .filter(|l| l.contains("pullgate::audit") && l.contains("cache=\"miss\""))
-            .count(),
-        2,
-        "{log}"
-    );
+    assert_eq!(audit_misses(&log), 2, "{log}");
 }
 
 /// Issue 9 item 9: a pod without credentials got a private image through the node
@@ -739,12 +727,11 @@ async fn cached_allow_does_not_outlive_the_signature_expiry() {
 /// the pod's own (no) credentials and been refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_without_credentials_does_not_get_a_private_image_already_present() {
-    let Some(world) =
-        World::new("pod_without_credentials_does_not_get_a_private_image_already_present")
+    let Some((world, _serial)) =
+        World::serial("pod_without_credentials_does_not_get_a_private_image_already_present").await
     else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     let auth_registry = std::env::var("PULLGATE_IT_AUTH_REGISTRY").expect("auth registry");
     let user = std::env::var("PULLGATE_IT_AUTH_USER").expect("user");
     let password = std::env::var("PULLGATE_IT_AUTH_PASSWORD").expect("password");
@@ -801,13 +788,7 @@ async fn pod_without_credentials_does_not_get_a_private_image_already_present() 
     )
     .expect("credentials file");
     let (pullgate, _) = world.pullgate_with(
-        serde_json::json!([statement(
-            "private",
-            &[scope(&auth_registry, &repo)],
-            "strict",
-            &["ca:acme"],
-            &["*"]
-        )]),
+        serde_json::json!([strict("private", &[scope(&auth_registry, &repo)])]),
         None,
         &[&auth_registry],
         &format!("credentials_file = {file:?}\n"),
@@ -891,12 +872,11 @@ fn assert_refused_for_authorization(status: &tonic::Status) {
 /// signature that failed a check, yet its tag record said `io.pullgate.verified=true`.
 #[tokio::test(flavor = "multi_thread")]
 async fn image_let_through_at_audit_or_log_override_is_not_labelled_verified() {
-    let Some(world) =
-        World::new("image_let_through_at_audit_or_log_override_is_not_labelled_verified")
+    let Some((world, _serial)) =
+        World::serial("image_let_through_at_audit_or_log_override_is_not_labelled_verified").await
     else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     // Both signed by this world's CA; both statements trust only `ca:other`, so
     // authenticity fails and is only logged.
     let (audit_repo, audit_ref, target) = world.image("label-audit").await;
@@ -954,17 +934,15 @@ async fn image_let_through_at_audit_or_log_override_is_not_labelled_verified() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn policy_reload_takes_effect_and_a_broken_one_is_refused() {
-    let Some(world) = World::new("policy_reload_takes_effect_and_a_broken_one_is_refused") else {
+    let Some((world, _serial)) =
+        World::serial("policy_reload_takes_effect_and_a_broken_one_is_refused").await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     let (repo, reference, target) = world.image("reload").await;
     world.sign(&repo, &target, Format::Cose);
     let scopes = vec![scope(&world.registry, &repo)];
-    let (pullgate, policy) = world.pullgate(
-        serde_json::json!([statement("reload", &scopes, "strict", &["ca:acme"], &["*"])]),
-        None,
-    );
+    let (pullgate, policy) = world.pullgate(serde_json::json!([strict("reload", &scopes)]), None);
     let client = pullgate.client();
     pull(&client, &reference).await.expect("trusted");
 
@@ -1001,20 +979,15 @@ async fn policy_reload_takes_effect_and_a_broken_one_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_concurrent_pulls_share_one_verification() {
-    let Some(world) = World::new("fifty_concurrent_pulls_share_one_verification") else {
+    let Some((world, _serial)) =
+        World::serial("fifty_concurrent_pulls_share_one_verification").await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     let (repo, reference, target) = world.image("concurrent").await;
     world.sign(&repo, &target, Format::Jws);
     let (pullgate, _) = world.pullgate(
-        serde_json::json!([statement(
-            "concurrent",
-            &[scope(&world.registry, &repo)],
-            "strict",
-            &["ca:acme"],
-            &["*"]
-        )]),
+        serde_json::json!([strict("concurrent", &[scope(&world.registry, &repo)])]),
         None,
     );
     let registry_log = PathBuf::from(std::env::var("PULLGATE_IT_REGISTRY_LOG").expect("log"));
@@ -1065,30 +1038,19 @@ async fn fifty_concurrent_pulls_share_one_verification() {
         envelope_fetches, 1,
         "envelope fetches for 50 pulls: {by_pullgate:#?}"
     );
-    let audit_misses = pullgate
-        .log_text()
-        .lines()
-        .filter(|l| l.contains("pullgate::audit") && l.contains("cache=\"miss\""))
-        .count();
+    let audit_misses = audit_misses(&pullgate.log_text());
     assert_eq!(audit_misses, 1, "{}", pullgate.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubelet_flow_runs_the_verified_image() {
-    let Some(world) = World::new("kubelet_flow_runs_the_verified_image") else {
+    let Some((world, _serial)) = World::serial("kubelet_flow_runs_the_verified_image").await else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     let (repo, reference, target) = world.image("kubelet").await;
     world.sign(&repo, &target, Format::Cose);
     let (pullgate, _) = world.pullgate(
-        serde_json::json!([statement(
-            "kubelet",
-            &[scope(&world.registry, &repo)],
-            "strict",
-            &["ca:acme"],
-            &["*"]
-        )]),
+        serde_json::json!([strict("kubelet", &[scope(&world.registry, &repo)])]),
         None,
     );
     let client = pullgate.client();
@@ -1165,11 +1127,11 @@ async fn kubelet_flow_runs_the_verified_image() {
 async fn a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache() {
     use support::responders::{free_port, CrlServer};
     use support::revocation::{Ca, CrlSpec, Revocation};
-    let Some(world) = World::new("a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache")
+    let Some((world, _serial)) =
+        World::serial("a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache").await
     else {
         return;
     };
-    let _serial = SERIAL.lock().await;
     // root (this world's, trusted as ca:acme) → intermediate → two leaves, each
     // naming the CRL of its issuer on a CRL server on 127.0.0.1.
     let crl_port = free_port();
@@ -1230,13 +1192,7 @@ async fn a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache() {
         scope(&world.registry, &revoked_repo),
         scope(&world.registry, &good_repo),
     ];
-    let statements = serde_json::json!([statement(
-        "revocation",
-        &scopes,
-        "strict",
-        &["ca:acme"],
-        &["*"]
-    )]);
+    let statements = serde_json::json!([strict("revocation", &scopes)]);
     let cache = tempfile::tempdir().expect("cache dir");
     let revocation = format!(
         "\n[revocation]\ncache_dir = {:?}\n",

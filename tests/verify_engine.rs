@@ -996,29 +996,25 @@ fn bad_leaf_key_usage_eku_and_basic_constraints() {
 fn bad_intermediate_basic_constraints_and_key_usage() {
     let fx = Fx::new();
     let stores = fx.stores(None);
+    let bad = || {
+        CertSpec::ca("/C=US/ST=WA/O=Notary/CN=Bad Intermediate")
+            .key(KeySpec::Rsa3072)
+            .slot(1)
+    };
     let cases: Vec<(&str, CertSpec, &str)> = vec![
         (
             "intermediate CA:FALSE",
-            CertSpec::ca("/C=US/ST=WA/O=Notary/CN=Bad Intermediate")
-                .key(KeySpec::Rsa3072)
-                .slot(1)
-                .basic_constraints(Some("critical,CA:FALSE")),
+            bad().basic_constraints(Some("critical,CA:FALSE")),
             "not allowed to sign certificates",
         ),
         (
             "intermediate pathlen:0 above another intermediate",
-            CertSpec::ca("/C=US/ST=WA/O=Notary/CN=Bad Intermediate")
-                .key(KeySpec::Rsa3072)
-                .slot(1)
-                .basic_constraints(Some("critical,CA:TRUE,pathlen:0")),
+            bad().basic_constraints(Some("critical,CA:TRUE,pathlen:0")),
             "pathLenConstraint 0",
         ),
         (
             "intermediate keyUsage without keyCertSign",
-            CertSpec::ca("/C=US/ST=WA/O=Notary/CN=Bad Intermediate")
-                .key(KeySpec::Rsa3072)
-                .slot(1)
-                .key_usage(Some("critical,cRLSign")),
+            bad().key_usage(Some("critical,cRLSign")),
             "\"CN=Bad Intermediate,O=Notary,ST=WA,C=US\" is not allowed to sign certificates",
         ),
     ];

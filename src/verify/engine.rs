@@ -532,16 +532,7 @@ impl Verifier<'_> {
                 return report;
             }
         };
-        report.format = Some(match parsed.format {
-            EnvelopeFormat::Cose => "cose",
-            EnvelopeFormat::Jws => "jws",
-        });
-        report.algorithm = Some(format!("{:?}", parsed.algorithm).to_uppercase());
-        report.signing_scheme = Some(match parsed.signing_scheme {
-            SigningScheme::X509 => "notary.x509",
-            SigningScheme::X509SigningAuthority => "notary.x509.signingAuthority",
-        });
-        report.signer = chain.first().map(Certificate::subject_string);
+        report.describe(&parsed, &chain);
         record(&mut report, Check::Integrity, CheckAction::Enforce, Ok(()));
 
         // 2. Authenticity: some certificate of the chain is in a store of the
@@ -587,14 +578,58 @@ impl Verifier<'_> {
         }
 
         // 5. Authentic timestamp (NOTARY.md §6).
-        let (mut timestamp, source, tsa_chain) = self.authentic_timestamp(&parsed, &chain);
-        // The timestamping authority's chain is checked for revocation too (CRLs,
-        // as notation does); a failure there fails authenticTimestamp.
+        let (timestamp, tsa_chain) = self.timestamp_step(&mut report, &parsed, &chain, revocation);
+        if !record(
+            &mut report,
+            Check::AuthenticTimestamp,
+            level.authentic_timestamp,
+            timestamp,
+        ) {
+            return report;
+        }
+
+        // 6. Revocation (NOTARY.md §7): every certificate but the root, against
+        //    its issuer. Without a checker a certificate that names an endpoint
+        //    cannot be checked and fails (fail closed when enforced).
+        if level.revocation == CheckAction::Skip {
+            skip(&mut report, Check::Revocation);
+        } else {
+            let revocation = match revocation {
+                Some(checker) => self.revocation_step(&mut report, &parsed, &chain, checker),
+                None => unchecked_revocation(&chain, &tsa_chain),
+            };
+            if !record(&mut report, Check::Revocation, level.revocation, revocation) {
+                return report;
+            }
+        }
+
+        // 7. The signed descriptor must be the artifact (at every level).
+        record(
+            &mut report,
+            Check::TargetArtifact,
+            CheckAction::Enforce,
+            target_artifact(&parsed.target_artifact, target),
+        );
+        report
+    }
+
+    /// Step 5: the authentic timestamp, the timestamping authority's chain checked
+    /// for revocation too (CRLs, as notation does; a failure there fails
+    /// authenticTimestamp), and what the outcome rests on that the clock will end.
+    /// Returns the check's result and the TSA chain.
+    fn timestamp_step(
+        &self,
+        report: &mut SignatureReport,
+        parsed: &SignatureEnvelope,
+        chain: &[Certificate],
+        revocation: Option<&dyn RevocationCheck>,
+    ) -> (Result<(), SignatureFailure>, Vec<Certificate>) {
+        let (mut timestamp, source, tsa_chain) = self.authentic_timestamp(parsed, chain);
         let mut tsa_revocation = None;
         if let (Some(checker), Ok(()), false) = (
             revocation,
             &timestamp,
-            level.revocation == CheckAction::Skip || tsa_chain.is_empty(),
+            self.statement.level.revocation == CheckAction::Skip || tsa_chain.is_empty(),
         ) {
             let check = checker.check(&tsa_chain, Purpose::Timestamping, None, self.now);
             if let Some(failed) = check.failure() {
@@ -622,86 +657,34 @@ impl Verifier<'_> {
             .min();
         report.time_source = source;
         report.timestamp_revocation = tsa_revocation;
-        if !record(
-            &mut report,
-            Check::AuthenticTimestamp,
-            level.authentic_timestamp,
-            timestamp,
-        ) {
-            return report;
-        }
+        (timestamp, tsa_chain)
+    }
 
-        // 6. Revocation (NOTARY.md §7): every certificate but the root, against
-        //    its issuer. Without a checker a certificate that names an endpoint
-        //    cannot be checked and fails (fail closed when enforced).
-        if level.revocation == CheckAction::Skip {
-            skip(&mut report, Check::Revocation);
-        } else {
-            let revocation = match revocation {
-                Some(checker) => {
-                    let signing_time = match parsed.signing_scheme {
-                        SigningScheme::X509SigningAuthority => parsed.authentic_signing_time,
-                        SigningScheme::X509 => None,
-                    };
-                    let check = checker.check(&chain, Purpose::Signing, signing_time, self.now);
-                    let result = match check.failure() {
-                        Some(failed) => Err(SignatureFailure::Revocation(Box::new(failed.clone()))),
-                        None => Ok(()),
-                    };
-                    report.valid_until = report
-                        .valid_until
-                        .into_iter()
-                        .chain(check.valid_until())
-                        .filter(|instant| *instant > self.now)
-                        .min();
-                    report.revocation = Some(check);
-                    result
-                }
-                None => {
-                    let below_root = |c: &[Certificate]| c.len().saturating_sub(1);
-                    chain
-                        .iter()
-                        .take(below_root(&chain))
-                        .chain(tsa_chain.iter().take(below_root(&tsa_chain)))
-                        .find(|cert| cert.has_revocation_endpoints())
-                        .map_or(Ok(()), |cert| {
-                            Err(SignatureFailure::RevocationUnavailable {
-                                subject: cert.subject_string(),
-                            })
-                        })
-                }
-            };
-            if !record(&mut report, Check::Revocation, level.revocation, revocation) {
-                return report;
-            }
-        }
-
-        // 7. The signed descriptor must be the artifact (at every level).
-        let signed = &parsed.target_artifact;
-        let matches = signed.media_type == target.media_type
-            && signed.digest == target.digest.to_string()
-            && signed.size == target.size;
-        let target_check = if matches {
-            Ok(())
-        } else {
-            Err(SignatureFailure::TargetMismatch {
-                signed: format!(
-                    "{} {} ({} bytes)",
-                    signed.media_type, signed.digest, signed.size
-                ),
-                target: format!(
-                    "{} {} ({} bytes)",
-                    target.media_type, target.digest, target.size
-                ),
-            })
+    /// Step 6 with a checker: every certificate but the root, against its issuer.
+    fn revocation_step(
+        &self,
+        report: &mut SignatureReport,
+        parsed: &SignatureEnvelope,
+        chain: &[Certificate],
+        checker: &dyn RevocationCheck,
+    ) -> Result<(), SignatureFailure> {
+        let signing_time = match parsed.signing_scheme {
+            SigningScheme::X509SigningAuthority => parsed.authentic_signing_time,
+            SigningScheme::X509 => None,
         };
-        record(
-            &mut report,
-            Check::TargetArtifact,
-            CheckAction::Enforce,
-            target_check,
-        );
-        report
+        let check = checker.check(chain, Purpose::Signing, signing_time, self.now);
+        let result = match check.failure() {
+            Some(failed) => Err(SignatureFailure::Revocation(Box::new(failed.clone()))),
+            None => Ok(()),
+        };
+        report.valid_until = report
+            .valid_until
+            .into_iter()
+            .chain(check.valid_until())
+            .filter(|instant| *instant > self.now)
+            .min();
+        report.revocation = Some(check);
+        result
     }
 
     fn trusted_certificates(&self, store_type: StoreType) -> Vec<&[u8]> {
@@ -857,6 +840,64 @@ impl Verifier<'_> {
         };
         Ok((source, tsa_chain))
     }
+}
+
+impl SignatureReport {
+    /// What the integrity step learnt about the envelope.
+    fn describe(&mut self, parsed: &SignatureEnvelope, chain: &[Certificate]) {
+        self.format = Some(match parsed.format {
+            EnvelopeFormat::Cose => "cose",
+            EnvelopeFormat::Jws => "jws",
+        });
+        self.algorithm = Some(format!("{:?}", parsed.algorithm).to_uppercase());
+        self.signing_scheme = Some(match parsed.signing_scheme {
+            SigningScheme::X509 => "notary.x509",
+            SigningScheme::X509SigningAuthority => "notary.x509.signingAuthority",
+        });
+        self.signer = chain.first().map(Certificate::subject_string);
+    }
+}
+
+/// Step 6 without a checker: a certificate that names an endpoint cannot be
+/// checked and fails (fail closed when enforced).
+fn unchecked_revocation(
+    chain: &[Certificate],
+    tsa_chain: &[Certificate],
+) -> Result<(), SignatureFailure> {
+    let below_root = |c: &[Certificate]| c.len().saturating_sub(1);
+    chain
+        .iter()
+        .take(below_root(chain))
+        .chain(tsa_chain.iter().take(below_root(tsa_chain)))
+        .find(|cert| cert.has_revocation_endpoints())
+        .map_or(Ok(()), |cert| {
+            Err(SignatureFailure::RevocationUnavailable {
+                subject: cert.subject_string(),
+            })
+        })
+}
+
+/// Step 7: the signed descriptor is the artifact (mediaType, digest, size).
+fn target_artifact(
+    signed: &envelope::Descriptor,
+    target: &Descriptor,
+) -> Result<(), SignatureFailure> {
+    if signed.media_type == target.media_type
+        && signed.digest == target.digest.to_string()
+        && signed.size == target.size
+    {
+        return Ok(());
+    }
+    Err(SignatureFailure::TargetMismatch {
+        signed: format!(
+            "{} {} ({} bytes)",
+            signed.media_type, signed.digest, signed.size
+        ),
+        target: format!(
+            "{} {} ({} bytes)",
+            target.media_type, target.digest, target.size
+        ),
+    })
 }
 
 /// Step 1 of NOTARY.md §8: everything that needs no policy.
