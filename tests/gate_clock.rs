@@ -115,17 +115,14 @@ fn blob(format: Format, envelope: Vec<u8>) -> SignatureBlob {
     }
 }
 
-/// What `gate_e2e` checked with a 6 s leaf and an 8 s sleep: under
-/// `verifyTimestamp: afterCertExpiry`, a signature whose leaf has expired passes
-/// with a valid RFC 3161 timestamp from the policy's TSA, and one without a
-/// timestamp is refused for it. Here the clock is set past the leaf's expiry.
-#[test]
-fn expired_leaf_passes_only_with_a_timestamp() {
+/// A PKI with a TSA and a leaf valid until `expires`, and two repositories of one
+/// image signed by that leaf: `stamped` (with an RFC 3161 timestamp from the TSA)
+/// and `unstamped`. Returns the registry and the policy (`stamped`: strict,
+/// `verifyTimestamp: afterCertExpiry`, stores `ca:acme` and `tsa:stamps`).
+fn short_lived_signer(signed_at: SystemTime, expires: SystemTime) -> (FakeRegistry, LoadedPolicy) {
     let pki = Pki::new();
     let chain = pki.chain(KeySpec::Rsa3072);
     let tsa = pki.tsa(KeySpec::Rsa2048);
-    let signed_at = SystemTime::now();
-    let expires = signed_at + Duration::from_secs(6);
     let leaf = pki.issue(
         &CertSpec::leaf("/C=US/ST=WA/O=Pullgate Tests/CN=Short Lived")
             .key(KeySpec::Rsa3072)
@@ -156,6 +153,12 @@ fn expired_leaf_passes_only_with_a_timestamp() {
         timestamp_token: Some(pki.timestamp_token(&tsa, &signature, "sha256")),
         ..spec.clone()
     };
+    let envelope = |spec: &EnvelopeSpec| {
+        vec![blob(
+            Format::Cose,
+            spec.build(Format::Cose, &|_| signature.clone()),
+        )]
+    };
     let target = Target::default();
     let registry = FakeRegistry {
         target: Descriptor {
@@ -166,20 +169,8 @@ fn expired_leaf_passes_only_with_a_timestamp() {
             artifact_type: None,
         },
         signatures: BTreeMap::from([
-            (
-                "stamped".to_owned(),
-                vec![blob(
-                    Format::Cose,
-                    stamped.build(Format::Cose, &|_| signature.clone()),
-                )],
-            ),
-            (
-                "unstamped".to_owned(),
-                vec![blob(
-                    Format::Cose,
-                    spec.build(Format::Cose, &|_| signature.clone()),
-                )],
-            ),
+            ("stamped".to_owned(), envelope(&stamped)),
+            ("unstamped".to_owned(), envelope(&spec)),
         ]),
     };
     let policy = serde_json::json!({
@@ -202,18 +193,18 @@ fn expired_leaf_passes_only_with_a_timestamp() {
         ],
         policy_file: "trustpolicy.json".into(),
     };
-    let (_policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(LoadedPolicy {
+    let policy = LoadedPolicy {
         generation: 1,
         dir: Arc::new(dir),
-    }));
-    let gate = Gate::new(
-        registry,
-        policy_rx,
-        VerdictCache::new(CacheConfig::default()),
-        GateSettings::default(),
-    )
-    .with_clock(Arc::new(FixedClock(expires + Duration::from_secs(2))));
+    };
+    (registry, policy)
+}
 
+/// The gate's decisions on `images`, in order, and the log lines they wrote.
+fn decide_logged(
+    gate: &Gate<FakeRegistry>,
+    images: &[&str],
+) -> (Vec<Result<Pass, Refusal>>, String) {
     let log = Log::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -224,30 +215,57 @@ fn expired_leaf_passes_only_with_a_timestamp() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (stamped, unstamped) = tracing::subscriber::with_default(subscriber, || {
+    let decisions = tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
-            let stamped = format!("{REGISTRY}/stamped:v1");
-            let unstamped = format!("{REGISTRY}/unstamped:v1");
-            (
-                gate.decide(&stamped, &Credentials::None).await,
-                gate.decide(&unstamped, &Credentials::None).await,
-            )
+            let mut decisions = Vec::new();
+            for image in images {
+                decisions.push(gate.decide(image, &Credentials::None).await);
+            }
+            decisions
         })
     });
+    (decisions, log.text())
+}
 
-    let pass = stamped.expect("expired leaf with a valid timestamp is allowed");
+/// What `gate_e2e` checked with a 6 s leaf and an 8 s sleep: under
+/// `verifyTimestamp: afterCertExpiry`, a signature whose leaf has expired passes
+/// with a valid RFC 3161 timestamp from the policy's TSA, and one without a
+/// timestamp is refused for it. Here the clock is set past the leaf's expiry.
+#[test]
+fn expired_leaf_passes_only_with_a_timestamp() {
+    // The timestamp's genTime is the real time of stamping, which must fall within
+    // the leaf's validity: ten minutes leave room for a slow machine.
+    let signed_at = SystemTime::now();
+    let expires = signed_at + Duration::from_secs(600);
+    let (registry, policy) = short_lived_signer(signed_at, expires);
+    let (_policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(policy));
+    let gate = Gate::new(
+        registry,
+        policy_rx,
+        VerdictCache::new(CacheConfig::default()),
+        GateSettings::default(),
+    )
+    .with_clock(Arc::new(FixedClock(expires + Duration::from_secs(2))));
+    let stamped = format!("{REGISTRY}/stamped:v1");
+    let unstamped = format!("{REGISTRY}/unstamped:v1");
+    let (mut decisions, log) = decide_logged(&gate, &[&stamped, &unstamped]);
+
+    let refusal = decisions.pop().expect("two").expect_err("no timestamp");
+    let pass = decisions.pop().expect("two");
+    let pass = pass.expect("expired leaf with a valid timestamp is allowed");
+    let digest = &Target::default().digest;
     assert!(
-        matches!(&pass, Pass::Pinned { pinned, .. } if pinned.ends_with(&target.digest)),
+        matches!(&pass, Pass::Pinned { pinned, .. } if pinned.ends_with(digest.as_str())),
         "{pass:?}"
     );
-    let refusal = unstamped.expect_err("no timestamp");
     assert!(matches!(refusal, Refusal::Denied { .. }), "{refusal:?}");
     let status = status(&CallError::Refused(refusal));
     assert_eq!(status.code(), tonic::Code::Unknown, "{status:?}");
     let message = status.message();
-    let image = format!("{REGISTRY}/unstamped:v1");
     assert!(
-        message.starts_with(&format!("SignatureValidationFailed: pullgate: {image}: ")),
+        message.starts_with(&format!(
+            "SignatureValidationFailed: pullgate: {unstamped}: "
+        )),
         "{message}"
     );
     assert!(
@@ -255,6 +273,5 @@ fn expired_leaf_passes_only_with_a_timestamp() {
         "{message}"
     );
     assert!(message.ends_with("(trust policy \"stamped\")"), "{message}");
-    let log = log.text();
     assert!(log.contains("timestamp authority"), "{log}");
 }
