@@ -537,7 +537,7 @@ fn valid_signing_authority() {
         assert_eq!(
             failure,
             SignatureFailure::NoTrustedCertificates {
-                store_type: "signingAuthority"
+                store_type: StoreType::SigningAuthority
             }
         );
 
@@ -546,7 +546,9 @@ fn valid_signing_authority() {
         let verdict = policy.decide(&stores, &[x509]);
         assert_eq!(
             failed(&verdict, Check::Authenticity),
-            SignatureFailure::NoTrustedCertificates { store_type: "ca" }
+            SignatureFailure::NoTrustedCertificates {
+                store_type: StoreType::Ca
+            }
         );
     }
 }
@@ -619,7 +621,9 @@ fn two_and_one_certificate_chains_and_trust_through_the_intermediate() {
         let verdict = Policy::strict().decide(&stores, &[one]);
         assert_eq!(
             failed(&verdict, Check::Authenticity),
-            SignatureFailure::Untrusted { store_type: "ca" }
+            SignatureFailure::Untrusted {
+                store_type: StoreType::Ca
+            }
         );
 
         // A store holding only the intermediate trusts the 3-certificate chain
@@ -1130,7 +1134,12 @@ fn untrusted_root_fails_at_strict_and_is_logged_at_audit() {
         let blob = fx.sign(spec_now(), format);
         let verdict = Policy::strict().decide(&stores, from_ref(&blob));
         let failure = failed(&verdict, Check::Authenticity);
-        assert_eq!(failure, SignatureFailure::Untrusted { store_type: "ca" });
+        assert_eq!(
+            failure,
+            SignatureFailure::Untrusted {
+                store_type: StoreType::Ca
+            }
+        );
         assert_text(
             &failure,
             "does not chain to any certificate in the ca trust stores",
@@ -1744,7 +1753,9 @@ fn authenticity_override() {
         .self_signed(&CertSpec::ca("/C=US/ST=WA/O=Other/CN=Other Root").slot(5));
     let stores = vec![store(StoreType::Ca, "acme", &[&other_root])];
     let blob = fx.sign(spec_now(), Format::Cose);
-    let untrusted = SignatureFailure::Untrusted { store_type: "ca" };
+    let untrusted = SignatureFailure::Untrusted {
+        store_type: StoreType::Ca,
+    };
 
     let verdict = Policy::strict()
         .set("authenticity", "log")
@@ -2044,7 +2055,9 @@ fn most_specific_failure_across_signatures() {
             reason,
             VerificationError::SignatureFailed {
                 check: Check::Authenticity,
-                failure: SignatureFailure::Untrusted { store_type: "ca" }
+                failure: SignatureFailure::Untrusted {
+                    store_type: StoreType::Ca
+                }
             }
         ),
         "{reason:?}"

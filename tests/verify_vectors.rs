@@ -7,6 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::SystemTime;
 
+use pullgate::policy::StoreType;
 use pullgate::policy_dir::{load_policy_dir, PolicyDir, PolicyDirError};
 use pullgate::verify::engine::{Check, SignatureFailure, TimeSource, Verdict, Verifier};
 use pullgate::verify::oci::Descriptor;
@@ -234,7 +235,9 @@ fn m3_untrusted_store_fails_authenticity_logged_at_audit() {
         failure(&verdict),
         (
             Check::Authenticity,
-            SignatureFailure::Untrusted { store_type: "ca" }
+            SignatureFailure::Untrusted {
+                store_type: StoreType::Ca
+            }
         )
     );
 
@@ -693,7 +696,9 @@ fn t13_t14_untrusted_signers_fail_authenticity_and_no_tsa_policy_uses_the_clock(
             failure(&verdict),
             (
                 Check::Authenticity,
-                SignatureFailure::Untrusted { store_type: "ca" }
+                SignatureFailure::Untrusted {
+                    store_type: StoreType::Ca
+                }
             ),
             "{file}"
         );

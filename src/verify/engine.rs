@@ -94,9 +94,9 @@ pub enum SignatureFailure {
     #[error("signature does not verify: {0}")]
     Signature(#[source] Arc<pki::PkiError>),
     #[error("the trust policy names no {store_type} trust store with certificates")]
-    NoTrustedCertificates { store_type: &'static str },
+    NoTrustedCertificates { store_type: StoreType },
     #[error("the signing certificate chain does not chain to any certificate in the {store_type} trust stores of the policy")]
-    Untrusted { store_type: &'static str },
+    Untrusted { store_type: StoreType },
     #[error("{0}")]
     Identity(#[source] Arc<crate::policy::PolicyError>),
     #[error("signature expired at {}", rfc3339(*.expiry))]
@@ -706,15 +706,14 @@ impl Verifier<'_> {
         chain: &[Certificate],
         store_type: StoreType,
     ) -> Result<(), SignatureFailure> {
-        let name = store_type_name(store_type);
         let trusted = self.trusted_certificates(store_type);
         if trusted.is_empty() {
-            return Err(SignatureFailure::NoTrustedCertificates { store_type: name });
+            return Err(SignatureFailure::NoTrustedCertificates { store_type });
         }
         if chain.iter().any(|cert| trusted.contains(&cert.der())) {
             Ok(())
         } else {
-            Err(SignatureFailure::Untrusted { store_type: name })
+            Err(SignatureFailure::Untrusted { store_type })
         }
     }
 
@@ -1059,14 +1058,6 @@ fn skip(report: &mut SignatureReport, check: Check) {
         outcome: CheckOutcome::Skipped,
         error: None,
     });
-}
-
-fn store_type_name(store_type: StoreType) -> &'static str {
-    match store_type {
-        StoreType::Ca => "ca",
-        StoreType::SigningAuthority => "signingAuthority",
-        StoreType::Tsa => "tsa",
-    }
 }
 
 /// The failure that got furthest through the checks: a signature that was
