@@ -663,7 +663,7 @@ fn t10_t11_timestamp_outside_the_leaf_validity_fails() {
         let (check, failure) = failure(&verdict);
         assert_eq!(check, Check::AuthenticTimestamp, "{file}");
         assert!(
-            matches!(failure, SignatureFailure::CertificateTime { .. }),
+            matches!(failure, SignatureFailure::OutsideTimestamp { .. }),
             "{file}: {failure:?}"
         );
         assert!(failure.to_string().contains(validity), "{file}: {failure}");

@@ -103,11 +103,29 @@ pub enum SignatureFailure {
     Expired { expiry: SystemTime },
     #[error("{0}")]
     Timestamp(#[source] TimestampFailure),
-    #[error("certificate {subject} is not valid at {at}: {reason}")]
+    /// A certificate is not valid at the time the chain is checked against.
+    #[error("certificate {subject} is not valid at {}: {reason}", rfc3339(*.at))]
     CertificateTime {
         subject: String,
-        at: String,
-        reason: String,
+        at: SystemTime,
+        #[source]
+        reason: Arc<pki::PkiError>,
+    },
+    /// A signing certificate is not valid over the whole window of a timestamp
+    /// (genTime ± accuracy).
+    #[error(
+        "certificate {subject} is not valid at {} ± {} ms (timestamp): valid only from {} to {}",
+        rfc3339(*.gen_time),
+        .accuracy.as_millis(),
+        rfc3339(*.not_before),
+        rfc3339(*.not_after)
+    )]
+    OutsideTimestamp {
+        subject: String,
+        gen_time: SystemTime,
+        accuracy: std::time::Duration,
+        not_before: SystemTime,
+        not_after: SystemTime,
     },
     #[error("revocation checking not available: certificate {subject} names revocation endpoints and this verification has no revocation checker")]
     RevocationUnavailable { subject: String },
@@ -814,18 +832,12 @@ impl Verifier<'_> {
         // Every signing certificate valid over [genTime − accuracy, genTime + accuracy].
         for cert in chain {
             if !stamp.within(cert.not_before(), cert.not_after()) {
-                return Err(SignatureFailure::CertificateTime {
+                return Err(SignatureFailure::OutsideTimestamp {
                     subject: cert.subject_string(),
-                    at: format!(
-                        "{} ± {} ms (timestamp)",
-                        rfc3339(stamp.gen_time),
-                        stamp.accuracy.as_millis()
-                    ),
-                    reason: format!(
-                        "valid only from {} to {}",
-                        rfc3339(cert.not_before()),
-                        rfc3339(cert.not_after())
-                    ),
+                    gen_time: stamp.gen_time,
+                    accuracy: stamp.accuracy,
+                    not_before: cert.not_before(),
+                    not_after: cert.not_after(),
                 });
             }
         }
@@ -1012,8 +1024,8 @@ fn all_valid_at(chain: &[Certificate], at: SystemTime) -> Result<(), SignatureFa
     for cert in chain {
         pki::check_valid_at(cert, at).map_err(|e| SignatureFailure::CertificateTime {
             subject: cert.subject_string(),
-            at: rfc3339(at),
-            reason: e.to_string(),
+            at,
+            reason: Arc::new(e),
         })?;
     }
     Ok(())
