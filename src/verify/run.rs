@@ -244,7 +244,7 @@ fn revocation(
 }
 
 fn level_name(judge: &Judge) -> String {
-    format!("{:?}", judge.statement().level.name).to_lowercase()
+    judge.statement().level.name.to_string()
 }
 
 fn outcome(verdict: Verdict, reference: String, judge: &Judge, target: Descriptor) -> Outcome {
