@@ -60,6 +60,23 @@ impl World {
         })
     }
 
+    /// `image`, signed by this world's leaf in `format`.
+    async fn signed_image(&self, name: &str, format: Format) -> (String, String, Descriptor) {
+        let (repo, reference, target) = self.image(name).await;
+        self.sign(&repo, &target, format);
+        (repo, reference, target)
+    }
+
+    /// pullgate with one `strict` statement `name` (trusting `ca:acme`) covering
+    /// `repos` of this world's registry.
+    fn strict_pullgate(&self, name: &str, repos: &[&str]) -> (Pullgate, PathBuf) {
+        let scopes: Vec<String> = repos
+            .iter()
+            .map(|repo| scope(&self.registry, repo))
+            .collect();
+        self.pullgate(serde_json::json!([strict(name, &scopes)]), None)
+    }
+
     /// busybox copied to a fresh repository, tagged `v1`; returns (repo, ref, target).
     async fn image(&self, name: &str) -> (String, String, Descriptor) {
         let repo = unique(name);
@@ -336,8 +353,7 @@ async fn signed_images_are_pulled_pinned_and_tagged() {
     else {
         return;
     };
-    let (cose_repo, cose_ref, target) = world.image("cose").await;
-    world.sign(&cose_repo, &target, Format::Cose);
+    let (cose_repo, cose_ref, target) = world.signed_image("cose", Format::Cose).await;
     let (jws_repo, jws_ref, _) = world.image("jws").await;
     world.sign(&jws_repo, &target, Format::Jws);
     let scopes = vec![
@@ -415,8 +431,8 @@ async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
         return;
     };
     let (unsigned_repo, unsigned_ref, _) = world.image("unsigned").await;
-    let (untrusted_repo, untrusted_ref, target) = world.image("untrusted").await;
-    world.sign(&untrusted_repo, &target, Format::Jws);
+    let (untrusted_repo, untrusted_ref, target) =
+        world.signed_image("untrusted", Format::Jws).await;
     let (identity_repo, identity_ref, _) = world.image("identity").await;
     world.sign(&identity_repo, &target, Format::Cose);
     // A genuine signature, made for the pause image, attached to busybox.
@@ -543,12 +559,8 @@ async fn a_tag_moved_to_an_unsigned_image_is_denied() {
     else {
         return;
     };
-    let (repo, reference, target) = world.image("moving").await;
-    world.sign(&repo, &target, Format::Jws);
-    let (pullgate, _) = world.pullgate(
-        serde_json::json!([strict("moving", &[scope(&world.registry, &repo)])]),
-        None,
-    );
+    let (repo, reference, _) = world.signed_image("moving", Format::Jws).await;
+    let (pullgate, _) = world.strict_pullgate("moving", &[&repo]);
     let client = pullgate.client();
     let first = pull(&client, &reference).await.expect("signed");
     // Re-pulling the tag finds the verified digest.
@@ -581,8 +593,7 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
     };
     // Signed by this world's CA, which the audit statement does not trust: at
     // `audit` authenticity is only logged, so notation passes it.
-    let (audit_repo, audit_ref, audit_target) = world.image("audit").await;
-    world.sign(&audit_repo, &audit_target, Format::Cose);
+    let (audit_repo, audit_ref, _) = world.signed_image("audit", Format::Cose).await;
     // Unsigned under the same statement: no signature fails at every level.
     let (unsigned_repo, unsigned_ref, _) = world.image("audit-unsigned").await;
     let (skip_repo, skip_ref, _) = world.image("skip").await;
@@ -879,8 +890,7 @@ async fn image_let_through_at_audit_or_log_override_is_not_labelled_verified() {
     };
     // Both signed by this world's CA; both statements trust only `ca:other`, so
     // authenticity fails and is only logged.
-    let (audit_repo, audit_ref, target) = world.image("label-audit").await;
-    world.sign(&audit_repo, &target, Format::Cose);
+    let (audit_repo, audit_ref, target) = world.signed_image("label-audit", Format::Cose).await;
     let (log_repo, log_ref, _) = world.image("label-log").await;
     world.sign(&log_repo, &target, Format::Jws);
     let mut log_override = statement(
@@ -939,8 +949,7 @@ async fn policy_reload_takes_effect_and_a_broken_one_is_refused() {
     else {
         return;
     };
-    let (repo, reference, target) = world.image("reload").await;
-    world.sign(&repo, &target, Format::Cose);
+    let (repo, reference, _) = world.signed_image("reload", Format::Cose).await;
     let scopes = vec![scope(&world.registry, &repo)];
     let (pullgate, policy) = world.pullgate(serde_json::json!([strict("reload", &scopes)]), None);
     let client = pullgate.client();
@@ -984,12 +993,8 @@ async fn fifty_concurrent_pulls_share_one_verification() {
     else {
         return;
     };
-    let (repo, reference, target) = world.image("concurrent").await;
-    world.sign(&repo, &target, Format::Jws);
-    let (pullgate, _) = world.pullgate(
-        serde_json::json!([strict("concurrent", &[scope(&world.registry, &repo)])]),
-        None,
-    );
+    let (repo, reference, target) = world.signed_image("concurrent", Format::Jws).await;
+    let (pullgate, _) = world.strict_pullgate("concurrent", &[&repo]);
     let registry_log = PathBuf::from(std::env::var("PULLGATE_IT_REGISTRY_LOG").expect("log"));
     let before = std::fs::read_to_string(&registry_log)
         .unwrap_or_default()
@@ -1047,12 +1052,8 @@ async fn kubelet_flow_runs_the_verified_image() {
     let Some((world, _serial)) = World::serial("kubelet_flow_runs_the_verified_image").await else {
         return;
     };
-    let (repo, reference, target) = world.image("kubelet").await;
-    world.sign(&repo, &target, Format::Cose);
-    let (pullgate, _) = world.pullgate(
-        serde_json::json!([strict("kubelet", &[scope(&world.registry, &repo)])]),
-        None,
-    );
+    let (repo, reference, _) = world.signed_image("kubelet", Format::Cose).await;
+    let (pullgate, _) = world.strict_pullgate("kubelet", &[&repo]);
     let client = pullgate.client();
     let image_ref = pull(&client, &reference).await.expect("pull");
     let mut runtime = client.runtime.clone();
