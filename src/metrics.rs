@@ -103,15 +103,34 @@ pub struct StatusLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClientLabels {
-    /// `kubelet` (the peer's `/proc/<pid>/comm` is `kubelet`) or `other`; two values
-    /// only, whatever connects.
-    pub client: &'static str,
+    pub client: Client,
+}
+
+/// Who connected to the CRI socket: two values only, whatever connects.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Client {
+    /// The peer's `/proc/<pid>/comm` is `kubelet`.
+    Kubelet,
+    Other,
+}
+
+impl EncodeLabelValue for Client {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            Client::Kubelet => "kubelet",
+            Client::Other => "other",
+        })
+    }
 }
 
 impl ClientLabels {
     fn of(kubelet: bool) -> ClientLabels {
         ClientLabels {
-            client: if kubelet { "kubelet" } else { "other" },
+            client: if kubelet {
+                Client::Kubelet
+            } else {
+                Client::Other
+            },
         }
     }
 }
