@@ -49,6 +49,9 @@ pub struct GateSettings {
     pub revocation: Option<Arc<dyn crate::revocation::RevocationCheck>>,
 }
 
+/// The config file's defaults: deny unmatched images, 30 s of registry work,
+/// notation's budgets; no revocation checker (an endpoint-naming certificate then
+/// fails an enforced revocation check).
 impl Default for GateSettings {
     fn default() -> Self {
         GateSettings {
