@@ -16,7 +16,9 @@ use tower::ServiceExt;
 
 use crate::config::{Config, LogConfig, LogFormat, ServerConfig};
 use crate::cri::{self, box_body, status_response, ProxyBody, Route};
-use crate::intercept::{GateSettings, PullImageGate, UnmatchedAction};
+use crate::gate::{Decision, Gate, GateSettings};
+use crate::intercept::{status, CallError, PullImageGate};
+use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 use crate::verify::LoadedPolicy;
 use std::sync::Arc;
@@ -70,7 +72,8 @@ impl CriRouter {
             Route::PassThrough { .. } => self.pass_through(request).await,
             Route::Refused { service } => {
                 tracing::warn!(service, "refused a call to a non-CRI service");
-                status_response(cri::refused_service_status(service))
+                let service = service.to_owned();
+                status_response(status(&CallError::NotCri { service }))
             }
         }
     }
@@ -90,7 +93,7 @@ impl CriRouter {
             }
             Err(error) => {
                 tracing::warn!(path, %error, "forwarding failed");
-                status_response(error.to_status())
+                status_response(status(&CallError::Upstream(error)))
             }
         }
     }
@@ -234,47 +237,24 @@ pub async fn serve(
         &config.upstream.containerd_socket,
         config.upstream.connect_timeout,
     );
-    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let metrics = Arc::new(Metrics::new());
     metrics.set_policy_generation(1);
     let (policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(LoadedPolicy {
         generation: 1,
         dir: Arc::new(prepared.policy),
     }));
-    let cache = crate::cache::VerdictCache::new(crate::cache::CacheConfig {
-        max_entries: config.cache.max_entries,
-        allow_ttl: config.cache.allow_ttl,
-        deny_ttl: config.cache.deny_ttl,
-    });
-    let gate = PullImageGate::new(
-        upstream.clone(),
-        crate::upstream::ImageStore::new(&config.upstream.containerd_socket),
+    let cache = crate::cache::VerdictCache::new(config.cache.clone());
+    let gate = Gate::new(
         prepared.registry,
         policy_rx,
         cache.clone(),
-        Arc::clone(&metrics),
-        GateSettings {
-            unmatched: match config.policy.unmatched {
-                crate::config::Unmatched::Deny => UnmatchedAction::Deny,
-                crate::config::Unmatched::Allow => UnmatchedAction::Allow,
-            },
-            registry_timeout: config.registry.timeout,
-            budgets: crate::verify::Budgets {
-                max_signature_attempts: config.verify.max_signatures,
-                ..Default::default()
-            },
-            revocation: Some(Arc::new(
-                crate::revocation::Checker::new(
-                    crate::revocation::RevocationSettings {
-                        cache_dir: config.revocation.cache_dir.clone(),
-                        max_cache_bytes: config.revocation.max_cache_bytes,
-                        crl_dir: config.revocation.crl_dir.clone(),
-                        ..Default::default()
-                    },
-                    tokio::runtime::Handle::current(),
-                )
-                .with_observer(Arc::new(RevocationMetrics(Arc::clone(&metrics)))),
-            )),
-        },
+        gate_settings(config, &metrics),
+    )
+    .with_metrics(Arc::clone(&metrics));
+    let gate = PullImageGate::new(
+        upstream.clone(),
+        crate::upstream::ImageStore::new(&config.upstream.containerd_socket),
+        gate,
     );
     let router = CriRouter::new(upstream, gate);
     // Who connects (SO_PEERCRED), for `pullgate doctor` and the client metrics.
@@ -299,9 +279,6 @@ pub async fn serve(
         None => None,
     };
     let graceful = GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    builder.timer(TokioTimer::new());
-    tokio::pin!(shutdown);
 
     tracing::info!(
         socket = %socket.path.display(),
@@ -310,6 +287,63 @@ pub async fn serve(
     );
     notify_systemd_ready();
 
+    accept(&socket, &router, &clients, &graceful, shutdown).await;
+
+    socket.remove();
+    drop(socket);
+    reload.abort();
+    clients_writer.abort();
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
+    let grace = config.server.shutdown_grace;
+    tracing::info!(
+        ?grace,
+        "shutting down: no new connections, waiting for in-flight calls"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all calls finished"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(?grace, "grace period over; dropping the remaining calls");
+        }
+    }
+}
+
+/// The gate's settings from the config file; revocation checks report to `metrics`.
+fn gate_settings(config: &Config, metrics: &Arc<Metrics>) -> GateSettings {
+    let revocation = crate::revocation::Checker::new(
+        crate::revocation::RevocationSettings {
+            cache_dir: config.revocation.cache_dir.clone(),
+            max_cache_bytes: config.revocation.max_cache_bytes,
+            crl_dir: config.revocation.crl_dir.clone(),
+            ..Default::default()
+        },
+        tokio::runtime::Handle::current(),
+    )
+    .with_observer(Arc::new(RevocationMetrics(Arc::clone(metrics))));
+    GateSettings {
+        unmatched: config.policy.unmatched,
+        registry_timeout: config.registry.timeout,
+        budgets: crate::verify::Budgets {
+            max_signature_attempts: config.verify.max_signatures,
+            ..Default::default()
+        },
+        revocation: Some(Arc::new(revocation)),
+    }
+}
+
+/// Accepts CRI connections on `socket` and serves each with `router` until
+/// `shutdown` completes.
+async fn accept(
+    socket: &BoundSocket,
+    router: &CriRouter,
+    clients: &crate::clients::ClientTracker,
+    graceful: &GracefulShutdown,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             biased;
@@ -341,25 +375,6 @@ pub async fn serve(
             },
         }
     }
-
-    socket.remove();
-    drop(socket);
-    reload.abort();
-    clients_writer.abort();
-    if let Some(task) = metrics_server {
-        task.abort();
-    }
-    let grace = config.server.shutdown_grace;
-    tracing::info!(
-        ?grace,
-        "shutting down: no new connections, waiting for in-flight calls"
-    );
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all calls finished"),
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!(?grace, "grace period over; dropping the remaining calls");
-        }
-    }
 }
 
 /// Reloads the policy directory on SIGHUP and when its files change (checked every
@@ -369,8 +384,8 @@ async fn reload_policy(
     dir: PathBuf,
     interval: Duration,
     policy: tokio::sync::watch::Sender<Arc<LoadedPolicy>>,
-    cache: crate::cache::VerdictCache<crate::intercept::Decision>,
-    metrics: Arc<crate::metrics::Metrics>,
+    cache: crate::cache::VerdictCache<Decision>,
+    metrics: Arc<Metrics>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangup = signal(SignalKind::hangup()).ok();
@@ -440,9 +455,9 @@ async fn serve_metrics(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<tokio::task::JoinHandle<()>, AppError> {
     use crate::config::MetricsListen;
-    let service = move |request: Request<Incoming>| {
+    let service = move |request: Request<Incoming>| -> MetricsResponse {
         let metrics = Arc::clone(&metrics);
-        async move {
+        Box::pin(async move {
             let response = if request.uri().path() == "/metrics" {
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
@@ -457,7 +472,7 @@ async fn serve_metrics(
                     )))
             };
             response.map_err(std::io::Error::other)
-        }
+        })
     };
     match listen {
         MetricsListen::Tcp(addr) => {
@@ -470,15 +485,7 @@ async fn serve_metrics(
             tracing::info!(%addr, "serving metrics");
             Ok(tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
-                    let service = service.clone();
-                    tokio::spawn(async move {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(
-                                TokioIo::new(stream),
-                                hyper::service::service_fn(service),
-                            )
-                            .await;
-                    });
+                    serve_http1(stream, service.clone());
                 }
             }))
         }
@@ -492,20 +499,33 @@ async fn serve_metrics(
             tracing::info!(path = %path.display(), "serving metrics");
             Ok(tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
-                    let service = service.clone();
-                    tokio::spawn(async move {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(
-                                TokioIo::new(stream),
-                                hyper::service::service_fn(service),
-                            )
-                            .await;
-                    });
+                    serve_http1(stream, service.clone());
                 }
             }))
         }
     }
 }
+
+/// Serves one HTTP/1 connection with `service`, on its own task.
+fn serve_http1<S, F>(stream: S, service: F)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> MetricsResponse + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), hyper::service::service_fn(service))
+            .await;
+    });
+}
+
+/// What the metrics endpoint answers one request with.
+type MetricsResponse = std::pin::Pin<
+    Box<
+        dyn Future<Output = Result<Response<http_body_util::Full<bytes::Bytes>>, std::io::Error>>
+            + Send,
+    >,
+>;
 
 /// Resolves when SIGTERM or SIGINT arrives.
 pub async fn termination_signal() {

@@ -116,6 +116,7 @@ pub enum Lookup {
 }
 
 impl Lookup {
+    /// The value in the audit line and the metrics' `cache` label.
     pub fn as_str(self) -> &'static str {
         match self {
             Lookup::Hit => "hit",

@@ -116,14 +116,8 @@ pub struct PolicyConfig {
     pub reload_interval: Duration,
 }
 
-/// The node's answer for an image no statement covers. `deny` by default: a
-/// missing statement is never a silent allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unmatched {
-    Deny,
-    Allow,
-}
+/// The node's answer for an image no statement covers (the gate's own type).
+pub use crate::gate::Unmatched;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrySettings {
@@ -139,12 +133,8 @@ pub struct VerifySettings {
     pub max_signatures: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheSettings {
-    pub max_entries: usize,
-    pub allow_ttl: Duration,
-    pub deny_ttl: Duration,
-}
+/// `[cache]`: the verdict cache's own settings type.
+pub use crate::cache::CacheConfig as CacheSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetricsListen {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cri;
 pub mod doctor;
 pub mod envelope;
+pub mod gate;
 pub mod intercept;
 pub mod metrics;
 pub mod oci;

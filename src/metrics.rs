@@ -4,28 +4,96 @@
 //! (so an alert can fire on a node where the kubelet does not come through pullgate),
 //! and revocation checks (by method and result, cache hits, fetch latency).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt::Write;
 use std::sync::Mutex;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::cache::Lookup;
+use crate::verify::engine::Check;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
-    /// `allowed`, `denied`, `unavailable`, `skipped`.
-    pub outcome: String,
-    /// A short, bounded reason class (`verified`, `no_signature`, `integrity`, …).
-    pub reason: String,
+    pub outcome: DecisionOutcome,
+    pub reason: DecisionReason,
+}
+
+/// What the gate did with a pull.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum DecisionOutcome {
+    Allowed,
+    Denied,
+    Unavailable,
+    Skipped,
+}
+
+impl DecisionOutcome {
+    /// The label value, and the audit line's `outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionOutcome::Allowed => "allowed",
+            DecisionOutcome::Denied => "denied",
+            DecisionOutcome::Unavailable => "unavailable",
+            DecisionOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+impl EncodeLabelValue for DecisionOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// Why: a short, bounded class.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum DecisionReason {
+    /// A signature passed every check the level runs.
+    Verified,
+    /// A signature passed the enforced checks; others failed and were logged.
+    LoggedFailures,
+    LevelSkip,
+    /// No trust policy statement covers the image.
+    Unmatched,
+    InvalidReference,
+    NoSignature,
+    SignatureLimit,
+    /// The registry could not be asked.
+    Registry,
+    /// The enforced check that failed (its [`Check::label`]).
+    Check(Check),
+}
+
+impl EncodeLabelValue for DecisionReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            DecisionReason::Verified => "verified",
+            DecisionReason::LoggedFailures => "logged_failures",
+            DecisionReason::LevelSkip => "level_skip",
+            DecisionReason::Unmatched => "unmatched",
+            DecisionReason::InvalidReference => "invalid_reference",
+            DecisionReason::NoSignature => "no_signature",
+            DecisionReason::SignatureLimit => "signature_limit",
+            DecisionReason::Registry => "registry",
+            DecisionReason::Check(check) => check.label(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
-    /// `hit`, `miss` or `joined`.
-    pub cache: String,
+    pub cache: Lookup,
+}
+
+impl EncodeLabelValue for Lookup {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,15 +103,34 @@ pub struct StatusLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClientLabels {
-    /// `kubelet` (the peer's `/proc/<pid>/comm` is `kubelet`) or `other`; two values
-    /// only, whatever connects.
-    pub client: &'static str,
+    pub client: Client,
+}
+
+/// Who connected to the CRI socket: two values only, whatever connects.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Client {
+    /// The peer's `/proc/<pid>/comm` is `kubelet`.
+    Kubelet,
+    Other,
+}
+
+impl EncodeLabelValue for Client {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            Client::Kubelet => "kubelet",
+            Client::Other => "other",
+        })
+    }
 }
 
 impl ClientLabels {
     fn of(kubelet: bool) -> ClientLabels {
         ClientLabels {
-            client: if kubelet { "kubelet" } else { "other" },
+            client: if kubelet {
+                Client::Kubelet
+            } else {
+                Client::Other
+            },
         }
     }
 }
@@ -74,8 +161,8 @@ pub struct FetchLabels {
 /// The metrics pullgate exports, registered once.
 pub struct Metrics {
     registry: Registry,
-    pub decisions: Family<DecisionLabels, Counter>,
-    pub verification_seconds: Family<CacheLabels, Histogram>,
+    decisions: Family<DecisionLabels, Counter>,
+    verification_seconds: Family<CacheLabels, Histogram>,
     registry_requests: Family<StatusLabels, Counter>,
     cache_entries: Gauge,
     policy_generation: Gauge,
@@ -88,7 +175,6 @@ pub struct Metrics {
     revocation_fetch_seconds: Family<FetchLabels, Histogram>,
     /// Last registry totals seen, to add only the difference at each scrape.
     seen_requests: Mutex<std::collections::BTreeMap<String, u64>>,
-    scrapes: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -202,17 +288,20 @@ impl Metrics {
             revocation_fetch_seconds,
             cri_last_connect,
             seen_requests: Mutex::new(Default::default()),
-            scrapes: AtomicU64::new(0),
         }
     }
 
-    pub fn decision(&self, outcome: &str, reason: &str) {
+    pub fn decision(&self, outcome: DecisionOutcome, reason: DecisionReason) {
         self.decisions
-            .get_or_create(&DecisionLabels {
-                outcome: outcome.to_owned(),
-                reason: reason.to_owned(),
-            })
+            .get_or_create(&DecisionLabels { outcome, reason })
             .inc();
+    }
+
+    /// How long a verdict took to reach, by where it came from.
+    pub fn verification(&self, cache: Lookup, seconds: f64) {
+        self.verification_seconds
+            .get_or_create(&CacheLabels { cache })
+            .observe(seconds);
     }
 
     pub fn set_policy_generation(&self, generation: u64) {
@@ -287,7 +376,6 @@ impl Metrics {
 
     /// The text exposition.
     pub fn encode(&self) -> String {
-        self.scrapes.fetch_add(1, Ordering::Relaxed);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -320,15 +408,14 @@ mod tests {
     #[test]
     fn exposition_has_every_family() {
         let metrics = Metrics::new();
-        metrics.decision("denied", "no_signature");
-        metrics.decision("allowed", "verified");
-        metrics.decision("allowed", "verified");
-        metrics
-            .verification_seconds
-            .get_or_create(&CacheLabels {
-                cache: "miss".into(),
-            })
-            .observe(0.02);
+        metrics.decision(DecisionOutcome::Denied, DecisionReason::NoSignature);
+        metrics.decision(DecisionOutcome::Allowed, DecisionReason::Verified);
+        metrics.decision(DecisionOutcome::Allowed, DecisionReason::Verified);
+        metrics.decision(
+            DecisionOutcome::Denied,
+            DecisionReason::Check(Check::TrustedIdentity),
+        );
+        metrics.verification(Lookup::Miss, 0.02);
         metrics.observe_registry_totals(&[("200".into(), 4), ("404".into(), 1)]);
         metrics.observe_registry_totals(&[("200".into(), 6), ("404".into(), 1)]);
         metrics.set_cache_entries(3);
@@ -342,6 +429,7 @@ mod tests {
         for line in [
             "pullgate_decisions_total{outcome=\"allowed\",reason=\"verified\"} 2",
             "pullgate_decisions_total{outcome=\"denied\",reason=\"no_signature\"} 1",
+            "pullgate_decisions_total{outcome=\"denied\",reason=\"trusted_identity\"} 1",
             "pullgate_verification_seconds_count{cache=\"miss\"} 1",
             "pullgate_registry_requests_total{status=\"200\"} 6",
             "pullgate_registry_requests_total{status=\"404\"} 1",

@@ -16,7 +16,7 @@ use crate::cri::ProxyBody;
 
 pub mod images;
 
-pub use images::{ImageRecord, ImageStore, ImageStoreError, ImageTarget};
+pub use images::{ImageRecord, ImageStore, ImageStoreError};
 
 /// How long the upstream connection may be silent, while a call is open, before it
 /// is pinged, so that a containerd that hangs without closing the socket fails the
@@ -46,35 +46,6 @@ pub enum UpstreamError {
     },
     #[error("request path {path:?} is not a valid URI path")]
     BadPath { path: String },
-}
-
-impl UpstreamError {
-    /// containerd being absent or going away is `Unavailable` so the kubelet retries;
-    /// it is never treated as success.
-    pub fn to_status(&self) -> tonic::Status {
-        match self {
-            UpstreamError::Connect { .. } | UpstreamError::Call { .. } => {
-                tonic::Status::unavailable(format!("pullgate: {}", error_chain(self)))
-            }
-            UpstreamError::BadPath { .. } => {
-                tonic::Status::invalid_argument(format!("pullgate: {self}"))
-            }
-        }
-    }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 /// A cloneable handle to containerd's gRPC socket: one multiplexed HTTP/2

@@ -7,7 +7,7 @@
 //! Here every statement of every notation trust policy in
 //! `../shared/vectors/notation/policies/` decides an unsigned image and a wrongly
 //! signed one (signed by a key the stores do not trust) twice: through the gate's
-//! decision function (`intercept::classify` over the engine's verdict, the same
+//! decision function (`gate::classify` over the engine's verdict, the same
 //! path as a PullImage, without containerd or a registry) and through the real
 //! `pullgate verify --oci-layout` binary. Both must agree on every case, and the
 //! cases notation states are asserted exactly.
@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use pullgate::cache::Cacheable;
-use pullgate::intercept::{classify, Decision};
+use pullgate::gate::{classify, Decision};
 use pullgate::policy::{CheckAction, StoreType, TrustPolicyDocument};
 use pullgate::verify::engine::Verifier;
 use pullgate::verify::layout::{LayoutReference, OciLayout};
@@ -102,9 +102,16 @@ fn gate_allows(policy_dir: &Path, statement: &str, layout: &Path, tag: &str) -> 
     };
     let verdict = verifier.decide(&layout.display().to_string(), &target, &blobs, listed.len());
     match classify(Ok(verdict), SystemTime::now()) {
-        Cacheable::Allow(Decision::Allow { logged, .. })
-        | Cacheable::AllowUntil(Decision::Allow { logged, .. }, _) => (true, logged.join("; ")),
-        Cacheable::Deny(Decision::Deny { reason, .. }) => (false, reason),
+        Cacheable::Allow(Decision::Allow(allowed))
+        | Cacheable::AllowUntil(Decision::Allow(allowed), _) => {
+            let logged: Vec<String> = allowed
+                .logged
+                .iter()
+                .map(|(check, error)| format!("{check}: {error}"))
+                .collect();
+            (true, logged.join("; "))
+        }
+        Cacheable::Deny(Decision::Deny { reason, .. }) => (false, reason.to_string()),
         other => panic!("no verdict from the engine: {other:?}"),
     }
 }

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::DeleteImageRequest;
 use pullgate::cri::v1;
-use pullgate::upstream::{ImageStore, ImageStoreError, ImageTarget};
+use pullgate::intercept::{status, CallError};
+use pullgate::oci::Descriptor;
+use pullgate::upstream::{ImageStore, ImageStoreError};
 use sha2::{Digest as _, Sha256};
 use support::{CriClient, Harness};
 
@@ -92,7 +94,7 @@ async fn wait_for_status(client: &CriClient, name: &str) -> (v1::Image, Duration
 
 /// The manifest the registry serves for `digest` in `host/repo`, checked against
 /// that digest, as the descriptor pullgate would record.
-fn manifest_target(reference: &str, digest: &str) -> ImageTarget {
+fn manifest_target(reference: &str, digest: &str) -> Descriptor {
     let (host, rest) = reference.split_once('/').expect("host/repo:tag");
     let repo = rest.rsplit_once(':').map_or(rest, |(repo, _)| repo);
     let output = Command::new("curl")
@@ -114,10 +116,12 @@ fn manifest_target(reference: &str, digest: &str) -> ImageTarget {
         .collect();
     let actual = format!("sha256:{hex}");
     assert_eq!(actual, digest, "manifest bytes do not match the digest");
-    ImageTarget {
+    Descriptor {
         media_type: OCI_MANIFEST.to_owned(),
-        digest: digest.to_owned(),
-        size: i64::try_from(body.len()).expect("small manifest"),
+        digest: digest.parse().expect("digest"),
+        size: body.len() as u64,
+        annotations: Default::default(),
+        artifact_type: None,
     }
 }
 
@@ -314,7 +318,10 @@ async fn store_recovers_after_containerd_restarts() {
         matches!(&error, ImageStoreError::Unavailable { socket, .. } if *socket == harness.containerd_socket),
         "{error:?}"
     );
-    assert_eq!(error.to_status().code(), tonic::Code::Unavailable);
+    assert_eq!(
+        status(&CallError::ImageStore(error)).code(),
+        tonic::Code::Unavailable
+    );
 
     harness.run("start-containerd");
     // The same store redials; allow containerd a moment to serve again.
@@ -342,10 +349,14 @@ async fn missing_socket_is_unavailable_naming_the_socket() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("containerd.sock");
     let store = ImageStore::new(&socket);
-    let target = ImageTarget {
+    let target = Descriptor {
         media_type: OCI_MANIFEST.to_owned(),
-        digest: format!("sha256:{}", "0".repeat(64)),
+        digest: format!("sha256:{}", "0".repeat(64))
+            .parse()
+            .expect("digest"),
         size: 1,
+        annotations: Default::default(),
+        artifact_type: None,
     };
     let error = store
         .tag("r.example/a:1", &target, &BTreeMap::new())
@@ -355,7 +366,8 @@ async fn missing_socket_is_unavailable_naming_the_socket() {
         panic!("expected Unavailable, got {error:?}");
     };
     assert_eq!(named, &socket);
-    let status = error.to_status();
+    let error = CallError::ImageStore(error);
+    let status = status(&error);
     assert_eq!(status.code(), tonic::Code::Unavailable);
     assert!(status.message().starts_with("pullgate: "), "{status:?}");
     assert!(

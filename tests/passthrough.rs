@@ -141,22 +141,15 @@ async fn fake_containerd(
                 .expect("response")
         }
         "/runtime.v1.RuntimeService/Slow" => {
-            struct DropFlag(Arc<Observed>, bool);
+            struct DropFlag(Arc<Observed>);
             impl Drop for DropFlag {
                 fn drop(&mut self) {
-                    if !self.1 {
-                        self.0.slow_dropped.store(true, Ordering::SeqCst);
-                    }
+                    self.0.slow_dropped.store(true, Ordering::SeqCst);
                 }
             }
-            let mut flag = DropFlag(Arc::clone(&observed), false);
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            flag.1 = true;
-            unary(
-                frame(&v1::VersionResponse::default()),
-                ok_trailers(&[]),
-                &headers,
-            )
+            let _flag = DropFlag(Arc::clone(&observed));
+            // Never answers: the call ends only by being dropped (cancelled).
+            std::future::pending().await
         }
         _ => {
             // Trailers-only error with a percent-encoded, non-ASCII message.

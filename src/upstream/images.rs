@@ -24,7 +24,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request};
 
-use super::error_chain;
+use crate::oci;
 
 /// The containerd namespace of the CRI plugin's images.
 pub const CRI_NAMESPACE: &str = "k8s.io";
@@ -41,19 +41,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// longer than this means containerd is wedged, and the caller must not wait forever.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The descriptor an image record points at: the verified manifest (or index).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageTarget {
-    pub media_type: String,
-    pub digest: String,
-    pub size: i64,
-}
-
-/// An image record as containerd stores it.
+/// An image record as containerd stores it; the target is the verified manifest
+/// (or index).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRecord {
     pub name: String,
-    pub target: ImageTarget,
+    pub target: oci::Descriptor,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -79,22 +72,14 @@ pub enum ImageStoreError {
     },
     #[error("containerd at {socket} returned image {name:?} without a target descriptor")]
     MissingTarget { socket: PathBuf, name: String },
-}
-
-impl ImageStoreError {
-    /// containerd being absent or wedged is `Unavailable` so the kubelet retries; a
-    /// refusal means pullgate asked for something containerd does not accept, which
-    /// is pullgate's fault (`Internal`). Neither is ever success.
-    pub fn to_status(&self) -> tonic::Status {
-        match self {
-            ImageStoreError::Unavailable { .. } => {
-                tonic::Status::unavailable(format!("pullgate: {}", error_chain(self)))
-            }
-            ImageStoreError::Refused { .. } | ImageStoreError::MissingTarget { .. } => {
-                tonic::Status::internal(format!("pullgate: {}", error_chain(self)))
-            }
-        }
-    }
+    /// The target's digest or size is not one an OCI descriptor can hold.
+    #[error("containerd at {socket} returned image {name:?} with an invalid target descriptor ({digest}, {size} bytes)")]
+    InvalidTarget {
+        socket: PathBuf,
+        name: String,
+        digest: String,
+        size: i64,
+    },
 }
 
 /// A cloneable handle to containerd's images service in the CRI namespace. The
@@ -135,7 +120,7 @@ impl ImageStore {
     pub async fn tag(
         &self,
         name: &str,
-        target: &ImageTarget,
+        target: &oci::Descriptor,
         labels: &BTreeMap<String, String>,
     ) -> Result<(), ImageStoreError> {
         let image = image_record(name, target, labels);
@@ -175,12 +160,22 @@ impl ImageStore {
                 name: image.name,
             });
         };
-        Ok(Some(ImageRecord {
-            name: image.name,
-            target: ImageTarget {
-                media_type: target.media_type,
+        let (Ok(digest), Ok(size)) = (target.digest.parse(), u64::try_from(target.size)) else {
+            return Err(ImageStoreError::InvalidTarget {
+                socket: self.inner.socket.clone(),
+                name: image.name,
                 digest: target.digest,
                 size: target.size,
+            });
+        };
+        Ok(Some(ImageRecord {
+            name: image.name,
+            target: oci::Descriptor {
+                media_type: target.media_type,
+                digest,
+                size,
+                annotations: BTreeMap::new(),
+                artifact_type: None,
             },
             labels: image.labels.into_iter().collect(),
         }))
@@ -263,7 +258,7 @@ fn lazy_channel(socket: PathBuf) -> Channel {
         }))
 }
 
-fn image_record(name: &str, target: &ImageTarget, labels: &BTreeMap<String, String>) -> Image {
+fn image_record(name: &str, target: &oci::Descriptor, labels: &BTreeMap<String, String>) -> Image {
     let mut all_labels: HashMap<String, String> = labels
         .iter()
         .map(|(key, value)| (key.clone(), value.clone()))
@@ -278,8 +273,9 @@ fn image_record(name: &str, target: &ImageTarget, labels: &BTreeMap<String, Stri
         labels: all_labels,
         target: Some(Descriptor {
             media_type: target.media_type.clone(),
-            digest: target.digest.clone(),
-            size: target.size,
+            digest: target.digest.to_string(),
+            // containerd's descriptor size is an int64; no manifest comes near it.
+            size: i64::try_from(target.size).unwrap_or(i64::MAX),
             annotations: HashMap::new(),
         }),
         created_at: None,
@@ -293,11 +289,14 @@ mod tests {
 
     #[test]
     fn record_carries_the_cri_label_and_the_callers_labels() {
-        let target = ImageTarget {
+        let target = oci::Descriptor {
             media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
             digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"
-                .to_owned(),
+                .parse()
+                .expect("digest"),
             size: 42,
+            annotations: BTreeMap::new(),
+            artifact_type: None,
         };
         let labels = BTreeMap::from([("io.pullgate.verified".to_owned(), "true".to_owned())]);
         let image = image_record("r.example/a:1", &target, &labels);
@@ -310,7 +309,7 @@ mod tests {
             ])
         );
         let descriptor = image.target.expect("target set");
-        assert_eq!(descriptor.digest, target.digest);
+        assert_eq!(descriptor.digest, target.digest.to_string());
         assert_eq!(descriptor.size, 42);
         assert_eq!(descriptor.media_type, target.media_type);
     }

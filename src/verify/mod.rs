@@ -1,6 +1,7 @@
 //! Verification: signature source → envelope → pki → policy → verdict. This module
 //! owns the budgets.
 
+pub mod clock;
 pub mod engine;
 pub mod layout;
 pub mod run;
@@ -111,12 +112,13 @@ impl SignatureSource for RegistrySource<'_> {
 
 /// What signatures are judged against, owned (the policy behind an `Arc`) so
 /// that each signature's verification can run on the blocking pool, off the
-/// thread that forwards CRI calls.
+/// thread that forwards CRI calls. The statement is found once, when the judge is
+/// made, so a verification never looks for a statement that is not there.
 #[derive(Clone)]
 pub struct Judge {
-    pub policy: Arc<crate::policy_dir::PolicyDir>,
-    /// The name of the statement that covers the artifact.
-    pub statement: String,
+    policy: Arc<crate::policy_dir::PolicyDir>,
+    /// The index of the statement that covers the artifact in `policy`'s document.
+    statement: usize,
     /// The verification time.
     pub now: std::time::SystemTime,
     pub budgets: Budgets,
@@ -125,26 +127,85 @@ pub struct Judge {
     pub revocation: Option<Arc<dyn crate::revocation::RevocationCheck>>,
 }
 
-/// Why a verification could not start: the statement is not in the policy.
+/// Why a judge could not be made: the statement is not in the policy.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the trust policy has no statement named {0:?}")]
 pub struct NoSuchStatement(pub String);
 
 impl Judge {
-    fn verifier(&self) -> Result<engine::Verifier<'_>, NoSuchStatement> {
-        let statement = self
-            .policy
+    /// A judge under the statement named `statement`.
+    pub fn new(
+        policy: Arc<crate::policy_dir::PolicyDir>,
+        statement: &str,
+        now: std::time::SystemTime,
+        budgets: Budgets,
+    ) -> Result<Judge, NoSuchStatement> {
+        let index = policy
             .document
             .statements
             .iter()
-            .find(|s| s.name == self.statement)
-            .ok_or_else(|| NoSuchStatement(self.statement.clone()))?;
-        Ok(engine::Verifier {
+            .position(|s| s.name == statement)
+            .ok_or_else(|| NoSuchStatement(statement.to_owned()))?;
+        Ok(Judge::at(policy, index, now, budgets))
+    }
+
+    /// A judge under the statement that covers `repository` (exact scope, else
+    /// `*`: `TrustPolicyDocument::statement_for`).
+    pub fn for_scope(
+        policy: Arc<crate::policy_dir::PolicyDir>,
+        repository: &str,
+        now: std::time::SystemTime,
+        budgets: Budgets,
+    ) -> Result<Judge, crate::policy::PolicyError> {
+        let statement = policy.document.statement_for(repository)?;
+        let index = policy
+            .document
+            .statements
+            .iter()
+            .position(|s| std::ptr::eq(s, statement))
+            // statement_for returns a reference into this same list.
+            .expect("statement_for returns one of the document's statements");
+        Ok(Judge::at(policy, index, now, budgets))
+    }
+
+    fn at(
+        policy: Arc<crate::policy_dir::PolicyDir>,
+        statement: usize,
+        now: std::time::SystemTime,
+        budgets: Budgets,
+    ) -> Judge {
+        Judge {
+            policy,
             statement,
+            now,
+            budgets,
+            revocation: None,
+        }
+    }
+
+    /// With `revocation` checking certificates (NOTARY.md §7).
+    pub fn with_revocation(
+        mut self,
+        revocation: Option<Arc<dyn crate::revocation::RevocationCheck>>,
+    ) -> Judge {
+        self.revocation = revocation;
+        self
+    }
+
+    /// The statement this judge applies.
+    pub fn statement(&self) -> &crate::policy::TrustPolicyStatement {
+        // The index was found in this same document (behind an `Arc`, never
+        // changed) when the judge was made.
+        &self.policy.document.statements[self.statement]
+    }
+
+    fn verifier(&self) -> engine::Verifier<'_> {
+        engine::Verifier {
+            statement: self.statement(),
             stores: &self.policy.stores,
             now: self.now,
             budgets: &self.budgets,
-        })
+        }
     }
 
     /// Verifies one signature on the blocking pool; the envelope is dropped
@@ -159,26 +220,14 @@ impl Judge {
         let manifest = blob.manifest.clone();
         let target_owned = target.clone();
         let run = tokio::task::spawn_blocking(move || {
-            let verifier = judge.verifier().map_err(|e| e.to_string())?;
             let revocation = judge.revocation.as_deref();
-            Ok::<_, String>(verifier.verify_one_with(&target_owned, &blob, revocation))
+            judge
+                .verifier()
+                .verify_one_with(&target_owned, &blob, revocation)
         });
-        let outcome = match run.await {
-            Ok(outcome) => outcome,
-            Err(join) => Err(join.to_string()),
-        };
-        outcome.unwrap_or_else(|why| engine::SignatureReport::incomplete(&manifest, why))
+        run.await
+            .unwrap_or_else(|join| engine::SignatureReport::incomplete(&manifest, join.to_string()))
     }
-}
-
-/// Why `verify_signatures` reached no verdict.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError<E> {
-    /// Listing or fetching failed; no signature is ever skipped for it.
-    #[error(transparent)]
-    Source(E),
-    #[error(transparent)]
-    Statement(#[from] NoSuchStatement),
 }
 
 /// Judges `target`'s signatures from `source` (NOTARY.md §1, §8), as notation
@@ -191,24 +240,18 @@ pub async fn verify_signatures<S: SignatureSource>(
     judge: &Judge,
     shown: &str,
     target: &oci::Descriptor,
-) -> Result<engine::Verdict, VerifyError<S::Error>> {
-    let verifier = judge.verifier()?;
+) -> Result<engine::Verdict, S::Error> {
+    let verifier = judge.verifier();
     if let Some(verdict) = verifier.before_signatures(shown, 1) {
         return Ok(verdict);
     }
-    let listed = source
-        .signature_manifests(target)
-        .await
-        .map_err(VerifyError::Source)?;
+    let listed = source.signature_manifests(target).await?;
     if let Some(verdict) = verifier.before_signatures(shown, listed.len()) {
         return Ok(verdict);
     }
     let mut reports = Vec::new();
     for manifest in listed.iter().take(judge.budgets.max_signature_attempts) {
-        let blob = source
-            .signature(manifest, &judge.budgets)
-            .await
-            .map_err(VerifyError::Source)?;
+        let blob = source.signature(manifest, &judge.budgets).await?;
         if let Some(verdict) = verifier.accept(judge.verify_one(target, blob).await, &mut reports) {
             return Ok(verdict);
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::engine::{rfc3339, SignatureReport, Verdict};
 use super::layout::{LayoutError, LayoutReference, OciLayout};
 use super::oci::Descriptor;
-use super::{verify_signatures, Budgets, Judge, RegistrySource, VerifyError};
+use super::{verify_signatures, Budgets, Judge, RegistrySource};
 pub use crate::pki::time::parse_rfc3339;
 use crate::policy_dir::{load_policy_dir, PolicyDirError};
 use std::sync::Arc;
@@ -46,13 +46,21 @@ pub enum RunError {
     Runtime(#[source] std::io::Error),
 }
 
+/// What the verification concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VerificationResult {
+    Verified,
+    Failed,
+    Skipped,
+}
+
 /// The machine-readable result (`--output json`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
     pub reference: String,
-    /// `verified`, `failed` or `skipped`.
-    pub result: &'static str,
+    pub result: VerificationResult,
     pub trust_policy: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
@@ -69,23 +77,23 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn verified(&self) -> bool {
-        self.result != "failed"
+        self.result != VerificationResult::Failed
     }
 
     /// Text like `notation verify`'s; `verbose` adds each signature's checks.
     pub fn to_text(&self, verbose: bool) -> String {
         let mut out = String::new();
         match self.result {
-            "skipped" => out.push_str(&format!(
+            VerificationResult::Skipped => out.push_str(&format!(
                 "Trust policy \"{}\" is configured to skip signature verification for {}\n",
                 self.trust_policy, self.reference
             )),
-            "verified" => {
+            VerificationResult::Verified => {
                 if let Some(signature) = &self.signature {
                     for check in signature.logged_failures() {
                         out.push_str(&format!(
                             "Warning: {} was set to \"log\" and failed with error: {}\n",
-                            check.check.as_str(),
+                            check.check,
                             check.error.as_deref().unwrap_or("")
                         ));
                     }
@@ -95,7 +103,7 @@ impl Outcome {
                     self.reference
                 ));
             }
-            _ => out.push_str(&format!(
+            VerificationResult::Failed => out.push_str(&format!(
                 "Error: signature verification failed for {}: {}\n",
                 self.reference,
                 self.error.as_deref().unwrap_or("unknown error")
@@ -115,13 +123,13 @@ impl Outcome {
                     out.push_str(&format!("  signer: {signer}\n"));
                 }
                 if let Some(source) = &signature.time_source {
-                    out.push_str(&format!("  time source: {}\n", time_source_text(source)));
+                    out.push_str(&format!("  time source: {source}\n"));
                 }
                 for check in &signature.checks {
                     out.push_str(&format!(
                         "  {:<20} {:<7} {}{}\n",
-                        check.check.as_str(),
-                        check.action,
+                        check.check,
+                        check.action.to_string(),
                         check.outcome,
                         check
                             .error
@@ -136,20 +144,6 @@ impl Outcome {
     }
 }
 
-fn time_source_text(source: &super::engine::TimeSource) -> String {
-    match source {
-        super::engine::TimeSource::TimestampAuthority {
-            gen_time,
-            accuracy_ms,
-            tsa,
-        } => format!("timestamp authority {tsa}, genTime {gen_time} ± {accuracy_ms} ms"),
-        super::engine::TimeSource::SigningAuthority { time } => {
-            format!("signing authority, authenticSigningTime {time}")
-        }
-        super::engine::TimeSource::LocalClock { time } => format!("local clock, {time}"),
-    }
-}
-
 /// Runs a verification of an OCI layout reference.
 pub fn verify_layout(request: &LayoutVerification) -> Result<Outcome, RunError> {
     let reference = LayoutReference::parse(&request.reference)?;
@@ -158,13 +152,7 @@ pub fn verify_layout(request: &LayoutVerification) -> Result<Outcome, RunError> 
         Some(scope) => scope.clone(),
         None => default_scope(&reference.dir)?,
     };
-    let statement = policy
-        .document
-        .statement_for(&scope)
-        .map_err(|e| RunError::Scope(e.to_string()))?;
-    let verification_time = rfc3339(request.now);
-    let level = Some(format!("{:?}", statement.level.name).to_lowercase());
-
+    let judge = judge(policy, &scope, request.now, &request.budgets)?;
     let layout = OciLayout::open(&reference.dir)?;
     let target = layout.resolve(&reference.selector)?;
     let shown = format!("{}@{}", reference.dir.display(), target.digest);
@@ -172,23 +160,9 @@ pub fn verify_layout(request: &LayoutVerification) -> Result<Outcome, RunError> 
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    let judge = Judge {
-        statement: statement.name.clone(),
-        policy: Arc::new(policy),
-        now: request.now,
-        budgets: request.budgets.clone(),
-        revocation: Some(Arc::new(crate::revocation::Checker::new(
-            request.revocation.clone(),
-            runtime.handle().clone(),
-        ))),
-    };
-    let verdict = runtime
-        .block_on(verify_signatures(&layout, &judge, &shown, &target))
-        .map_err(|e| match e {
-            VerifyError::Source(e) => RunError::Layout(e),
-            VerifyError::Statement(e) => RunError::Scope(e.to_string()),
-        })?;
-    Ok(outcome(verdict, shown, level, target, verification_time))
+    let judge = judge.with_revocation(revocation(&request.revocation, runtime.handle()));
+    let verdict = runtime.block_on(verify_signatures(&layout, &judge, &shown, &target))?;
+    Ok(outcome(verdict, shown, &judge, target))
 }
 
 /// What `pullgate verify <reference>` was asked to do.
@@ -210,24 +184,23 @@ pub struct RemoteVerification {
 /// is resolved, its signatures listed and fetched within the budgets, and judged.
 pub async fn verify_remote(request: &RemoteVerification) -> Result<Outcome, RunError> {
     let reference: crate::reference::Reference = request.reference.parse()?;
-    let policy = load_policy_dir(&request.policy_dir)?;
-    let statement = policy
-        .document
-        .statement_for(&reference.scope())
-        .map_err(|e| RunError::Scope(e.to_string()))?;
-    let verification_time = rfc3339(request.now);
-    let level = Some(format!("{:?}", statement.level.name).to_lowercase());
-    if statement.level.name == crate::policy::LevelName::Skip {
+    let judge = judge(
+        load_policy_dir(&request.policy_dir)?,
+        &reference.scope(),
+        request.now,
+        &request.budgets,
+    )?;
+    if judge.statement().level.name == crate::policy::LevelName::Skip {
         return Ok(Outcome {
             reference: reference.to_string(),
-            result: "skipped",
-            trust_policy: statement.name.clone(),
-            level,
+            result: VerificationResult::Skipped,
+            trust_policy: judge.statement().name.clone(),
+            level: Some(level_name(&judge)),
             target: None,
             error: None,
             signature: None,
             failed_signatures: Vec::new(),
-            verification_time,
+            verification_time: rfc3339(judge.now),
         });
     }
     let deadline = std::time::Instant::now() + request.budget;
@@ -241,71 +214,70 @@ pub async fn verify_remote(request: &RemoteVerification) -> Result<Outcome, RunE
         credentials,
         deadline,
     };
-    let judge = Judge {
-        statement: statement.name.clone(),
-        policy: Arc::new(policy),
-        now: request.now,
-        budgets: request.budgets.clone(),
-        revocation: Some(Arc::new(crate::revocation::Checker::new(
-            request.revocation.clone(),
-            tokio::runtime::Handle::current(),
-        ))),
-    };
-    let verdict = verify_signatures(&source, &judge, &shown, &target)
-        .await
-        .map_err(|e| match e {
-            VerifyError::Source(e) => RunError::Registry(e),
-            VerifyError::Statement(e) => RunError::Scope(e.to_string()),
-        })?;
-    Ok(outcome(verdict, shown, level, target, verification_time))
+    let judge = judge.with_revocation(revocation(
+        &request.revocation,
+        &tokio::runtime::Handle::current(),
+    ));
+    let verdict = verify_signatures(&source, &judge, &shown, &target).await?;
+    Ok(outcome(verdict, shown, &judge, target))
 }
 
-fn outcome(
-    verdict: Verdict,
-    shown: String,
-    level: Option<String>,
-    target: Descriptor,
-    verification_time: String,
-) -> Outcome {
+/// The judge for `scope` under `policy`.
+fn judge(
+    policy: crate::policy_dir::PolicyDir,
+    scope: &str,
+    now: SystemTime,
+    budgets: &Budgets,
+) -> Result<Judge, RunError> {
+    Judge::for_scope(Arc::new(policy), scope, now, budgets.clone())
+        .map_err(|e| RunError::Scope(e.to_string()))
+}
+
+fn revocation(
+    settings: &crate::revocation::RevocationSettings,
+    runtime: &tokio::runtime::Handle,
+) -> Option<Arc<dyn crate::revocation::RevocationCheck>> {
+    Some(Arc::new(crate::revocation::Checker::new(
+        settings.clone(),
+        runtime.clone(),
+    )))
+}
+
+fn level_name(judge: &Judge) -> String {
+    judge.statement().level.name.to_string()
+}
+
+fn outcome(verdict: Verdict, reference: String, judge: &Judge, target: Descriptor) -> Outcome {
+    let mut outcome = Outcome {
+        reference,
+        result: VerificationResult::Skipped,
+        trust_policy: judge.statement().name.clone(),
+        level: Some(level_name(judge)),
+        target: Some(target),
+        error: None,
+        signature: None,
+        failed_signatures: Vec::new(),
+        verification_time: rfc3339(judge.now),
+    };
     match verdict {
-        Verdict::Skipped { statement } => Outcome {
-            reference: shown,
-            result: "skipped",
-            trust_policy: statement,
-            level,
-            target: Some(target),
-            error: None,
-            signature: None,
-            failed_signatures: Vec::new(),
-            verification_time,
-        },
-        Verdict::Verified(verified) => Outcome {
-            reference: shown,
-            result: "verified",
-            trust_policy: verified.statement().to_owned(),
-            level,
-            target: Some(target),
-            error: None,
-            signature: Some(verified.report().clone()),
-            failed_signatures: Vec::new(),
-            verification_time,
-        },
+        Verdict::Skipped { statement } => outcome.trust_policy = statement,
+        Verdict::Verified(verified) => {
+            outcome.result = VerificationResult::Verified;
+            outcome.trust_policy = verified.statement().to_owned();
+            outcome.signature = Some(verified.report().clone());
+        }
         Verdict::Failed {
             reason,
             statement,
             signatures,
-        } => Outcome {
-            reference: shown,
-            result: "failed",
-            trust_policy: statement,
-            level,
-            target: Some(target),
-            error: Some(reason.to_string()),
-            signature: None,
-            failed_signatures: signatures,
-            verification_time,
-        },
+        } => {
+            outcome.result = VerificationResult::Failed;
+            outcome.trust_policy = statement;
+            outcome.error = Some(reason.to_string());
+            outcome.failed_signatures = signatures;
+        }
     }
+    outcome
 }
 
 fn default_scope(dir: &Path) -> Result<String, RunError> {
