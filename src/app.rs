@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -79,7 +79,7 @@ impl CriRouter {
     }
 
     async fn pass_through(&self, request: Request<Incoming>) -> Response<ProxyBody> {
-        let started = Instant::now();
+        let started = crate::clock::monotonic_now();
         let path = request.uri().path().to_owned();
         let request = request.map(box_body);
         match self.upstream.forward(request).await {
@@ -361,7 +361,7 @@ async fn accept(
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
                         // Recorded here, off the accept loop: it reads the peer's procfs.
-                        let _open = clients.connected(peer, std::time::SystemTime::now());
+                        let _open = clients.connected(peer, crate::clock::wall_now());
                         if let Err(error) = connection.await {
                             tracing::debug!(%error, "client connection ended with an error");
                         }

@@ -24,9 +24,9 @@ use crate::verify::engine::{Check, TimeSource, Verdict, VerificationError};
 use crate::verify::SignatureSource;
 use crate::verify::{verify_signatures, Budgets, Judge, LoadedPolicy, RegistrySource};
 
+pub use crate::clock::{Clock, FixedClock, SystemClock};
 pub use crate::oci::Descriptor;
 pub use crate::registry::{Credentials, RegistryClient, RegistryError};
-pub use crate::verify::clock::{Clock, FixedClock, SystemClock};
 
 /// What the node does with an image that no trust policy statement covers
 /// (`[policy] unmatched`). `deny` by default: a missing statement is never a
@@ -428,7 +428,7 @@ impl<S: ImageSource> Gate<S> {
             ..
         } = &pull;
         let statement = pull.judge.statement().name.clone();
-        let deadline = Instant::now() + self.settings.registry_timeout;
+        let deadline = crate::clock::monotonic_now() + self.settings.registry_timeout;
         let target = match self.source.resolve(reference, credentials, deadline).await {
             Ok(target) => target,
             Err(error) => {
@@ -446,7 +446,7 @@ impl<S: ImageSource> Gate<S> {
             policy_generation: pull.generation,
             statement: format!("{statement}\u{0}{}", pull.scope),
         };
-        let started = Instant::now();
+        let started = crate::clock::monotonic_now();
         let verify = || async {
             let mut judge = pull.judge.clone();
             judge.now = self.clock.now();

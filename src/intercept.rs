@@ -156,7 +156,7 @@ impl tower::Service<Request<Incoming>> for PullImageGate {
 }
 
 async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBody> {
-    let started = Instant::now();
+    let started = crate::clock::monotonic_now();
     let api = request
         .extensions()
         .get::<CriApi>()

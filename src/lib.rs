@@ -5,6 +5,7 @@
 pub mod app;
 pub mod cache;
 pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod cri;
 pub mod doctor;

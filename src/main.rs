@@ -283,7 +283,7 @@ fn run_verification(args: VerifyArgs) -> Result<pullgate::verify::run::Outcome, 
         parse_rfc3339, verify_layout, verify_remote, LayoutVerification, RemoteVerification,
     };
     let now = match args.at.as_deref() {
-        None => std::time::SystemTime::now(),
+        None => pullgate::clock::wall_now(),
         Some(at) => {
             parse_rfc3339(at).ok_or_else(|| format!("--at {at:?} is not an RFC 3339 time"))?
         }

@@ -802,7 +802,7 @@ impl RegistryClient {
                 ))
             })
             .clone();
-        let started = Instant::now();
+        let started = crate::clock::monotonic_now();
         match tokio::time::timeout_at(call.deadline.into(), semaphore.acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; treat it like a timeout if it were.
@@ -824,11 +824,11 @@ impl RegistryClient {
         accept: &[&str],
     ) -> Result<Fetched, RegistryError> {
         let slot = self.slot(call).await?;
-        let started = Instant::now();
+        let started = crate::clock::monotonic_now();
         let mut challenged = false;
         let mut attempt = 0u32;
         loop {
-            if Instant::now() >= call.deadline {
+            if crate::clock::monotonic_now() >= call.deadline {
                 return Err(RegistryError::Timeout {
                     what: format!("{method} {url}"),
                     after: started.elapsed(),
@@ -837,7 +837,7 @@ impl RegistryClient {
             let authorization = self.authorization(call).await?;
             let until = call
                 .deadline
-                .min(Instant::now() + self.inner.config.request_timeout);
+                .min(crate::clock::monotonic_now() + self.inner.config.request_timeout);
             let response = self
                 .send_following_redirects(call, &method, url, accept, authorization, until)
                 .await?;
@@ -883,7 +883,7 @@ impl RegistryClient {
                     });
                     response.drain().await;
                     let give_up = attempt >= self.inner.config.max_attempts
-                        || Instant::now()
+                        || crate::clock::monotonic_now()
                             .checked_add(wait)
                             .is_none_or(|then| then >= call.deadline);
                     if give_up {
@@ -914,7 +914,7 @@ impl RegistryClient {
         authorization: Option<String>,
         until: Instant,
     ) -> Result<Response, RegistryError> {
-        let started = Instant::now();
+        let started = crate::clock::monotonic_now();
         let mut method = method.clone();
         let mut url = url.to_owned();
         let mut hops = 0usize;
@@ -1017,14 +1017,14 @@ impl RegistryClient {
             Some(Challenge::Bearer { realm, service }) => {
                 let key = token_key(call);
                 if let Some((token, expires)) = lock(&self.inner.tokens).get(&key) {
-                    if *expires > Instant::now() {
+                    if *expires > crate::clock::monotonic_now() {
                         return Ok(Some(format!("Bearer {token}")));
                     }
                 }
                 let (token, lifetime) = self.fetch_token(call, &realm, service.as_deref()).await?;
                 // Computed before taking the lock; `lifetime` is capped, so this cannot
                 // overflow, and a clock that could would just not cache the token.
-                if let Some(expires) = Instant::now().checked_add(lifetime) {
+                if let Some(expires) = crate::clock::monotonic_now().checked_add(lifetime) {
                     lock(&self.inner.tokens).put(key, (token.clone(), expires));
                 }
                 Ok(Some(format!("Bearer {token}")))
@@ -1091,7 +1091,7 @@ impl RegistryClient {
         } else {
             self.client(&TlsSettings::default())?
         };
-        let started = Instant::now();
+        let started = crate::clock::monotonic_now();
         let until = call
             .deadline
             .min(started + self.inner.config.request_timeout);
@@ -1287,7 +1287,7 @@ mod tests {
                 repository: "app",
                 endpoint,
                 secret: Secret::Anonymous,
-                deadline: Instant::now() + Duration::from_secs(5),
+                deadline: crate::clock::monotonic_now() + Duration::from_secs(5),
             };
             drop(client.slot(&call).await.expect("slot"));
         }

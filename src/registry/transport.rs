@@ -372,7 +372,7 @@ impl Response {
 }
 
 pub(crate) async fn drain(mut body: Incoming, until: Instant) {
-    let until = until.min(Instant::now() + DRAIN_TIME);
+    let until = until.min(crate::clock::monotonic_now() + DRAIN_TIME);
     let mut read = 0usize;
     while read <= DRAIN_LIMIT {
         match tokio::time::timeout_at(until.into(), body.frame()).await {
@@ -444,7 +444,7 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         Duration::from_secs(seconds)
     } else {
         let when = httpdate::parse_http_date(value).ok()?;
-        when.duration_since(std::time::SystemTime::now())
+        when.duration_since(crate::clock::wall_now())
             .unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
@@ -504,7 +504,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("retry-after", "3".parse().expect("valid"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
-        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let later = crate::clock::wall_now() + Duration::from_secs(120);
         headers.insert(
             "retry-after",
             httpdate::fmt_http_date(later).parse().expect("valid"),

@@ -369,7 +369,7 @@ impl Checker {
                     Ok(answer)
                 }
                 None => {
-                    let started = std::time::Instant::now();
+                    let started = crate::clock::monotonic_now();
                     let fetched = self
                         .http
                         .ocsp(url, &request, self.settings.ocsp_timeout)
@@ -508,7 +508,7 @@ impl Checker {
             self.observer.cache_hit(source);
             return Ok(crl);
         }
-        let started = std::time::Instant::now();
+        let started = crate::clock::monotonic_now();
         let fetched = self.http.crl(url, self.settings.crl_timeout).await;
         self.observer
             .fetched("crl", fetched.is_ok(), started.elapsed().as_secs_f64());

@@ -1,7 +1,6 @@
 //! Verification: signature source → envelope → pki → policy → verdict. This module
 //! owns the budgets.
 
-pub mod clock;
 pub mod engine;
 pub mod layout;
 pub mod run;

@@ -203,7 +203,7 @@ pub async fn verify_remote(request: &RemoteVerification) -> Result<Outcome, RunE
             verification_time: rfc3339(judge.now),
         });
     }
-    let deadline = std::time::Instant::now() + request.budget;
+    let deadline = crate::clock::monotonic_now() + request.budget;
     let client = crate::registry::RegistryClient::new(request.registry.clone())?;
     let credentials = &request.credentials;
     let target = client.resolve(&reference, credentials, deadline).await?;
