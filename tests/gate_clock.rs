@@ -120,6 +120,18 @@ fn blob(format: Format, envelope: Vec<u8>) -> SignatureBlob {
 /// and `unstamped`. Returns the registry and the policy (`stamped`: strict,
 /// `verifyTimestamp: afterCertExpiry`, stores `ca:acme` and `tsa:stamps`).
 fn short_lived_signer(signed_at: SystemTime, expires: SystemTime) -> (FakeRegistry, LoadedPolicy) {
+    signer(signed_at, expires, None, "afterCertExpiry")
+}
+
+/// The fixture behind [`short_lived_signer`]: `envelope_expiry` sets the
+/// envelope's own expiry (seconds since 1970), `verify_timestamp` the policy's
+/// `verifyTimestamp`.
+fn signer(
+    signed_at: SystemTime,
+    expires: SystemTime,
+    envelope_expiry: Option<i64>,
+    verify_timestamp: &str,
+) -> (FakeRegistry, LoadedPolicy) {
     let pki = Pki::new();
     let chain = pki.chain(KeySpec::Rsa3072);
     let tsa = pki.tsa(KeySpec::Rsa2048);
@@ -142,6 +154,7 @@ fn short_lived_signer(signed_at: SystemTime, expires: SystemTime) -> (FakeRegist
             chain.intermediate.der.clone(),
             chain.root.der.clone(),
         ],
+        expiry: envelope_expiry,
         ..EnvelopeSpec::default()
     };
     let signature = pki.sign(
@@ -178,7 +191,7 @@ fn short_lived_signer(signed_at: SystemTime, expires: SystemTime) -> (FakeRegist
         "trustPolicies": [{
             "name": "stamped",
             "registryScopes": [format!("{REGISTRY}/stamped"), format!("{REGISTRY}/unstamped")],
-            "signatureVerification": {"level": "strict", "verifyTimestamp": "afterCertExpiry"},
+            "signatureVerification": {"level": "strict", "verifyTimestamp": verify_timestamp},
             "trustStores": ["ca:acme", "tsa:stamps"],
             "trustedIdentities": ["*"],
         }],
@@ -205,6 +218,16 @@ fn decide_logged(
     gate: &Gate<FakeRegistry>,
     images: &[&str],
 ) -> (Vec<Result<Pass, Refusal>>, String) {
+    decide_logged_at(gate, &[(Duration::ZERO, images)])
+}
+
+/// Like [`decide_logged`] on a runtime whose clock starts paused: before each
+/// batch of images the clock moves on by the batch's duration (tokio's clock, so
+/// the verdict cache's lifetimes and a [`TokioClock`] move together).
+fn decide_logged_at(
+    gate: &Gate<FakeRegistry>,
+    batches: &[(Duration, &[&str])],
+) -> (Vec<Result<Pass, Refusal>>, String) {
     let log = Log::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -213,13 +236,17 @@ fn decide_logged(
         .finish();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .start_paused(true)
         .build()
         .expect("runtime");
     let decisions = tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
             let mut decisions = Vec::new();
-            for image in images {
-                decisions.push(gate.decide(image, &Credentials::None).await);
+            for (later, images) in batches {
+                tokio::time::advance(*later).await;
+                for image in *images {
+                    decisions.push(gate.decide(image, &Credentials::None).await);
+                }
             }
             decisions
         })
@@ -274,4 +301,70 @@ fn expired_leaf_passes_only_with_a_timestamp() {
     );
     assert!(message.ends_with("(trust policy \"stamped\")"), "{message}");
     assert!(log.contains("timestamp authority"), "{log}");
+}
+
+/// Wall time that moves with tokio's (paused) clock: `base` plus the tokio time
+/// since the clock was made, read inside the runtime.
+struct TokioClock {
+    base: SystemTime,
+    start: std::sync::OnceLock<tokio::time::Instant>,
+}
+
+impl pullgate::gate::Clock for TokioClock {
+    fn now(&self) -> SystemTime {
+        let start = self.start.get_or_init(tokio::time::Instant::now);
+        self.base + start.elapsed()
+    }
+}
+
+/// Issue 9 item 3, which `gate_e2e` checked by waiting for a real envelope to
+/// expire: a cached
+/// allow is not reused once the signature it rests on has expired. The envelope
+/// (timestamped) expires a minute after signing, well inside the cache's one-hour
+/// allow lifetime; the second pull comes 61 s later (on a paused clock), finds no cached allow and is refused for the
+/// expiry, after a second verification.
+#[test]
+fn cached_allow_does_not_outlive_the_signature_expiry() {
+    let signed_at = SystemTime::now();
+    // Well inside the cache's one-hour allow lifetime, so only the expiry can
+    // end the cached allow.
+    let expiry = signed_at + Duration::from_secs(60);
+    let expiry_secs = expiry
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    let leaf_expires = signed_at + Duration::from_secs(30 * 86_400);
+    let (registry, policy) = signer(signed_at, leaf_expires, Some(expiry_secs), "always");
+    let (_policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(policy));
+    let clock = TokioClock {
+        base: signed_at,
+        start: std::sync::OnceLock::new(),
+    };
+    let gate = Gate::new(
+        registry,
+        policy_rx,
+        VerdictCache::new(CacheConfig::default()),
+        GateSettings::default(),
+    )
+    .with_clock(Arc::new(clock));
+    let image = format!("{REGISTRY}/stamped:v1");
+    let (decisions, log) = decide_logged_at(
+        &gate,
+        &[
+            (Duration::ZERO, &[&image]),
+            (Duration::from_secs(61), &[&image]),
+        ],
+    );
+    let [first, second] = <[_; 2]>::try_from(decisions).expect("two decisions");
+    first.expect("signature not expired yet");
+    let refusal = second.expect_err("the signature has expired; the cached allow must not answer");
+    let status = status(&CallError::Refused(refusal));
+    let message = status.message();
+    assert!(message.contains("expiry check failed"), "{message}");
+    assert!(message.ends_with("(trust policy \"stamped\")"), "{message}");
+    let misses = log
+        .lines()
+        .filter(|l| l.contains("pullgate::audit") && l.contains("cache=\"miss\""))
+        .count();
+    assert_eq!(misses, 2, "{log}");
 }

@@ -689,49 +689,6 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
         .is_none());
 }
 
-/// Issue 9 item 3: a cached allow was reused for `allow_ttl` (1 h) although the
-/// signature it rested on expired seconds later.
-#[tokio::test(flavor = "multi_thread")]
-async fn cached_allow_does_not_outlive_the_signature_expiry() {
-    let Some((world, _serial)) =
-        World::serial("cached_allow_does_not_outlive_the_signature_expiry").await
-    else {
-        return;
-    };
-    let (repo, reference, target) = world.image("expiring").await;
-    let scopes = vec![scope(&world.registry, &repo)];
-    let (pullgate, _) = world.pullgate(serde_json::json!([strict("expiring", &scopes)]), None);
-    let client = pullgate.client();
-    // The envelope's expiry has one-second resolution: 3 s leaves the first pull
-    // at least 2 s.
-    let expiry = now_secs() + 3;
-    world.sign_push_with(
-        (&world.registry, None),
-        &repo,
-        &target,
-        &target,
-        Format::Cose,
-        &world.chain.leaf,
-        None,
-        |spec| EnvelopeSpec {
-            expiry: Some(expiry),
-            ..spec
-        },
-    );
-    pull(&client, &reference)
-        .await
-        .expect("signature not expired yet");
-    while now_secs() <= expiry {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let status = pull(&client, &reference)
-        .await
-        .expect_err("the signature has expired; the cached allow must not answer");
-    denied(&status, &reference, "expiry check failed", "expiring");
-    let log = pullgate.log_text();
-    assert_eq!(audit_misses(&log), 2, "{log}");
-}
-
 /// Issue 9 item 9: a pod without credentials got a private image through the node
 /// credentials file plus the "already present" shortcut, even with
 /// `imagePullPolicy: Always`, where containerd would have asked the registry with
