@@ -5,7 +5,7 @@
 //! The tests share one containerd, and one of them stops and restarts it, so they
 //! run one at a time (`SERIAL`).
 
-mod support;
+use pullgate_testkit as support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

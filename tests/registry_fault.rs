@@ -1,8 +1,8 @@
 //! The registry client against an in-process OCI distribution registry
-//! (tests/support/registry.rs): exact results, exact errors, request counts, and
+//! (`pullgate_testkit::registry`): exact results, exact errors, request counts, and
 //! that every failure comes back within the caller's deadline.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

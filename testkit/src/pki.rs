@@ -13,7 +13,6 @@
 //! certificates are made directly. `openssl ts -reply` stamps with the **current
 //! clock** (no faketime here): for time-specific timestamp tests choose certificate
 //! windows relative to now instead.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
