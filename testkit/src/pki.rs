@@ -439,7 +439,7 @@ impl Pki {
         }
         let config = format!(
             "[ca]\ndefault_ca = ca_default\n[ca_default]\ndir = {dir}\ndatabase = {dir}/index.txt\n\
-             new_certs_dir = {dir}\nserial = {dir}/serial\npolicy = policy_any\nemail_in_dn = no\n\
+             new_certs_dir = {dir}\nserial = {dir}/serial\npolicy = policy_any\nemail_in_dn = yes\n\
              unique_subject = no\ncopy_extensions = none\ndefault_md = sha256\n\
              [policy_any]\ncountryName = optional\nstateOrProvinceName = optional\n\
              localityName = optional\norganizationName = optional\n\
