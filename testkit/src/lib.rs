@@ -5,6 +5,7 @@
 //! made with the real `openssl` CLI, and Notary envelope and OCI layout builders.
 
 pub mod envelope_builder;
+pub mod pod;
 pub mod signer;
 pub mod tsa;
 
