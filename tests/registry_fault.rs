@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use http::Method;
-use pullgate::oci::Descriptor;
+use pullgate::oci::{Descriptor, SignatureBlob};
 use pullgate::reference::Reference;
 use pullgate::registry::{Credentials, RegistryClient, RegistryConfig, RegistryError};
 use support::registry::{Fault, TestRegistry};
@@ -85,6 +85,81 @@ async fn verify_flow(
     Ok((target, signatures, blob.envelope))
 }
 
+/// `app:v1`'s signature `signature` fetched by a new client (manifest, then
+/// envelope blob) with notation's limits.
+async fn fetch_app_signature(
+    registry: &TestRegistry,
+    signature: &Descriptor,
+    credentials: &Credentials,
+    until: Instant,
+) -> Result<SignatureBlob, RegistryError> {
+    client(registry)
+        .signature(
+            &reference(registry, "app:v1"),
+            signature,
+            MAX_MANIFEST,
+            MAX_ENVELOPE,
+            credentials,
+            until,
+        )
+        .await
+}
+
+/// `app:v1` resolved by a new client.
+async fn resolve_app(
+    registry: &TestRegistry,
+    credentials: &Credentials,
+    until: Instant,
+) -> Result<Descriptor, RegistryError> {
+    client(registry)
+        .resolve(&reference(registry, "app:v1"), credentials, until)
+        .await
+}
+
+/// The requests of a cold verification with the referrers API: resolve, list,
+/// signature manifest, envelope blob.
+const COLD_FLOW: [&str; 4] = ["HEAD manifest", "GET referrers", "GET manifest", "GET blob"];
+
+/// Verifies `reference` with `client` (the flow must succeed) and checks it found
+/// `app:v1`'s one signature: the target, that signature, its envelope; then that
+/// the registry saw exactly [`COLD_FLOW`].
+async fn assert_cold_flow(
+    client: &RegistryClient,
+    registry: &TestRegistry,
+    reference: &Reference,
+    (target, signature): (&Descriptor, &Descriptor),
+) {
+    let (resolved, signatures, envelope) =
+        verify_flow(client, reference, &Credentials::None, deadline(10.0))
+            .await
+            .expect("verification flow");
+    assert_eq!(&resolved, target);
+    assert_eq!(signatures, std::slice::from_ref(signature));
+    assert_eq!(envelope, ENVELOPE);
+    assert_eq!(requests(registry), COLD_FLOW);
+}
+
+/// The requests one anonymous verification flow of `name` (it must succeed)
+/// costs on `registry`; the registry's log is cleared for the next.
+async fn flow_requests(
+    client: &RegistryClient,
+    registry: &TestRegistry,
+    name: &str,
+    until: Instant,
+) -> Vec<String> {
+    verify_flow(
+        client,
+        &reference(registry, name),
+        &Credentials::None,
+        until,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("verification flow of {name}: {e:?}"));
+    let seen = requests(registry);
+    registry.clear_log();
+    seen
+}
+
 fn requests(registry: &TestRegistry) -> Vec<String> {
     registry
         .log()
@@ -112,22 +187,8 @@ async fn cold_verification_is_four_requests_over_one_connection() {
     let registry = TestRegistry::start().await;
     let (target, signature) = signed_image(&registry, "app");
     let client = client(&registry);
-    let until = deadline(10.0);
-    let (resolved, signatures, envelope) = verify_flow(
-        &client,
-        &reference(&registry, "app:v1"),
-        &Credentials::None,
-        until,
-    )
-    .await
-    .expect("verification flow");
-    assert_eq!(resolved, target);
-    assert_eq!(signatures, vec![signature.clone()]);
-    assert_eq!(envelope, ENVELOPE);
-    assert_eq!(
-        requests(&registry),
-        ["HEAD manifest", "GET referrers", "GET manifest", "GET blob"]
-    );
+    let reference = reference(&registry, "app:v1");
+    assert_cold_flow(&client, &registry, &reference, (&target, &signature)).await;
     assert_eq!(registry.connections(), 1);
     assert_eq!(client.stats().total(), 4);
     assert_eq!(client.stats().by_status.get(&200), Some(&4));
@@ -141,57 +202,24 @@ async fn bearer_auth_costs_one_challenge_and_one_token_then_only_a_token_per_rep
     signed_image(&registry, "other");
     let client = client(&registry);
     let until = deadline(10.0);
-    verify_flow(
-        &client,
-        &reference(&registry, "app:v1"),
-        &Credentials::None,
-        until,
-    )
-    .await
-    .expect("first repository");
+    // The first repository: challenge, token, then the cold flow.
     assert_eq!(
-        requests(&registry),
-        [
-            "HEAD manifest",
-            "GET token",
-            "HEAD manifest",
-            "GET referrers",
-            "GET manifest",
-            "GET blob"
-        ]
+        flow_requests(&client, &registry, "app:v1", until).await,
+        [&["HEAD manifest", "GET token"][..], &COLD_FLOW].concat()
     );
-    registry.clear_log();
     // The challenge is remembered per registry: a new repository scope needs only
     // its token.
-    verify_flow(
-        &client,
-        &reference(&registry, "other:v1"),
-        &Credentials::None,
-        until,
-    )
-    .await
-    .expect("second repository");
     assert_eq!(
-        requests(&registry),
-        [
-            "GET token",
-            "HEAD manifest",
-            "GET referrers",
-            "GET manifest",
-            "GET blob"
-        ]
+        flow_requests(&client, &registry, "other:v1", until).await,
+        [&["GET token"][..], &COLD_FLOW].concat()
     );
     // Cached token: the same repository again is four requests.
-    registry.clear_log();
-    verify_flow(
-        &client,
-        &reference(&registry, "other:v1"),
-        &Credentials::None,
-        until,
-    )
-    .await
-    .expect("warm");
-    assert_eq!(requests(&registry).len(), 4);
+    assert_eq!(
+        flow_requests(&client, &registry, "other:v1", until)
+            .await
+            .len(),
+        4
+    );
     assert_eq!(registry.connections(), 1);
 }
 
@@ -400,8 +428,7 @@ async fn a_429_is_retried_after_retry_after() {
     registry.fault("/manifests/v1", Fault::TooManyRequests("1".into()), 1);
     let start = Instant::now();
     let until = deadline(10.0);
-    let resolved = client(&registry)
-        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+    let resolved = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect("retried");
     assert_eq!(resolved, target);
@@ -418,8 +445,7 @@ async fn a_retry_after_beyond_the_deadline_fails_at_once_as_transient() {
     signed_image(&registry, "app");
     registry.fault("/manifests/v1", Fault::TooManyRequests("30".into()), 10);
     let until = deadline(2.0);
-    let err = client(&registry)
-        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+    let err = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect_err("gave up");
     assert!(Instant::now() < until, "did not wait for Retry-After");
@@ -437,8 +463,7 @@ async fn a_500_is_not_retried_and_503_only_max_attempts_times() {
     signed_image(&registry, "app");
     registry.fault("/manifests/v1", Fault::Status(500), 100);
     let until = deadline(10.0);
-    let err = client(&registry)
-        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+    let err = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect_err("500");
     assert_within(until);
@@ -453,15 +478,7 @@ async fn a_500_is_not_retried_and_503_only_max_attempts_times() {
     let (target, signature) = signed_image(&registry, "app");
     registry.fault("/blobs/", Fault::Status(503), 100);
     let until = deadline(10.0);
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
-            &Credentials::None,
-            until,
-        )
+    let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
         .await
         .expect_err("503");
     assert_within(until);
@@ -489,15 +506,7 @@ async fn a_stalled_body_times_out_at_the_deadline() {
     let (_, signature) = signed_image(&registry, "app");
     registry.fault("/blobs/", Fault::Stall, 1);
     let until = deadline(1.0);
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
-            &Credentials::None,
-            until,
-        )
+    let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
         .await
         .expect_err("stalled");
     assert_within(until);
@@ -527,15 +536,7 @@ async fn a_body_larger_than_its_descriptor_is_refused() {
             1,
         );
         let until = deadline(10.0);
-        let err = client(&registry)
-            .signature(
-                &reference(&registry, "app:v1"),
-                &signature,
-                MAX_MANIFEST,
-                MAX_ENVELOPE,
-                &Credentials::None,
-                until,
-            )
+        let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
             .await
             .expect_err("oversize");
         assert_within(until);
@@ -606,15 +607,7 @@ async fn content_that_does_not_match_its_digest_is_refused() {
     let registry = TestRegistry::start().await;
     let (_, signature) = signed_image(&registry, "app");
     registry.fault("/blobs/", Fault::Corrupt, 1);
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
-            &Credentials::None,
-            deadline(10.0),
-        )
+    let err = fetch_app_signature(&registry, &signature, &Credentials::None, deadline(10.0))
         .await
         .expect_err("corrupt blob");
     assert!(
@@ -626,15 +619,7 @@ async fn content_that_does_not_match_its_digest_is_refused() {
         Fault::Corrupt,
         1,
     );
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
-            &Credentials::None,
-            deadline(10.0),
-        )
+    let err = fetch_app_signature(&registry, &signature, &Credentials::None, deadline(10.0))
         .await
         .expect_err("corrupt manifest");
     assert!(
@@ -696,15 +681,7 @@ async fn a_redirect_loop_stops_after_five_hops() {
     let (_, signature) = signed_image(&registry, "app");
     registry.fault("/blobs/", Fault::RedirectLoop, 100);
     let until = deadline(10.0);
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
-            &Credentials::None,
-            until,
-        )
+    let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
         .await
         .expect_err("loop");
     assert_within(until);
@@ -732,15 +709,7 @@ async fn a_redirect_to_another_host_carries_no_credentials() {
         username: "alice".into(),
         password: "secret".into(),
     };
-    let blob = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            MAX_MANIFEST,
-            MAX_ENVELOPE,
-            &credentials,
-            deadline(10.0),
-        )
+    let blob = fetch_app_signature(&registry, &signature, &credentials, deadline(10.0))
         .await
         .expect("via blob storage");
     assert_eq!(blob.envelope, ENVELOPE);
@@ -1026,17 +995,7 @@ async fn https_with_the_hosts_toml_ca_verifies_and_without_it_fails_the_handshak
         registry.host(),
         ca.display().to_string()
     ));
-    let (resolved, signatures, envelope) =
-        verify_flow(&client, &reference, &Credentials::None, deadline(10.0))
-            .await
-            .expect("verification over https");
-    assert_eq!(resolved, target);
-    assert_eq!(signatures, vec![signature]);
-    assert_eq!(envelope, ENVELOPE);
-    assert_eq!(
-        requests(&registry),
-        ["HEAD manifest", "GET referrers", "GET manifest", "GET blob"]
-    );
+    assert_cold_flow(&client, &registry, &reference, (&target, &signature)).await;
     assert_eq!(registry.connections(), 1);
     assert_eq!(registry.plain_http_attempts(), 0);
 
@@ -1100,8 +1059,7 @@ async fn retry_after_u64_max_seconds_is_a_transient_429_not_a_panic() {
         10,
     );
     let until = deadline(5.0);
-    let err = client(&registry)
-        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+    let err = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect_err("gave up");
     assert!(Instant::now() < until, "did not wait for Retry-After");
