@@ -4,7 +4,7 @@
 
 use pullgate_testkit as support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use http::Method;
@@ -675,6 +675,26 @@ fn reference_with(registry: &TestRegistry, name: &str) -> Reference {
     reference(registry, name)
 }
 
+/// Writes `<hosts>/<host>/hosts.toml` (containerd's certs.d layout) with `text`;
+/// returns its directory.
+fn write_hosts_toml(hosts: &Path, host: &str, text: &str) -> PathBuf {
+    let dir = hosts.join(host);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("hosts.toml"), text).expect("hosts.toml");
+    dir
+}
+
+/// A client that reaches the registry only as the hosts directory `hosts` says
+/// (no plain-HTTP exemption of its own).
+fn hosts_client(registry: &TestRegistry, hosts: &Path) -> RegistryClient {
+    RegistryClient::new(RegistryConfig {
+        hosts_dir: Some(hosts.to_owned()),
+        insecure_registries: Vec::new(),
+        ..config(registry)
+    })
+    .expect("client")
+}
+
 #[tokio::test]
 async fn a_redirect_loop_stops_after_five_hops() {
     let registry = TestRegistry::start().await;
@@ -735,23 +755,16 @@ async fn hosts_toml_mirrors_are_tried_first_and_never_see_the_callers_credential
     let mirror = TestRegistry::start().await;
     let (target, _) = signed_image(&registry, "app");
     let dir = tempfile::tempdir().expect("tmp");
-    let host_dir = dir.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
-    std::fs::write(
-        host_dir.join("hosts.toml"),
-        format!(
+    let host_dir = write_hosts_toml(
+        dir.path(),
+        &registry.host(),
+        &format!(
             "server = \"http://{}\"\n[host.\"http://{}\"]\ncapabilities = [\"pull\", \"resolve\"]\n",
             registry.host(),
             mirror.host()
         ),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(dir.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    );
+    let client = hosts_client(&registry, dir.path());
     let credentials = Credentials::RegistryToken("for-the-registry-only".into());
     let resolved = client
         .resolve(
@@ -976,16 +989,9 @@ async fn https_with_the_hosts_toml_ca_verifies_and_without_it_fails_the_handshak
     let registry = TestRegistry::start_tls(&cert, &key).await;
     let (target, signature) = signed_image(&registry, "app");
     let hosts = tempfile::tempdir().expect("tmp");
-    let host_dir = hosts.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
     let https_client = |hosts_toml: String| {
-        std::fs::write(host_dir.join("hosts.toml"), hosts_toml).expect("hosts.toml");
-        RegistryClient::new(RegistryConfig {
-            hosts_dir: Some(hosts.path().to_owned()),
-            insecure_registries: Vec::new(),
-            ..config(&registry)
-        })
-        .expect("client")
+        write_hosts_toml(hosts.path(), &registry.host(), &hosts_toml);
+        hosts_client(&registry, hosts.path())
     };
     let reference = reference(&registry, "app:v1");
 
@@ -1134,19 +1140,12 @@ async fn kubelet_credentials_for_another_host_are_not_sent_to_the_default_hosts_
     registry.set_bearer(Some(("alice", "secret")));
     let (target, _) = signed_image(&registry, "app");
     let dir = tempfile::tempdir().expect("tmp");
-    let default_dir = dir.path().join("_default");
-    std::fs::create_dir_all(&default_dir).expect("mkdir");
-    std::fs::write(
-        default_dir.join("hosts.toml"),
-        format!("server = \"http://{}\"\n", registry.host()),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(dir.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    write_hosts_toml(
+        dir.path(),
+        "_default",
+        &format!("server = \"http://{}\"\n", registry.host()),
+    );
+    let client = hosts_client(&registry, dir.path());
     let reference: Reference = "private.example/app:v1".parse().expect("reference");
     let alice = || Credentials::Basic {
         username: "alice".into(),
@@ -1193,23 +1192,16 @@ async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
     let (target, _) = signed_image(&registry, "app");
     signed_image(&mirror, "app");
     let dir = tempfile::tempdir().expect("tmp");
-    let host_dir = dir.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
     let server = format!("server = \"http://{}\"\n", registry.host());
-    std::fs::write(
-        host_dir.join("hosts.toml"),
-        format!(
+    let host_dir = write_hosts_toml(
+        dir.path(),
+        &registry.host(),
+        &format!(
             "{server}[host.\"http://{}\"]\ncapabilities = [\"pull\", \"resolve\"]\n",
             mirror.host()
         ),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(dir.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    );
+    let client = hosts_client(&registry, dir.path());
     let reference = reference(&registry, "app:v1");
     let resolved = client
         .resolve(&reference, &Credentials::None, deadline(10.0))
@@ -1230,9 +1222,7 @@ async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
 
     // A file that appears later (here `_default`) is picked up as well.
     std::fs::remove_file(host_dir.join("hosts.toml")).expect("rm");
-    let default_dir = dir.path().join("_default");
-    std::fs::create_dir_all(&default_dir).expect("mkdir");
-    std::fs::write(default_dir.join("hosts.toml"), "server = 5").expect("write");
+    write_hosts_toml(dir.path(), "_default", "server = 5");
     let err = client
         .resolve(&reference, &Credentials::None, deadline(10.0))
         .await
@@ -1252,24 +1242,19 @@ async fn a_ca_file_replaced_in_the_hosts_directory_is_trusted_no_more() {
     let registry = TestRegistry::start_tls(&cert, &key).await;
     let (target, _) = signed_image(&registry, "app");
     let hosts = tempfile::tempdir().expect("tmp");
-    let host_dir = hosts.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
-    let trusted = host_dir.join("ca.pem");
+    // The CA is in place before hosts.toml names it.
+    let trusted = hosts.path().join(registry.host()).join("ca.pem");
+    std::fs::create_dir_all(trusted.parent().expect("host dir")).expect("mkdir");
     std::fs::copy(&ca, &trusted).expect("ca");
-    std::fs::write(
-        host_dir.join("hosts.toml"),
-        format!(
+    let host_dir = write_hosts_toml(
+        hosts.path(),
+        &registry.host(),
+        &format!(
             "server = \"https://{}\"\nca = \"ca.pem\"\n",
             registry.host()
         ),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(hosts.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    );
+    let client = hosts_client(&registry, hosts.path());
     let reference = reference(&registry, "app:v1");
     let resolved = client
         .resolve(&reference, &Credentials::None, deadline(10.0))
@@ -1315,23 +1300,16 @@ async fn an_https_redirect_to_upper_case_http_is_refused_as_a_downgrade() {
         1,
     );
     let hosts = tempfile::tempdir().expect("tmp");
-    let host_dir = hosts.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
-    std::fs::write(
-        host_dir.join("hosts.toml"),
-        format!(
+    write_hosts_toml(
+        hosts.path(),
+        &registry.host(),
+        &format!(
             "server = \"https://{}\"\nca = {:?}\n",
             registry.host(),
             ca.display().to_string()
         ),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(hosts.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    );
+    let client = hosts_client(&registry, hosts.path());
     let err = client
         .signature(
             &reference(&registry, "app:v1"),
