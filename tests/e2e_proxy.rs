@@ -23,6 +23,19 @@ async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
+/// The harness, this test's turn at its containerd (`SERIAL`), and a pullgate in
+/// front of that containerd with `extra_server` in its `[server]` section; `None`
+/// (skip) without the harness.
+async fn proxy(
+    test: &str,
+    extra_server: &str,
+) -> Option<(Harness, tokio::sync::MutexGuard<'static, ()>, Pullgate)> {
+    let harness = Harness::from_env(test)?;
+    let serial = serial().await;
+    let pullgate = Pullgate::start(&harness.containerd_socket, extra_server);
+    Some((harness, serial, pullgate))
+}
+
 async fn pull(client: &CriClient, image: &str) -> Result<String, tonic::Status> {
     client
         .image
@@ -62,11 +75,11 @@ async fn remove_image(client: &CriClient, image: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn version_status_and_image_calls_match_containerd() {
-    let Some(harness) = Harness::from_env("version_status_and_image_calls_match_containerd") else {
+    let Some((harness, _serial, pullgate)) =
+        proxy("version_status_and_image_calls_match_containerd", "").await
+    else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let proxied = pullgate.client();
     let direct = harness.direct_client();
 
@@ -173,13 +186,14 @@ async fn version_status_and_image_calls_match_containerd() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_errors_and_unknown_methods_come_back_as_containerd_says() {
-    let Some(harness) =
-        Harness::from_env("pull_errors_and_unknown_methods_come_back_as_containerd_says")
+    let Some((harness, _serial, pullgate)) = proxy(
+        "pull_errors_and_unknown_methods_come_back_as_containerd_says",
+        "",
+    )
+    .await
     else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let proxied = pullgate.client();
     let direct = harness.direct_client();
 
@@ -245,11 +259,10 @@ async fn pull_errors_and_unknown_methods_come_back_as_containerd_says() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn v1alpha2_version_and_pull_work() {
-    let Some(harness) = Harness::from_env("v1alpha2_version_and_pull_work") else {
+    let Some((harness, _serial, pullgate)) = proxy("v1alpha2_version_and_pull_work", "").await
+    else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let client = pullgate.client();
     let version = client
         .runtime_v1alpha2
@@ -290,11 +303,11 @@ async fn v1alpha2_version_and_pull_work() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn host_network_pod_lifecycle_with_exec() {
-    let Some(harness) = Harness::from_env("host_network_pod_lifecycle_with_exec") else {
+    let Some((harness, _serial, pullgate)) =
+        proxy("host_network_pod_lifecycle_with_exec", "").await
+    else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let client = pullgate.client();
     let mut runtime = client.runtime.clone();
 
@@ -378,12 +391,11 @@ async fn host_network_pod_lifecycle_with_exec() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn containerd_restart_gives_unavailable_then_recovers() {
-    let Some(harness) = Harness::from_env("containerd_restart_gives_unavailable_then_recovers")
+    let Some((harness, _serial, pullgate)) =
+        proxy("containerd_restart_gives_unavailable_then_recovers", "").await
     else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let client = pullgate.client();
     let version = || async {
         client
@@ -428,12 +440,14 @@ async fn containerd_restart_gives_unavailable_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_in_flight_call_finish_and_removes_socket() {
-    let Some(harness) = Harness::from_env("sigterm_lets_in_flight_call_finish_and_removes_socket")
+    let Some((harness, _serial, mut pullgate)) = proxy(
+        "sigterm_lets_in_flight_call_finish_and_removes_socket",
+        "shutdown_grace = \"20s\"",
+    )
+    .await
     else {
         return;
     };
-    let _serial = serial().await;
-    let mut pullgate = Pullgate::start(&harness.containerd_socket, "shutdown_grace = \"20s\"");
     let client = pullgate.client();
     let image_ref = pull(&client, &harness.busybox).await.expect("pull");
     let pod = Pod::run(&client, &format!("e2e-term-{}", std::process::id())).await;
@@ -721,13 +735,14 @@ async fn use_up_closed_subscriptions(direct: &CriClient, image_ref: &str, name: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn container_events_stream_through_pullgate_as_containerd_sends_them() {
-    let Some(harness) =
-        Harness::from_env("container_events_stream_through_pullgate_as_containerd_sends_them")
+    let Some((harness, _serial, pullgate)) = proxy(
+        "container_events_stream_through_pullgate_as_containerd_sends_them",
+        "",
+    )
+    .await
     else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let proxied = pullgate.client();
     let direct = harness.direct_client();
 
