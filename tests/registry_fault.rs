@@ -105,6 +105,21 @@ async fn fetch_app_signature(
         .await
 }
 
+/// A registry with a signed `app:v1` whose blob requests get `fault` (the first
+/// `times` of them); fetching the signature fails, within a deadline `seconds`
+/// away. The registry (for its log) and the error.
+async fn blob_fault(fault: Fault, times: usize, seconds: f64) -> (TestRegistry, RegistryError) {
+    let registry = TestRegistry::start().await;
+    let (_, signature) = signed_image(&registry, "app");
+    registry.fault("/blobs/", fault, times);
+    let until = deadline(seconds);
+    let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
+        .await
+        .expect_err("the blob fault fails the fetch");
+    assert_within(until);
+    (registry, err)
+}
+
 /// `app:v1` resolved by a new client.
 async fn resolve_app(
     registry: &TestRegistry,
@@ -474,14 +489,7 @@ async fn a_500_is_not_retried_and_503_only_max_attempts_times() {
     );
     assert_eq!(requests(&registry), ["HEAD manifest", "GET manifest"]);
 
-    let registry = TestRegistry::start().await;
-    let (target, signature) = signed_image(&registry, "app");
-    registry.fault("/blobs/", Fault::Status(503), 100);
-    let until = deadline(10.0);
-    let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
-        .await
-        .expect_err("503");
-    assert_within(until);
+    let (registry, err) = blob_fault(Fault::Status(503), 100, 10.0).await;
     assert!(
         matches!(err, RegistryError::Http { status: 503, .. }),
         "{err:?}"
@@ -497,22 +505,15 @@ async fn a_500_is_not_retried_and_503_only_max_attempts_times() {
             "GET blob"
         ]
     );
-    let _ = target;
 }
 
 #[tokio::test]
 async fn a_stalled_body_times_out_at_the_deadline() {
-    let registry = TestRegistry::start().await;
-    let (_, signature) = signed_image(&registry, "app");
-    registry.fault("/blobs/", Fault::Stall, 1);
-    let until = deadline(1.0);
-    let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
-        .await
-        .expect_err("stalled");
-    assert_within(until);
-    // Not undercut: the one thing that ends a body read early is its deadline (the
-    // caller's, well before the 10 s request timeout), and the error is that read's
-    // timeout on the stalled blob, sent once (a timeout is not retried).
+    let (registry, err) = blob_fault(Fault::Stall, 1, 1.0).await;
+    // Within the deadline (blob_fault asserts it), and not undercut: the one thing
+    // that ends a body read early is its deadline (the caller's, well before the
+    // 10 s request timeout), and the error is that read's timeout on the stalled
+    // blob, sent once (a timeout is not retried).
     assert!(
         matches!(&err, RegistryError::Timeout { what, .. }
             if what.starts_with("reading ") && what.contains("/blobs/sha256:")),
@@ -697,14 +698,7 @@ fn hosts_client(registry: &TestRegistry, hosts: &Path) -> RegistryClient {
 
 #[tokio::test]
 async fn a_redirect_loop_stops_after_five_hops() {
-    let registry = TestRegistry::start().await;
-    let (_, signature) = signed_image(&registry, "app");
-    registry.fault("/blobs/", Fault::RedirectLoop, 100);
-    let until = deadline(10.0);
-    let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
-        .await
-        .expect_err("loop");
-    assert_within(until);
+    let (registry, err) = blob_fault(Fault::RedirectLoop, 100, 10.0).await;
     assert!(
         matches!(err, RegistryError::RedirectLimit { limit: 5, .. }),
         "{err:?}"
