@@ -5,12 +5,14 @@
 use pullgate_testkit as support;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use http::Method;
 use pullgate::oci::{Descriptor, SignatureBlob};
 use pullgate::reference::Reference;
 use pullgate::registry::{Credentials, RegistryClient, RegistryConfig, RegistryError};
+use support::pki::{CertSpec, KeySpec, Pki};
 use support::registry::{Fault, TestRegistry};
 
 /// Scheduling slack on top of a deadline (a bound check, not a timing).
@@ -889,91 +891,40 @@ async fn an_identity_token_is_exchanged_at_the_realm_with_one_refresh_token_post
     assert_eq!(registry.token_forms().len(), 2);
 }
 
-/// A CA and a server certificate for 127.0.0.1 (subjectAltName IP:127.0.0.1)
-/// made with the `openssl` CLI in `dir`: (ca.pem, server.pem, server.key).
-fn make_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=pullgate test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        ]
-        .concat(),
+/// A CA and a server certificate for 127.0.0.1 (subjectAltName IP:127.0.0.1,
+/// EKU serverAuth; EC P-256), made by the test kit's PKI and written to `dir`:
+/// (ca.pem, server.pem, server.key).
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    // Two key slots of the kit's per call: every call's CA and server keys are its
+    // own, so two calls make two CAs of the same name that do not verify each
+    // other's certificates.
+    static NEXT_SLOT: AtomicU8 = AtomicU8::new(32);
+    let slot = NEXT_SLOT.fetch_add(2, Ordering::SeqCst);
+    assert!(slot < 250, "out of key slots");
+    let pki = Pki::new();
+    let ca = pki.self_signed(
+        &CertSpec::ca("/CN=pullgate test CA")
+            .key(KeySpec::P256)
+            .slot(slot),
     );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        ]
-        .concat(),
+    let server = pki.issue(
+        &CertSpec::leaf("/CN=127.0.0.1")
+            .key(KeySpec::P256)
+            .slot(slot + 1)
+            .eku(Some("serverAuth"))
+            .extra("subjectAltName = IP:127.0.0.1"),
+        &ca,
     );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write extensions");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.pem",
-    ]);
-    (
+    // The kit's files live as long as its `Pki`; the caller's `dir` outlives this.
+    let (ca_pem, server_pem, server_key) = (
         dir.join("ca.pem"),
         dir.join("server.pem"),
         dir.join("server.key"),
-    )
+    );
+    std::fs::write(&ca_pem, &ca.pem).expect("ca.pem");
+    std::fs::write(&server_pem, &server.pem).expect("server.pem");
+    std::fs::copy(&server.key_path, &server_key).expect("server.key");
+    (ca_pem, server_pem, server_key)
 }
 
 #[tokio::test]
