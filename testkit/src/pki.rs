@@ -161,6 +161,9 @@ pub struct CertSpec {
     pub digest: String,
     /// Issuer signs with RSASSA-PSS instead of PKCS#1 v1.5 (RSA issuers only).
     pub pss: bool,
+    /// The serial number; `None`: one of the `Pki`'s own, different for every
+    /// certificate it makes.
+    pub serial: Option<u64>,
 }
 
 fn years(n: u64) -> Duration {
@@ -183,6 +186,7 @@ impl CertSpec {
             extra: Vec::new(),
             digest: "sha256".to_string(),
             pss: false,
+            serial: None,
         }
     }
 
@@ -256,6 +260,10 @@ impl CertSpec {
     }
     pub fn pss(mut self) -> CertSpec {
         self.pss = true;
+        self
+    }
+    pub fn serial(mut self, serial: u64) -> CertSpec {
+        self.serial = Some(serial);
         self
     }
 
@@ -416,7 +424,11 @@ impl Pki {
         std::fs::write(dir.join("index.txt"), "").expect("index");
         std::fs::write(
             dir.join("serial"),
-            format!("{:02X}\n", self.counter.load(Ordering::SeqCst) + 0x10),
+            format!(
+                "{:02X}\n",
+                spec.serial
+                    .unwrap_or(self.counter.load(Ordering::SeqCst) as u64 + 0x10)
+            ),
         )
         .expect("serial");
         let mut ext = String::from("[ext]\n");
