@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use pullgate::cri::{v1, v1alpha2};
 use support::pod::{
-    image_spec, remove_container, sleep_container, start_container, stop_container, Pod,
+    image_status, pull, remove_container, remove_image, sleep_container, start_container,
+    stop_container, Pod,
 };
 use support::{CriClient, Harness, Pullgate};
 use tokio_stream::StreamExt;
@@ -34,43 +35,6 @@ async fn proxy(
     let serial = serial().await;
     let pullgate = Pullgate::start(&harness.containerd_socket, extra_server);
     Some((harness, serial, pullgate))
-}
-
-async fn pull(client: &CriClient, image: &str) -> Result<String, tonic::Status> {
-    client
-        .image
-        .clone()
-        .pull_image(v1::PullImageRequest {
-            image: image_spec(image),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner().image_ref)
-}
-
-async fn image_status(client: &CriClient, image: &str) -> Option<v1::Image> {
-    client
-        .image
-        .clone()
-        .image_status(v1::ImageStatusRequest {
-            image: image_spec(image),
-            verbose: false,
-        })
-        .await
-        .expect("ImageStatus")
-        .into_inner()
-        .image
-}
-
-async fn remove_image(client: &CriClient, image: &str) {
-    client
-        .image
-        .clone()
-        .remove_image(v1::RemoveImageRequest {
-            image: image_spec(image),
-        })
-        .await
-        .expect("RemoveImage");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,7 @@
 //! The CRI steps of a pod's life on a [`CriClient`], one call each, as the kubelet
-//! makes them: run a host-network sandbox, create and start a container in it,
-//! stop and remove both. A failing step panics with the CRI method's name.
+//! makes them: pull, look up and remove an image, run a host-network sandbox,
+//! create and start a container in it, stop and remove both. A failing step (but
+//! a pull, whose status tests look at) panics with the CRI method's name.
 
 use pullgate::cri::v1;
 
@@ -19,6 +20,46 @@ pub fn image_spec(image: &str) -> Option<v1::ImageSpec> {
         image: image.to_owned(),
         ..Default::default()
     })
+}
+
+/// PullImage of `image`: containerd's `image_ref`, or the status the call got.
+pub async fn pull(client: &CriClient, image: &str) -> Result<String, tonic::Status> {
+    client
+        .image
+        .clone()
+        .pull_image(v1::PullImageRequest {
+            image: image_spec(image),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().image_ref)
+}
+
+/// ImageStatus of `image`: the image, `None` when the store has no such image.
+pub async fn image_status(client: &CriClient, image: &str) -> Option<v1::Image> {
+    client
+        .image
+        .clone()
+        .image_status(v1::ImageStatusRequest {
+            image: image_spec(image),
+            verbose: false,
+        })
+        .await
+        .expect("ImageStatus")
+        .into_inner()
+        .image
+}
+
+/// RemoveImage of `image`.
+pub async fn remove_image(client: &CriClient, image: &str) {
+    client
+        .image
+        .clone()
+        .remove_image(v1::RemoveImageRequest {
+            image: image_spec(image),
+        })
+        .await
+        .expect("RemoveImage");
 }
 
 /// A container `main` running `/bin/sleep 3600` from `image_ref`.
