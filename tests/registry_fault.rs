@@ -122,6 +122,16 @@ async fn blob_fault(fault: Fault, times: usize, seconds: f64) -> (TestRegistry, 
     (registry, err)
 }
 
+/// `reference` resolved by `client` without credentials, within 10 s.
+async fn resolve_anonymously(
+    client: &RegistryClient,
+    reference: &Reference,
+) -> Result<Descriptor, RegistryError> {
+    client
+        .resolve(reference, &Credentials::None, deadline(10.0))
+        .await
+}
+
 /// `app:v1` resolved by a new client.
 async fn resolve_app(
     registry: &TestRegistry,
@@ -637,8 +647,7 @@ async fn resolve_falls_back_to_get_and_checks_the_body_against_the_header() {
     let (target, _) = signed_image(&registry, "app");
     let reference = reference(&registry, "app:v1");
     registry.fault("/manifests/v1", Fault::Status(405), 1);
-    let resolved = client(&registry)
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let resolved = resolve_anonymously(&client(&registry), &reference)
         .await
         .expect("GET fallback");
     assert_eq!(resolved, target);
@@ -646,8 +655,7 @@ async fn resolve_falls_back_to_get_and_checks_the_body_against_the_header() {
     // A body that does not hash to the Docker-Content-Digest it came with.
     registry.fault("/manifests/v1", Fault::Status(405), 1);
     registry.fault("/manifests/v1", Fault::Corrupt, 1);
-    let err = client(&registry)
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let err = resolve_anonymously(&client(&registry), &reference)
         .await
         .expect_err("corrupt");
     assert!(
@@ -659,17 +667,14 @@ async fn resolve_falls_back_to_get_and_checks_the_body_against_the_header() {
         .parse()
         .expect("pinned");
     assert_eq!(
-        client(&registry)
-            .resolve(&pinned, &Credentials::None, deadline(10.0))
+        resolve_anonymously(&client(&registry), &pinned)
             .await
             .expect("pinned"),
         target
     );
     let missing = reference_with(&registry, "app:nope");
     assert!(matches!(
-        client(&registry)
-            .resolve(&missing, &Credentials::None, deadline(10.0))
-            .await,
+        resolve_anonymously(&client(&registry), &missing).await,
         Err(RegistryError::NotFound { .. })
     ));
 }
@@ -1148,8 +1153,7 @@ async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
     );
     let client = hosts_client(&registry, dir.path());
     let reference = reference(&registry, "app:v1");
-    let resolved = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let resolved = resolve_anonymously(&client, &reference)
         .await
         .expect("resolved at the mirror");
     assert_eq!(resolved, target);
@@ -1157,8 +1161,7 @@ async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
     assert!(registry.log().is_empty());
 
     std::fs::write(host_dir.join("hosts.toml"), &server).expect("mirror removed");
-    let resolved = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let resolved = resolve_anonymously(&client, &reference)
         .await
         .expect("resolved at the server");
     assert_eq!(resolved, target);
@@ -1168,8 +1171,7 @@ async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
     // A file that appears later (here `_default`) is picked up as well.
     std::fs::remove_file(host_dir.join("hosts.toml")).expect("rm");
     write_hosts_toml(dir.path(), "_default", "server = 5");
-    let err = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let err = resolve_anonymously(&client, &reference)
         .await
         .expect_err("the broken _default file is read");
     assert!(matches!(err, RegistryError::HostsConfig { .. }), "{err:?}");
@@ -1201,8 +1203,7 @@ async fn a_ca_file_replaced_in_the_hosts_directory_is_trusted_no_more() {
     );
     let client = hosts_client(&registry, hosts.path());
     let reference = reference(&registry, "app:v1");
-    let resolved = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let resolved = resolve_anonymously(&client, &reference)
         .await
         .expect("trusted CA");
     assert_eq!(resolved, target);
@@ -1211,8 +1212,7 @@ async fn a_ca_file_replaced_in_the_hosts_directory_is_trusted_no_more() {
     let staged = host_dir.join("ca.pem.new");
     std::fs::copy(&other_ca, &staged).expect("stage the new CA");
     std::fs::rename(&staged, &trusted).expect("rotate the CA");
-    let err = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let err = resolve_anonymously(&client, &reference)
         .await
         .expect_err("the old CA is no longer trusted");
     let RegistryError::Transport { source, .. } = &err else {
