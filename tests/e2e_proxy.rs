@@ -5,17 +5,15 @@
 //! The tests share one containerd, and one of them stops and restarts it, so they
 //! run one at a time (`SERIAL`).
 
-use pullgate_testkit as support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use pullgate::cri::{v1, v1alpha2};
-use support::pod::{
+use pullgate_testkit::pod::{
     image_status, pull, remove_container, remove_image, sleep_container, start_container,
     stop_container, Pod,
 };
-use support::{CriClient, Harness, Pullgate};
+use pullgate_testkit::{CriClient, Harness, Pullgate};
 use tokio_stream::StreamExt;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

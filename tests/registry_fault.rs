@@ -2,8 +2,6 @@
 //! (`pullgate_testkit::registry`): exact results, exact errors, request counts, and
 //! that every failure comes back within the caller's deadline.
 
-use pullgate_testkit as support;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -12,8 +10,8 @@ use http::Method;
 use pullgate::oci::{Descriptor, SignatureBlob};
 use pullgate::reference::Reference;
 use pullgate::registry::{Credentials, RegistryClient, RegistryConfig, RegistryError};
-use support::pki::{CertSpec, KeySpec, Pki};
-use support::registry::{Fault, TestRegistry};
+use pullgate_testkit::pki::{CertSpec, KeySpec, Pki};
+use pullgate_testkit::registry::{Fault, TestRegistry};
 
 /// Scheduling slack on top of a deadline (a bound check, not a timing).
 const SLACK: Duration = Duration::from_millis(750);
