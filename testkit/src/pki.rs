@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pullgate::pki::{Certificate, SignatureAlgorithm};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 /// Key types notation signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -492,11 +494,9 @@ impl Pki {
         }
         openssl(&mut cmd);
         let pem = std::fs::read_to_string(&cert_path).expect("read cert");
-        let der = openssl(
-            Command::new("openssl")
-                .args(["x509", "-outform", "DER", "-in"])
-                .arg(&cert_path),
-        );
+        let der = CertificateDer::from_pem_slice(pem.as_bytes())
+            .expect("openssl ca writes one PEM certificate")
+            .to_vec();
         Issued {
             cert_path,
             key_path,

@@ -10,6 +10,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
 use crate::pki::{CertSpec, Issued, KeySpec, Pki};
 
 /// The TSA's key type.
@@ -170,22 +173,11 @@ impl Tsa {
         path
     }
 
-    /// DER of a PEM certificate file in the TSA's directory.
+    /// DER of a PEM certificate file (e.g. [`Tsa::leaf_pem`]).
     pub fn cert_der(&self, pem: &Path) -> Vec<u8> {
-        let out = self.dir.path().join("cert.der");
-        openssl(
-            self.dir.path(),
-            &[
-                "x509",
-                "-in",
-                pem.to_str().expect("utf-8 path"),
-                "-outform",
-                "DER",
-                "-out",
-                out.to_str().expect("utf-8 path"),
-            ],
-        );
-        std::fs::read(out).expect("read cert.der")
+        CertificateDer::from_pem_file(pem)
+            .unwrap_or_else(|e| panic!("{}: not a PEM certificate: {e}", pem.display()))
+            .to_vec()
     }
 
     /// A TimeStampToken (DER ContentInfo) over `data`.
