@@ -99,6 +99,9 @@ pub fn private_key_pem(spec: KeySpec, slot: u8) -> String {
         keys.entry((spec, slot)).or_default().clone()
     };
     cell.get_or_init(|| {
+        if let Some(pem) = ec_key_pem(spec) {
+            return pem;
+        }
         let out = openssl(
             Command::new("openssl")
                 .arg("genpkey")
@@ -107,6 +110,21 @@ pub fn private_key_pem(spec: KeySpec, slot: u8) -> String {
         String::from_utf8(out).expect("PEM key is ASCII")
     })
     .clone()
+}
+
+/// A fresh EC key for `spec`, made in-process (PKCS#8 PEM, named curve, public key
+/// included, as `openssl genpkey` writes it); `None` for RSA keys, which openssl
+/// makes (their generation is what takes time, and it takes as long here).
+fn ec_key_pem(spec: KeySpec) -> Option<String> {
+    use p256::elliptic_curve::Generate as _;
+    use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+    let pem = match spec {
+        KeySpec::P256 => p256::SecretKey::generate().to_pkcs8_pem(LineEnding::LF),
+        KeySpec::P384 => p384::SecretKey::generate().to_pkcs8_pem(LineEnding::LF),
+        KeySpec::P521 => p521::SecretKey::generate().to_pkcs8_pem(LineEnding::LF),
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => return None,
+    };
+    Some(pem.expect("PKCS#8 encoding of an EC key").to_string())
 }
 
 /// An RSA key of a size notation does not accept (for UnsupportedKey tests).
