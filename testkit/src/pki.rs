@@ -1,10 +1,13 @@
-//! Test PKI made with the real `openssl` CLI (OpenSSL 3.0 on these machines): roots,
-//! intermediates and leaves with chosen keys, validity windows, keyUsage / EKU /
-//! basicConstraints (critical or not), a signer for envelope signatures, and a real
-//! RFC 3161 TSA (`openssl ts -reply`).
+//! The test kit's one PKI, made with the real `openssl` CLI (OpenSSL 3.0 on these
+//! machines): roots, intermediates and leaves with chosen keys, validity windows,
+//! keyUsage / EKU / basicConstraints (critical or not), a signer for envelope
+//! signatures, and a real RFC 3161 TSA (`openssl ts -reply`). The revocation kit
+//! ([`crate::revocation`]), the TSA fixture ([`crate::tsa`]) and pullgate's policy
+//! unit tests build on it.
 //!
 //! Keys are generated once per test process and per (key type, slot) and reused
-//! (RSA-4096 generation takes seconds). Different roles use different slots by
+//! (RSA-4096 generation takes seconds); EC keys are made in-process, RSA keys by
+//! `openssl genpkey`. Different roles use different slots by
 //! default (root 0, intermediate 1, leaf 2, TSA root 3, TSA leaf 4), so a chain never
 //! reuses a key by accident; choose another slot with [`CertSpec::slot`].
 //!
@@ -62,25 +65,13 @@ impl KeySpec {
         matches!(self, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096)
     }
 
-    fn genpkey_args(self) -> Vec<&'static str> {
-        let rsa = |bits| vec!["-algorithm", "RSA", "-pkeyopt", bits];
-        let ec = |curve| {
-            vec![
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                curve,
-                "-pkeyopt",
-                "ec_param_enc:named_curve",
-            ]
-        };
+    /// The modulus size of an RSA key type; `None` for EC.
+    fn rsa_bits(self) -> Option<u32> {
         match self {
-            KeySpec::Rsa2048 => rsa("rsa_keygen_bits:2048"),
-            KeySpec::Rsa3072 => rsa("rsa_keygen_bits:3072"),
-            KeySpec::Rsa4096 => rsa("rsa_keygen_bits:4096"),
-            KeySpec::P256 => ec("ec_paramgen_curve:P-256"),
-            KeySpec::P384 => ec("ec_paramgen_curve:P-384"),
-            KeySpec::P521 => ec("ec_paramgen_curve:P-521"),
+            KeySpec::Rsa2048 => Some(2048),
+            KeySpec::Rsa3072 => Some(3072),
+            KeySpec::Rsa4096 => Some(4096),
+            KeySpec::P256 | KeySpec::P384 | KeySpec::P521 => None,
         }
     }
 }
@@ -98,33 +89,36 @@ pub fn private_key_pem(spec: KeySpec, slot: u8) -> String {
             .unwrap_or_else(|e| e.into_inner());
         keys.entry((spec, slot)).or_default().clone()
     };
-    cell.get_or_init(|| {
-        if let Some(pem) = ec_key_pem(spec) {
-            return pem;
-        }
-        let out = openssl(
-            Command::new("openssl")
-                .arg("genpkey")
-                .args(spec.genpkey_args()),
-        );
-        String::from_utf8(out).expect("PEM key is ASCII")
+    cell.get_or_init(|| match spec.rsa_bits() {
+        Some(bits) => rsa_key_pem(bits),
+        None => ec_key_pem(spec),
     })
     .clone()
 }
 
-/// A fresh EC key for `spec`, made in-process (PKCS#8 PEM, named curve, public key
-/// included, as `openssl genpkey` writes it); `None` for RSA keys, which openssl
-/// makes (their generation is what takes time, and it takes as long here).
-fn ec_key_pem(spec: KeySpec) -> Option<String> {
+/// A fresh RSA key from `openssl genpkey` (PEM). Its generation is what takes time,
+/// hence the per-process cache above.
+fn rsa_key_pem(bits: u32) -> String {
+    let out = openssl(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+            .arg(format!("rsa_keygen_bits:{bits}")),
+    );
+    String::from_utf8(out).expect("PEM key is ASCII")
+}
+
+/// A fresh EC key made in-process: PKCS#8 PEM, named curve, public key included,
+/// as `openssl genpkey` writes it.
+fn ec_key_pem(spec: KeySpec) -> String {
     use p256::elliptic_curve::Generate as _;
     use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
     let pem = match spec {
         KeySpec::P256 => p256::SecretKey::generate().to_pkcs8_pem(LineEnding::LF),
         KeySpec::P384 => p384::SecretKey::generate().to_pkcs8_pem(LineEnding::LF),
         KeySpec::P521 => p521::SecretKey::generate().to_pkcs8_pem(LineEnding::LF),
-        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => return None,
+        rsa => panic!("{rsa:?} is not an EC key type"),
     };
-    Some(pem.expect("PKCS#8 encoding of an EC key").to_string())
+    pem.expect("PKCS#8 encoding of an EC key").to_string()
 }
 
 /// An RSA key of a size notation does not accept (for UnsupportedKey tests).
@@ -134,16 +128,7 @@ pub fn odd_rsa_key_pem(bits: u32) -> String {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    map.entry(bits)
-        .or_insert_with(|| {
-            let out = openssl(
-                Command::new("openssl")
-                    .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
-                    .arg(format!("rsa_keygen_bits:{bits}")),
-            );
-            String::from_utf8(out).expect("PEM key is ASCII")
-        })
-        .clone()
+    map.entry(bits).or_insert_with(|| rsa_key_pem(bits)).clone()
 }
 
 /// Runs an openssl command, panicking with its stderr on failure; returns stdout.
