@@ -29,15 +29,9 @@ use pullgate::cri::client::CriClient;
 use pullgate::cri::v1;
 use serde_json::json;
 
-#[path = "../tests/support/envelope_builder.rs"]
-mod envelope_builder;
-#[path = "../tests/support/signed_layout.rs"]
-mod signed_layout;
-#[path = "../integration/signer.rs"]
-mod signer;
-
-use envelope_builder::{Format, Target};
-use signed_layout::{Blob, EMPTY, INDEX, MANIFEST, NOTARY};
+use pullgate_testkit::envelope_builder::{Format, Target};
+use pullgate_testkit::signed_layout::{Blob, EMPTY, INDEX, MANIFEST, NOTARY};
+use pullgate_testkit::signer;
 
 const SMALL_REPO: &str = "bench/small";
 const MANY_REPO: &str = "bench/many";

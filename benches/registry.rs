@@ -6,14 +6,10 @@
 //!
 //!   cargo bench --bench registry
 
-#[path = "../tests/support/registry.rs"]
-#[allow(dead_code)]
-mod registry;
-
 use std::time::{Duration, Instant};
 
 use pullgate::registry::{Credentials, RegistryClient, RegistryConfig};
-use registry::TestRegistry;
+use pullgate_testkit::registry::TestRegistry;
 
 const ROUNDS: usize = 200;
 

@@ -32,24 +32,11 @@
 //! x509-cert's own decoder for reference. Run by `integration/bench-revocation`;
 //! `cargo bench --bench revocation` works alone.
 
-#[path = "../tests/support/envelope_builder.rs"]
-mod envelope_builder;
-#[path = "../tests/support/pki.rs"]
-mod pki;
-#[allow(dead_code)]
-#[path = "../tests/support/responders.rs"]
-mod responders;
-#[allow(dead_code)]
-#[path = "../tests/support/revocation.rs"]
-mod revocation;
-
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::Criterion;
 
-use envelope_builder::{EnvelopeSpec, Format, Target};
-use pki::{CertSpec, Issued, Pki};
 use pullgate::pki::revocation::{ocsp_request_der, Crl};
 use pullgate::pki::{self as core, Certificate};
 use pullgate::policy::{StoreType, TrustPolicyDocument, TrustStore};
@@ -58,8 +45,10 @@ use pullgate::revocation::{Checker, Method, Purpose, RevocationCheck, Revocation
 use pullgate::verify::engine::{SignatureReport, Verifier};
 use pullgate::verify::oci::Descriptor;
 use pullgate::verify::{Budgets, SignatureBlob};
-use responders::{free_port, CrlServer, OcspResponder};
-use revocation::{Ca, CrlSpec, Revocation};
+use pullgate_testkit::envelope_builder::{EnvelopeSpec, Format, Target};
+use pullgate_testkit::pki::{CertSpec, Issued, Pki};
+use pullgate_testkit::responders::{free_port, CrlServer, OcspResponder};
+use pullgate_testkit::revocation::{Ca, CrlSpec, Revocation};
 
 const REPOSITORY: &str = "registry.example.com/net-monitor";
 const CRL_ENTRIES: u32 = 20_000;

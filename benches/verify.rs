@@ -18,25 +18,20 @@
 //! the ratios against the targets (full ≤ 1.5 × floor, ≤ 1 ms per signature; policy
 //! ≤ 5 ms). Run by `integration/bench-verify`; `cargo bench --bench verify` works alone.
 
-#[path = "../tests/support/envelope_builder.rs"]
-mod envelope_builder;
-#[path = "../tests/support/pki.rs"]
-mod pki;
-
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::Criterion;
 use der::{Decode, Encode};
 
-use envelope_builder::{EnvelopeSpec, Format, Target};
-use pki::{KeySpec, Pki};
 use pullgate::pki::{self as core, Certificate, PssSaltPolicy, SignatureAlgorithm};
 use pullgate::policy::{StoreType, TrustPolicyDocument, TrustStore};
 use pullgate::reference::Digest;
 use pullgate::verify::engine::Verifier;
 use pullgate::verify::oci::Descriptor;
 use pullgate::verify::{Budgets, SignatureBlob};
+use pullgate_testkit::envelope_builder::{EnvelopeSpec, Format, Target};
+use pullgate_testkit::pki::{KeySpec, Pki};
 
 const POLICY_STATEMENTS: usize = 100;
 const LEAF_SUBJECT: &str = "C=US, ST=WA, L=Seattle, O=Notary, CN=Test Leaf";

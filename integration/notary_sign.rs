@@ -14,15 +14,9 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use pullgate::reference::Digest;
 
-#[path = "../tests/support/envelope_builder.rs"]
-mod envelope_builder;
-#[path = "../tests/support/signed_layout.rs"]
-mod signed_layout;
-#[path = "signer.rs"]
-mod signer;
-
-use envelope_builder::{Format, Target};
-use signed_layout::{Blob, Layout, SignatureForm};
+use pullgate_testkit::envelope_builder::{Format, Target};
+use pullgate_testkit::signed_layout::{Blob, Layout, SignatureForm};
+use pullgate_testkit::signer;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum EnvelopeFormat {

@@ -6,7 +6,7 @@
 //! this is what third_party/h2-authority.patch changes. A CONNECT with such an
 //! authority stays refused. The real clients themselves run in tests/real_clients.rs.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

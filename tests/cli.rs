@@ -1,7 +1,7 @@
 //! The `pullgate` binary on its own: config validation, socket handling, refusal of
 //! non-CRI services, containerd missing, logging and shutdown. Needs no containerd.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::os::unix::fs::FileTypeExt;
 use std::process::Command;

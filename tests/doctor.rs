@@ -9,7 +9,7 @@
 //!   command line (a tiny C program named `kubelet`, compiled here) that connects to a
 //!   real `pullgate serve`, so the peer credentials pullgate records are its own.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;

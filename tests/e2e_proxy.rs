@@ -5,13 +5,15 @@
 //! The tests share one containerd, and one of them stops and restarts it, so they
 //! run one at a time (`SERIAL`).
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use pullgate::cri::{v1, v1alpha2};
-use support::{pod_config, CriClient, Harness, Pullgate};
+use pullgate_testkit::pod::{
+    image_status, pull, remove_container, remove_image, sleep_container, start_container,
+    stop_container, Pod,
+};
+use pullgate_testkit::{CriClient, Harness, Pullgate};
 use tokio_stream::StreamExt;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -20,57 +22,26 @@ async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
-fn image_spec(image: &str) -> Option<v1::ImageSpec> {
-    Some(v1::ImageSpec {
-        image: image.to_owned(),
-        ..Default::default()
-    })
-}
-
-async fn pull(client: &CriClient, image: &str) -> Result<String, tonic::Status> {
-    client
-        .image
-        .clone()
-        .pull_image(v1::PullImageRequest {
-            image: image_spec(image),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner().image_ref)
-}
-
-async fn image_status(client: &CriClient, image: &str) -> Option<v1::Image> {
-    client
-        .image
-        .clone()
-        .image_status(v1::ImageStatusRequest {
-            image: image_spec(image),
-            verbose: false,
-        })
-        .await
-        .expect("ImageStatus")
-        .into_inner()
-        .image
-}
-
-async fn remove_image(client: &CriClient, image: &str) {
-    client
-        .image
-        .clone()
-        .remove_image(v1::RemoveImageRequest {
-            image: image_spec(image),
-        })
-        .await
-        .expect("RemoveImage");
+/// The harness, this test's turn at its containerd (`SERIAL`), and a pullgate in
+/// front of that containerd with `extra_server` in its `[server]` section; `None`
+/// (skip) without the harness.
+async fn proxy(
+    test: &str,
+    extra_server: &str,
+) -> Option<(Harness, tokio::sync::MutexGuard<'static, ()>, Pullgate)> {
+    let harness = Harness::from_env(test)?;
+    let serial = serial().await;
+    let pullgate = Pullgate::start(&harness.containerd_socket, extra_server);
+    Some((harness, serial, pullgate))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn version_status_and_image_calls_match_containerd() {
-    let Some(harness) = Harness::from_env("version_status_and_image_calls_match_containerd") else {
+    let Some((harness, _serial, pullgate)) =
+        proxy("version_status_and_image_calls_match_containerd", "").await
+    else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let proxied = pullgate.client();
     let direct = harness.direct_client();
 
@@ -177,13 +148,14 @@ async fn version_status_and_image_calls_match_containerd() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_errors_and_unknown_methods_come_back_as_containerd_says() {
-    let Some(harness) =
-        Harness::from_env("pull_errors_and_unknown_methods_come_back_as_containerd_says")
+    let Some((harness, _serial, pullgate)) = proxy(
+        "pull_errors_and_unknown_methods_come_back_as_containerd_says",
+        "",
+    )
+    .await
     else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let proxied = pullgate.client();
     let direct = harness.direct_client();
 
@@ -249,11 +221,10 @@ async fn pull_errors_and_unknown_methods_come_back_as_containerd_says() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn v1alpha2_version_and_pull_work() {
-    let Some(harness) = Harness::from_env("v1alpha2_version_and_pull_work") else {
+    let Some((harness, _serial, pullgate)) = proxy("v1alpha2_version_and_pull_work", "").await
+    else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let client = pullgate.client();
     let version = client
         .runtime_v1alpha2
@@ -294,62 +265,35 @@ async fn v1alpha2_version_and_pull_work() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn host_network_pod_lifecycle_with_exec() {
-    let Some(harness) = Harness::from_env("host_network_pod_lifecycle_with_exec") else {
+    let Some((harness, _serial, pullgate)) =
+        proxy("host_network_pod_lifecycle_with_exec", "").await
+    else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let client = pullgate.client();
     let mut runtime = client.runtime.clone();
 
     let image_ref = pull(&client, &harness.busybox).await.expect("pull");
-    let name = format!("e2e-{}", std::process::id());
-    let sandbox_config = pod_config(&name);
-    let pod_id = runtime
-        .run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(sandbox_config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
-
-    let container_id = runtime
-        .create_container(v1::CreateContainerRequest {
-            pod_sandbox_id: pod_id.clone(),
-            config: Some(v1::ContainerConfig {
-                metadata: Some(v1::ContainerMetadata {
-                    name: "main".to_owned(),
-                    attempt: 0,
-                }),
-                image: image_spec(&image_ref),
-                command: vec!["/bin/sleep".to_owned()],
-                args: vec!["3600".to_owned()],
-                linux: Some(v1::LinuxContainerConfig {
-                    security_context: Some(v1::LinuxContainerSecurityContext {
-                        namespace_options: Some(v1::NamespaceOption {
-                            network: v1::NamespaceMode::Node as i32,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+    let pod = Pod::run(&client, &format!("e2e-{}", std::process::id())).await;
+    // As the kubelet writes it: the command split from its args, the pod's host
+    // network named again in the container's security context.
+    let container = v1::ContainerConfig {
+        command: vec!["/bin/sleep".to_owned()],
+        args: vec!["3600".to_owned()],
+        linux: Some(v1::LinuxContainerConfig {
+            security_context: Some(v1::LinuxContainerSecurityContext {
+                namespace_options: Some(v1::NamespaceOption {
+                    network: v1::NamespaceMode::Node as i32,
                     ..Default::default()
                 }),
                 ..Default::default()
             }),
-            sandbox_config: Some(sandbox_config),
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id;
-    runtime
-        .start_container(v1::StartContainerRequest {
-            container_id: container_id.clone(),
-        })
-        .await
-        .expect("StartContainer");
+            ..Default::default()
+        }),
+        ..sleep_container(&image_ref)
+    };
+    let container_id = pod.create_container(&client, container).await;
+    start_container(&client, &container_id).await;
     let state = runtime
         .container_status(v1::ContainerStatusRequest {
             container_id: container_id.clone(),
@@ -401,41 +345,19 @@ async fn host_network_pod_lifecycle_with_exec() {
         );
     }
 
-    runtime
-        .stop_container(v1::StopContainerRequest {
-            container_id: container_id.clone(),
-            timeout: 2,
-        })
-        .await
-        .expect("StopContainer");
-    runtime
-        .remove_container(v1::RemoveContainerRequest {
-            container_id: container_id.clone(),
-        })
-        .await
-        .expect("RemoveContainer");
-    runtime
-        .stop_pod_sandbox(v1::StopPodSandboxRequest {
-            pod_sandbox_id: pod_id.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-    runtime
-        .remove_pod_sandbox(v1::RemovePodSandboxRequest {
-            pod_sandbox_id: pod_id.clone(),
-        })
-        .await
-        .expect("RemovePodSandbox");
+    stop_container(&client, &container_id, 2).await;
+    remove_container(&client, &container_id).await;
+    pod.stop(&client).await;
+    pod.remove(&client).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn containerd_restart_gives_unavailable_then_recovers() {
-    let Some(harness) = Harness::from_env("containerd_restart_gives_unavailable_then_recovers")
+    let Some((harness, _serial, pullgate)) =
+        proxy("containerd_restart_gives_unavailable_then_recovers", "").await
     else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let client = pullgate.client();
     let version = || async {
         client
@@ -480,53 +402,24 @@ async fn containerd_restart_gives_unavailable_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_in_flight_call_finish_and_removes_socket() {
-    let Some(harness) = Harness::from_env("sigterm_lets_in_flight_call_finish_and_removes_socket")
+    let Some((harness, _serial, mut pullgate)) = proxy(
+        "sigterm_lets_in_flight_call_finish_and_removes_socket",
+        "shutdown_grace = \"20s\"",
+    )
+    .await
     else {
         return;
     };
-    let _serial = serial().await;
-    let mut pullgate = Pullgate::start(&harness.containerd_socket, "shutdown_grace = \"20s\"");
     let client = pullgate.client();
     let image_ref = pull(&client, &harness.busybox).await.expect("pull");
-    let name = format!("e2e-term-{}", std::process::id());
-    let sandbox_config = pod_config(&name);
-    let mut runtime = client.runtime.clone();
-    let pod_id = runtime
-        .run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(sandbox_config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
-    let container_id = runtime
-        .create_container(v1::CreateContainerRequest {
-            pod_sandbox_id: pod_id.clone(),
-            config: Some(v1::ContainerConfig {
-                metadata: Some(v1::ContainerMetadata {
-                    name: "main".to_owned(),
-                    attempt: 0,
-                }),
-                image: image_spec(&image_ref),
-                command: vec!["/bin/sleep".to_owned(), "3600".to_owned()],
-                ..Default::default()
-            }),
-            sandbox_config: Some(sandbox_config),
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id;
-    runtime
-        .start_container(v1::StartContainerRequest {
-            container_id: container_id.clone(),
-        })
-        .await
-        .expect("StartContainer");
+    let pod = Pod::run(&client, &format!("e2e-term-{}", std::process::id())).await;
+    let container_id = pod
+        .create_container(&client, sleep_container(&image_ref))
+        .await;
+    start_container(&client, &container_id).await;
 
     // A 2-second exec is in flight when SIGTERM arrives; it must still complete.
-    let mut exec_client = runtime.clone();
+    let mut exec_client = client.runtime.clone();
     let exec_id = container_id.clone();
     let exec = tokio::spawn(async move {
         exec_client
@@ -547,19 +440,16 @@ async fn sigterm_lets_in_flight_call_finish_and_removes_socket() {
     assert_eq!(pullgate.wait_exit(Duration::from_secs(25)), Some(0));
     assert!(!pullgate.socket.exists(), "socket removed");
 
-    // Clean up directly against containerd.
-    let mut direct = harness.direct_client().runtime;
+    // Clean up directly against containerd (stopping may find it stopped already).
+    let direct = harness.direct_client();
     let _ = direct
+        .runtime
+        .clone()
         .stop_pod_sandbox(v1::StopPodSandboxRequest {
-            pod_sandbox_id: pod_id.clone(),
+            pod_sandbox_id: pod.id.clone(),
         })
         .await;
-    direct
-        .remove_pod_sandbox(v1::RemovePodSandboxRequest {
-            pod_sandbox_id: pod_id,
-        })
-        .await
-        .expect("cleanup");
+    pod.remove(&direct).await;
 }
 
 // ---------------------------------------------------------------- GetContainerEvents
@@ -760,7 +650,6 @@ async fn pod_lifecycle(
     name: &str,
     mut events: Option<&mut Subscription>,
 ) -> Vec<LifecycleEvent> {
-    let mut runtime = client.runtime.clone();
     let mut ids = LifecycleIds::default();
     let mut seen = Vec::new();
     macro_rules! expect_events {
@@ -770,77 +659,27 @@ async fn pod_lifecycle(
             }
         };
     }
-    let sandbox_config = pod_config(name);
-    let pod_id = runtime
-        .run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(sandbox_config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
-    ids.sandbox = Some(pod_id.clone());
+    let pod = Pod::run(client, name).await;
+    ids.sandbox = Some(pod.id.clone());
     expect_events!(2, "RunPodSandbox");
 
-    let container_id = runtime
-        .create_container(v1::CreateContainerRequest {
-            pod_sandbox_id: pod_id.clone(),
-            config: Some(v1::ContainerConfig {
-                metadata: Some(v1::ContainerMetadata {
-                    name: "main".to_owned(),
-                    attempt: 0,
-                }),
-                image: image_spec(image_ref),
-                command: vec!["/bin/sleep".to_owned(), "3600".to_owned()],
-                ..Default::default()
-            }),
-            sandbox_config: Some(sandbox_config),
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id;
+    let container_id = pod
+        .create_container(client, sleep_container(image_ref))
+        .await;
     ids.container = Some(container_id.clone());
     expect_events!(1, "CreateContainer");
-    runtime
-        .start_container(v1::StartContainerRequest {
-            container_id: container_id.clone(),
-        })
-        .await
-        .expect("StartContainer");
+    start_container(client, &container_id).await;
     expect_events!(1, "StartContainer");
     // Timeout 0: SIGKILL at once (sleep as PID 1 ignores SIGTERM).
-    runtime
-        .stop_container(v1::StopContainerRequest {
-            container_id: container_id.clone(),
-            timeout: 0,
-        })
-        .await
-        .expect("StopContainer");
+    stop_container(client, &container_id, 0).await;
     // The stopped event comes from containerd's task-exit handler, which may send
     // it just after StopContainer returns: wait for it before the next step.
     expect_events!(1, "StopContainer");
-    runtime
-        .remove_container(v1::RemoveContainerRequest {
-            container_id: container_id.clone(),
-        })
-        .await
-        .expect("RemoveContainer");
+    remove_container(client, &container_id).await;
     expect_events!(1, "RemoveContainer");
-    runtime
-        .stop_pod_sandbox(v1::StopPodSandboxRequest {
-            pod_sandbox_id: pod_id.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
+    pod.stop(client).await;
     expect_events!(1, "StopPodSandbox");
-    runtime
-        .remove_pod_sandbox(v1::RemovePodSandboxRequest {
-            pod_sandbox_id: pod_id.clone(),
-        })
-        .await
-        .expect("RemovePodSandbox");
+    pod.remove(client).await;
     expect_events!(1, "RemovePodSandbox");
 
     if let Some(events) = events {
@@ -858,13 +697,14 @@ async fn use_up_closed_subscriptions(direct: &CriClient, image_ref: &str, name: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn container_events_stream_through_pullgate_as_containerd_sends_them() {
-    let Some(harness) =
-        Harness::from_env("container_events_stream_through_pullgate_as_containerd_sends_them")
+    let Some((harness, _serial, pullgate)) = proxy(
+        "container_events_stream_through_pullgate_as_containerd_sends_them",
+        "",
+    )
+    .await
     else {
         return;
     };
-    let _serial = serial().await;
-    let pullgate = Pullgate::start(&harness.containerd_socket, "");
     let proxied = pullgate.client();
     let direct = harness.direct_client();
 

@@ -4,7 +4,7 @@
 //! the integrity step's structure: signature, certificate and time-of-use checks
 //! are the verifier's and are not asserted here.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

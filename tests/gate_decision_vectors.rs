@@ -12,7 +12,7 @@
 //! `pullgate verify --oci-layout` binary. Both must agree on every case, and the
 //! cases notation states are asserted exactly.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

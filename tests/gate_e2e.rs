@@ -4,7 +4,7 @@
 //! without the referrers API. Each test asserts the outcome, the reason for a
 //! denial, and whether containerd has the image afterwards.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,7 +6,7 @@
 //! The tests share one containerd and one of them restarts it, so they run one at a
 //! time (`SERIAL`).
 
-mod support;
+use pullgate_testkit as support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

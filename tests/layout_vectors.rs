@@ -1,7 +1,7 @@
 //! The OCI layout signature source against notation's own e2e layouts
 //! (../shared/vectors/notation/oci-layouts, facts from its CASES.md §5.1).
 
-mod support;
+use pullgate_testkit as support;
 
 use pullgate::verify::layout::{LayoutError, LayoutReference, OciLayout, Selector};
 use pullgate::verify::Budgets;

@@ -2,7 +2,7 @@
 //! a file that is not a socket is never deleted, a live socket is never taken over,
 //! a stale one is replaced. Needs no containerd.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! notation on it (CASES.md L18: PASS, skipped). Now it loads, decides as notation
 //! does, and `policy check` warns that every image in scope goes unverified.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::Path;
 use std::process::Command;

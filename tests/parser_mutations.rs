@@ -5,7 +5,7 @@
 //! tokens from a real `openssl ts` TSA and a policy exercising every field, plus the
 //! notation vectors when they are beside the repo.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::collections::HashSet;
 

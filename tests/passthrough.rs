@@ -5,7 +5,7 @@
 //! cancellation propagated, error statuses relayed verbatim, and the intercepted
 //! PullImage forwarded unchanged.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! Each rule-breaking certificate breaks exactly one rule and the test asserts the
 //! exact error.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::time::{Duration, SystemTime};
 

@@ -2,7 +2,7 @@
 //! `../shared/vectors/notation/` against what its CASES.md (§3, §4, §5.7) states.
 //! Skips outside CI when the vectors are absent; fails under `CI=true`.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::Path;
 

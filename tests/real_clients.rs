@@ -11,7 +11,7 @@
 //! The clients print one JSON line per step (`{"step", "code", "message",
 //! "result"}`), results normalised so that two runs compare equal.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::ffi::OsString;
 use std::io::Read;

@@ -1,19 +1,19 @@
 //! The registry client against an in-process OCI distribution registry
-//! (tests/support/registry.rs): exact results, exact errors, request counts, and
+//! (`pullgate_testkit::registry`): exact results, exact errors, request counts, and
 //! that every failure comes back within the caller's deadline.
 
-mod support;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use http::Method;
-use pullgate::oci::Descriptor;
+use pullgate::oci::{Descriptor, SignatureBlob};
 use pullgate::reference::Reference;
 use pullgate::registry::{
     Credentials, RegistryClient, RegistryConfig, RegistryError, SignatureLimits,
 };
-use support::registry::{Fault, TestRegistry};
+use pullgate_testkit::pki::{CertSpec, KeySpec, Pki};
+use pullgate_testkit::registry::{Fault, TestRegistry};
 
 /// Scheduling slack on top of a deadline (a bound check, not a timing).
 const SLACK: Duration = Duration::from_millis(750);
@@ -83,6 +83,105 @@ async fn verify_flow(
     Ok((target, signatures, blob.envelope))
 }
 
+/// `app:v1`'s signature `signature` fetched by a new client (manifest, then
+/// envelope blob) with notation's limits.
+async fn fetch_app_signature(
+    registry: &TestRegistry,
+    signature: &Descriptor,
+    credentials: &Credentials,
+    until: Instant,
+) -> Result<SignatureBlob, RegistryError> {
+    client(registry)
+        .signature(
+            &reference(registry, "app:v1"),
+            signature,
+            LIMITS,
+            credentials,
+            until,
+        )
+        .await
+}
+
+/// A registry with a signed `app:v1` whose blob requests get `fault` (the first
+/// `times` of them); fetching the signature fails, within a deadline `seconds`
+/// away. The registry (for its log) and the error.
+async fn blob_fault(fault: Fault, times: usize, seconds: f64) -> (TestRegistry, RegistryError) {
+    let registry = TestRegistry::start().await;
+    let (_, signature) = signed_image(&registry, "app");
+    registry.fault("/blobs/", fault, times);
+    let until = deadline(seconds);
+    let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
+        .await
+        .expect_err("the blob fault fails the fetch");
+    assert_within(until);
+    (registry, err)
+}
+
+/// `reference` resolved by `client` without credentials, within 10 s.
+async fn resolve_anonymously(
+    client: &RegistryClient,
+    reference: &Reference,
+) -> Result<Descriptor, RegistryError> {
+    client
+        .resolve(reference, &Credentials::None, deadline(10.0))
+        .await
+}
+
+/// `app:v1` resolved by a new client.
+async fn resolve_app(
+    registry: &TestRegistry,
+    credentials: &Credentials,
+    until: Instant,
+) -> Result<Descriptor, RegistryError> {
+    client(registry)
+        .resolve(&reference(registry, "app:v1"), credentials, until)
+        .await
+}
+
+/// The requests of a cold verification with the referrers API: resolve, list,
+/// signature manifest, envelope blob.
+const COLD_FLOW: [&str; 4] = ["HEAD manifest", "GET referrers", "GET manifest", "GET blob"];
+
+/// Verifies `reference` with `client` (the flow must succeed) and checks it found
+/// `app:v1`'s one signature: the target, that signature, its envelope; then that
+/// the registry saw exactly [`COLD_FLOW`].
+async fn assert_cold_flow(
+    client: &RegistryClient,
+    registry: &TestRegistry,
+    reference: &Reference,
+    (target, signature): (&Descriptor, &Descriptor),
+) {
+    let (resolved, signatures, envelope) =
+        verify_flow(client, reference, &Credentials::None, deadline(10.0))
+            .await
+            .expect("verification flow");
+    assert_eq!(&resolved, target);
+    assert_eq!(signatures, std::slice::from_ref(signature));
+    assert_eq!(envelope, ENVELOPE);
+    assert_eq!(requests(registry), COLD_FLOW);
+}
+
+/// The requests one anonymous verification flow of `name` (it must succeed)
+/// costs on `registry`; the registry's log is cleared for the next.
+async fn flow_requests(
+    client: &RegistryClient,
+    registry: &TestRegistry,
+    name: &str,
+    until: Instant,
+) -> Vec<String> {
+    verify_flow(
+        client,
+        &reference(registry, name),
+        &Credentials::None,
+        until,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("verification flow of {name}: {e:?}"));
+    let seen = requests(registry);
+    registry.clear_log();
+    seen
+}
+
 fn requests(registry: &TestRegistry) -> Vec<String> {
     registry
         .log()
@@ -110,22 +209,8 @@ async fn cold_verification_is_four_requests_over_one_connection() {
     let registry = TestRegistry::start().await;
     let (target, signature) = signed_image(&registry, "app");
     let client = client(&registry);
-    let until = deadline(10.0);
-    let (resolved, signatures, envelope) = verify_flow(
-        &client,
-        &reference(&registry, "app:v1"),
-        &Credentials::None,
-        until,
-    )
-    .await
-    .expect("verification flow");
-    assert_eq!(resolved, target);
-    assert_eq!(signatures, vec![signature.clone()]);
-    assert_eq!(envelope, ENVELOPE);
-    assert_eq!(
-        requests(&registry),
-        ["HEAD manifest", "GET referrers", "GET manifest", "GET blob"]
-    );
+    let reference = reference(&registry, "app:v1");
+    assert_cold_flow(&client, &registry, &reference, (&target, &signature)).await;
     assert_eq!(registry.connections(), 1);
     assert_eq!(client.stats().total(), 4);
     assert_eq!(client.stats().by_status.get(&200), Some(&4));
@@ -139,57 +224,24 @@ async fn bearer_auth_costs_one_challenge_and_one_token_then_only_a_token_per_rep
     signed_image(&registry, "other");
     let client = client(&registry);
     let until = deadline(10.0);
-    verify_flow(
-        &client,
-        &reference(&registry, "app:v1"),
-        &Credentials::None,
-        until,
-    )
-    .await
-    .expect("first repository");
+    // The first repository: challenge, token, then the cold flow.
     assert_eq!(
-        requests(&registry),
-        [
-            "HEAD manifest",
-            "GET token",
-            "HEAD manifest",
-            "GET referrers",
-            "GET manifest",
-            "GET blob"
-        ]
+        flow_requests(&client, &registry, "app:v1", until).await,
+        [&["HEAD manifest", "GET token"][..], &COLD_FLOW].concat()
     );
-    registry.clear_log();
     // The challenge is remembered per registry: a new repository scope needs only
     // its token.
-    verify_flow(
-        &client,
-        &reference(&registry, "other:v1"),
-        &Credentials::None,
-        until,
-    )
-    .await
-    .expect("second repository");
     assert_eq!(
-        requests(&registry),
-        [
-            "GET token",
-            "HEAD manifest",
-            "GET referrers",
-            "GET manifest",
-            "GET blob"
-        ]
+        flow_requests(&client, &registry, "other:v1", until).await,
+        [&["GET token"][..], &COLD_FLOW].concat()
     );
     // Cached token: the same repository again is four requests.
-    registry.clear_log();
-    verify_flow(
-        &client,
-        &reference(&registry, "other:v1"),
-        &Credentials::None,
-        until,
-    )
-    .await
-    .expect("warm");
-    assert_eq!(requests(&registry).len(), 4);
+    assert_eq!(
+        flow_requests(&client, &registry, "other:v1", until)
+            .await
+            .len(),
+        4
+    );
     assert_eq!(registry.connections(), 1);
 }
 
@@ -398,8 +450,7 @@ async fn a_429_is_retried_after_retry_after() {
     registry.fault("/manifests/v1", Fault::TooManyRequests("1".into()), 1);
     let start = Instant::now();
     let until = deadline(10.0);
-    let resolved = client(&registry)
-        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+    let resolved = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect("retried");
     assert_eq!(resolved, target);
@@ -416,8 +467,7 @@ async fn a_retry_after_beyond_the_deadline_fails_at_once_as_transient() {
     signed_image(&registry, "app");
     registry.fault("/manifests/v1", Fault::TooManyRequests("30".into()), 10);
     let until = deadline(2.0);
-    let err = client(&registry)
-        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+    let err = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect_err("gave up");
     assert!(Instant::now() < until, "did not wait for Retry-After");
@@ -435,8 +485,7 @@ async fn a_500_is_not_retried_and_503_only_max_attempts_times() {
     signed_image(&registry, "app");
     registry.fault("/manifests/v1", Fault::Status(500), 100);
     let until = deadline(10.0);
-    let err = client(&registry)
-        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+    let err = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect_err("500");
     assert_within(until);
@@ -447,21 +496,7 @@ async fn a_500_is_not_retried_and_503_only_max_attempts_times() {
     );
     assert_eq!(requests(&registry), ["HEAD manifest", "GET manifest"]);
 
-    let registry = TestRegistry::start().await;
-    let (target, signature) = signed_image(&registry, "app");
-    registry.fault("/blobs/", Fault::Status(503), 100);
-    let until = deadline(10.0);
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            LIMITS,
-            &Credentials::None,
-            until,
-        )
-        .await
-        .expect_err("503");
-    assert_within(until);
+    let (registry, err) = blob_fault(Fault::Status(503), 100, 10.0).await;
     assert!(
         matches!(err, RegistryError::Http { status: 503, .. }),
         "{err:?}"
@@ -477,29 +512,21 @@ async fn a_500_is_not_retried_and_503_only_max_attempts_times() {
             "GET blob"
         ]
     );
-    let _ = target;
 }
 
 #[tokio::test]
 async fn a_stalled_body_times_out_at_the_deadline() {
-    let registry = TestRegistry::start().await;
-    let (_, signature) = signed_image(&registry, "app");
-    registry.fault("/blobs/", Fault::Stall, 1);
-    let start = Instant::now();
-    let until = deadline(1.5);
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            LIMITS,
-            &Credentials::None,
-            until,
-        )
-        .await
-        .expect_err("stalled");
-    assert_within(until);
-    assert!(start.elapsed() >= Duration::from_millis(1400));
-    assert!(matches!(err, RegistryError::Timeout { .. }), "{err:?}");
+    let (registry, err) = blob_fault(Fault::Stall, 1, 1.0).await;
+    // Within the deadline (blob_fault asserts it), and not undercut: the one thing
+    // that ends a body read early is its deadline (the caller's, well before the
+    // 10 s request timeout), and the error is that read's timeout on the stalled
+    // blob, sent once (a timeout is not retried).
+    assert!(
+        matches!(&err, RegistryError::Timeout { what, .. }
+            if what.starts_with("reading ") && what.contains("/blobs/sha256:")),
+        "{err:?}"
+    );
+    assert_eq!(requests(&registry), ["GET manifest", "GET blob"]);
     assert!(err.is_transient());
 }
 
@@ -517,14 +544,7 @@ async fn a_body_larger_than_its_descriptor_is_refused() {
             1,
         );
         let until = deadline(10.0);
-        let err = client(&registry)
-            .signature(
-                &reference(&registry, "app:v1"),
-                &signature,
-                LIMITS,
-                &Credentials::None,
-                until,
-            )
+        let err = fetch_app_signature(&registry, &signature, &Credentials::None, until)
             .await
             .expect_err("oversize");
         assert_within(until);
@@ -599,14 +619,7 @@ async fn content_that_does_not_match_its_digest_is_refused() {
     let registry = TestRegistry::start().await;
     let (_, signature) = signed_image(&registry, "app");
     registry.fault("/blobs/", Fault::Corrupt, 1);
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            LIMITS,
-            &Credentials::None,
-            deadline(10.0),
-        )
+    let err = fetch_app_signature(&registry, &signature, &Credentials::None, deadline(10.0))
         .await
         .expect_err("corrupt blob");
     assert!(
@@ -618,14 +631,7 @@ async fn content_that_does_not_match_its_digest_is_refused() {
         Fault::Corrupt,
         1,
     );
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            LIMITS,
-            &Credentials::None,
-            deadline(10.0),
-        )
+    let err = fetch_app_signature(&registry, &signature, &Credentials::None, deadline(10.0))
         .await
         .expect_err("corrupt manifest");
     assert!(
@@ -640,8 +646,7 @@ async fn resolve_falls_back_to_get_and_checks_the_body_against_the_header() {
     let (target, _) = signed_image(&registry, "app");
     let reference = reference(&registry, "app:v1");
     registry.fault("/manifests/v1", Fault::Status(405), 1);
-    let resolved = client(&registry)
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let resolved = resolve_anonymously(&client(&registry), &reference)
         .await
         .expect("GET fallback");
     assert_eq!(resolved, target);
@@ -649,8 +654,7 @@ async fn resolve_falls_back_to_get_and_checks_the_body_against_the_header() {
     // A body that does not hash to the Docker-Content-Digest it came with.
     registry.fault("/manifests/v1", Fault::Status(405), 1);
     registry.fault("/manifests/v1", Fault::Corrupt, 1);
-    let err = client(&registry)
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let err = resolve_anonymously(&client(&registry), &reference)
         .await
         .expect_err("corrupt");
     assert!(
@@ -662,17 +666,14 @@ async fn resolve_falls_back_to_get_and_checks_the_body_against_the_header() {
         .parse()
         .expect("pinned");
     assert_eq!(
-        client(&registry)
-            .resolve(&pinned, &Credentials::None, deadline(10.0))
+        resolve_anonymously(&client(&registry), &pinned)
             .await
             .expect("pinned"),
         target
     );
     let missing = reference_with(&registry, "app:nope");
     assert!(matches!(
-        client(&registry)
-            .resolve(&missing, &Credentials::None, deadline(10.0))
-            .await,
+        resolve_anonymously(&client(&registry), &missing).await,
         Err(RegistryError::NotFound { .. })
     ));
 }
@@ -681,23 +682,29 @@ fn reference_with(registry: &TestRegistry, name: &str) -> Reference {
     reference(registry, name)
 }
 
+/// Writes `<hosts>/<host>/hosts.toml` (containerd's certs.d layout) with `text`;
+/// returns its directory.
+fn write_hosts_toml(hosts: &Path, host: &str, text: &str) -> PathBuf {
+    let dir = hosts.join(host);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("hosts.toml"), text).expect("hosts.toml");
+    dir
+}
+
+/// A client that reaches the registry only as the hosts directory `hosts` says
+/// (no plain-HTTP exemption of its own).
+fn hosts_client(registry: &TestRegistry, hosts: &Path) -> RegistryClient {
+    RegistryClient::new(RegistryConfig {
+        hosts_dir: Some(hosts.to_owned()),
+        insecure_registries: Vec::new(),
+        ..config(registry)
+    })
+    .expect("client")
+}
+
 #[tokio::test]
 async fn a_redirect_loop_stops_after_five_hops() {
-    let registry = TestRegistry::start().await;
-    let (_, signature) = signed_image(&registry, "app");
-    registry.fault("/blobs/", Fault::RedirectLoop, 100);
-    let until = deadline(10.0);
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            LIMITS,
-            &Credentials::None,
-            until,
-        )
-        .await
-        .expect_err("loop");
-    assert_within(until);
+    let (registry, err) = blob_fault(Fault::RedirectLoop, 100, 10.0).await;
     assert!(
         matches!(err, RegistryError::RedirectLimit { limit: 5, .. }),
         "{err:?}"
@@ -722,14 +729,7 @@ async fn a_redirect_to_another_host_carries_no_credentials() {
         username: "alice".into(),
         password: "secret".into(),
     };
-    let blob = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
-            LIMITS,
-            &credentials,
-            deadline(10.0),
-        )
+    let blob = fetch_app_signature(&registry, &signature, &credentials, deadline(10.0))
         .await
         .expect("via blob storage");
     assert_eq!(blob.envelope, ENVELOPE);
@@ -755,23 +755,16 @@ async fn hosts_toml_mirrors_are_tried_first_and_never_see_the_callers_credential
     let mirror = TestRegistry::start().await;
     let (target, _) = signed_image(&registry, "app");
     let dir = tempfile::tempdir().expect("tmp");
-    let host_dir = dir.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
-    std::fs::write(
-        host_dir.join("hosts.toml"),
-        format!(
+    let host_dir = write_hosts_toml(
+        dir.path(),
+        &registry.host(),
+        &format!(
             "server = \"http://{}\"\n[host.\"http://{}\"]\ncapabilities = [\"pull\", \"resolve\"]\n",
             registry.host(),
             mirror.host()
         ),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(dir.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    );
+    let client = hosts_client(&registry, dir.path());
     let credentials = Credentials::RegistryToken("for-the-registry-only".into());
     let resolved = client
         .resolve(
@@ -902,91 +895,40 @@ async fn an_identity_token_is_exchanged_at_the_realm_with_one_refresh_token_post
     assert_eq!(registry.token_forms().len(), 2);
 }
 
-/// A CA and a server certificate for 127.0.0.1 (subjectAltName IP:127.0.0.1)
-/// made with the `openssl` CLI in `dir`: (ca.pem, server.pem, server.key).
-fn make_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=pullgate test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        ]
-        .concat(),
+/// A CA and a server certificate for 127.0.0.1 (subjectAltName IP:127.0.0.1,
+/// EKU serverAuth; EC P-256), made by the test kit's PKI and written to `dir`:
+/// (ca.pem, server.pem, server.key).
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    // Two key slots of the kit's per call: every call's CA and server keys are its
+    // own, so two calls make two CAs of the same name that do not verify each
+    // other's certificates.
+    static NEXT_SLOT: AtomicU8 = AtomicU8::new(32);
+    let slot = NEXT_SLOT.fetch_add(2, Ordering::SeqCst);
+    assert!(slot < 250, "out of key slots");
+    let pki = Pki::new();
+    let ca = pki.self_signed(
+        &CertSpec::ca("/CN=pullgate test CA")
+            .key(KeySpec::P256)
+            .slot(slot),
     );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        ]
-        .concat(),
+    let server = pki.issue(
+        &CertSpec::leaf("/CN=127.0.0.1")
+            .key(KeySpec::P256)
+            .slot(slot + 1)
+            .eku(Some("serverAuth"))
+            .extra("subjectAltName = IP:127.0.0.1"),
+        &ca,
     );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write extensions");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.pem",
-    ]);
-    (
+    // The kit's files live as long as its `Pki`; the caller's `dir` outlives this.
+    let (ca_pem, server_pem, server_key) = (
         dir.join("ca.pem"),
         dir.join("server.pem"),
         dir.join("server.key"),
-    )
+    );
+    std::fs::write(&ca_pem, &ca.pem).expect("ca.pem");
+    std::fs::write(&server_pem, &server.pem).expect("server.pem");
+    std::fs::copy(&server.key_path, &server_key).expect("server.key");
+    (ca_pem, server_pem, server_key)
 }
 
 #[tokio::test]
@@ -996,16 +938,9 @@ async fn https_with_the_hosts_toml_ca_verifies_and_without_it_fails_the_handshak
     let registry = TestRegistry::start_tls(&cert, &key).await;
     let (target, signature) = signed_image(&registry, "app");
     let hosts = tempfile::tempdir().expect("tmp");
-    let host_dir = hosts.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
     let https_client = |hosts_toml: String| {
-        std::fs::write(host_dir.join("hosts.toml"), hosts_toml).expect("hosts.toml");
-        RegistryClient::new(RegistryConfig {
-            hosts_dir: Some(hosts.path().to_owned()),
-            insecure_registries: Vec::new(),
-            ..config(&registry)
-        })
-        .expect("client")
+        write_hosts_toml(hosts.path(), &registry.host(), &hosts_toml);
+        hosts_client(&registry, hosts.path())
     };
     let reference = reference(&registry, "app:v1");
 
@@ -1015,17 +950,7 @@ async fn https_with_the_hosts_toml_ca_verifies_and_without_it_fails_the_handshak
         registry.host(),
         ca.display().to_string()
     ));
-    let (resolved, signatures, envelope) =
-        verify_flow(&client, &reference, &Credentials::None, deadline(10.0))
-            .await
-            .expect("verification over https");
-    assert_eq!(resolved, target);
-    assert_eq!(signatures, vec![signature]);
-    assert_eq!(envelope, ENVELOPE);
-    assert_eq!(
-        requests(&registry),
-        ["HEAD manifest", "GET referrers", "GET manifest", "GET blob"]
-    );
+    assert_cold_flow(&client, &registry, &reference, (&target, &signature)).await;
     assert_eq!(registry.connections(), 1);
     assert_eq!(registry.plain_http_attempts(), 0);
 
@@ -1089,8 +1014,7 @@ async fn retry_after_u64_max_seconds_is_a_transient_429_not_a_panic() {
         10,
     );
     let until = deadline(5.0);
-    let err = client(&registry)
-        .resolve(&reference(&registry, "app:v1"), &Credentials::None, until)
+    let err = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect_err("gave up");
     assert!(Instant::now() < until, "did not wait for Retry-After");
@@ -1165,19 +1089,12 @@ async fn kubelet_credentials_for_another_host_are_not_sent_to_the_default_hosts_
     registry.set_bearer(Some(("alice", "secret")));
     let (target, _) = signed_image(&registry, "app");
     let dir = tempfile::tempdir().expect("tmp");
-    let default_dir = dir.path().join("_default");
-    std::fs::create_dir_all(&default_dir).expect("mkdir");
-    std::fs::write(
-        default_dir.join("hosts.toml"),
-        format!("server = \"http://{}\"\n", registry.host()),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(dir.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    write_hosts_toml(
+        dir.path(),
+        "_default",
+        &format!("server = \"http://{}\"\n", registry.host()),
+    );
+    let client = hosts_client(&registry, dir.path());
     let reference: Reference = "private.example/app:v1".parse().expect("reference");
     let alice = || Credentials::Basic {
         username: "alice".into(),
@@ -1224,26 +1141,18 @@ async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
     let (target, _) = signed_image(&registry, "app");
     signed_image(&mirror, "app");
     let dir = tempfile::tempdir().expect("tmp");
-    let host_dir = dir.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
     let server = format!("server = \"http://{}\"\n", registry.host());
-    std::fs::write(
-        host_dir.join("hosts.toml"),
-        format!(
+    let host_dir = write_hosts_toml(
+        dir.path(),
+        &registry.host(),
+        &format!(
             "{server}[host.\"http://{}\"]\ncapabilities = [\"pull\", \"resolve\"]\n",
             mirror.host()
         ),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(dir.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    );
+    let client = hosts_client(&registry, dir.path());
     let reference = reference(&registry, "app:v1");
-    let resolved = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let resolved = resolve_anonymously(&client, &reference)
         .await
         .expect("resolved at the mirror");
     assert_eq!(resolved, target);
@@ -1251,8 +1160,7 @@ async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
     assert!(registry.log().is_empty());
 
     std::fs::write(host_dir.join("hosts.toml"), &server).expect("mirror removed");
-    let resolved = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let resolved = resolve_anonymously(&client, &reference)
         .await
         .expect("resolved at the server");
     assert_eq!(resolved, target);
@@ -1261,11 +1169,8 @@ async fn a_mirror_removed_from_hosts_toml_gets_no_more_requests() {
 
     // A file that appears later (here `_default`) is picked up as well.
     std::fs::remove_file(host_dir.join("hosts.toml")).expect("rm");
-    let default_dir = dir.path().join("_default");
-    std::fs::create_dir_all(&default_dir).expect("mkdir");
-    std::fs::write(default_dir.join("hosts.toml"), "server = 5").expect("write");
-    let err = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    write_hosts_toml(dir.path(), "_default", "server = 5");
+    let err = resolve_anonymously(&client, &reference)
         .await
         .expect_err("the broken _default file is read");
     assert!(matches!(err, RegistryError::HostsConfig { .. }), "{err:?}");
@@ -1283,27 +1188,21 @@ async fn a_ca_file_replaced_in_the_hosts_directory_is_trusted_no_more() {
     let registry = TestRegistry::start_tls(&cert, &key).await;
     let (target, _) = signed_image(&registry, "app");
     let hosts = tempfile::tempdir().expect("tmp");
-    let host_dir = hosts.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
-    let trusted = host_dir.join("ca.pem");
+    // The CA is in place before hosts.toml names it.
+    let trusted = hosts.path().join(registry.host()).join("ca.pem");
+    std::fs::create_dir_all(trusted.parent().expect("host dir")).expect("mkdir");
     std::fs::copy(&ca, &trusted).expect("ca");
-    std::fs::write(
-        host_dir.join("hosts.toml"),
-        format!(
+    let host_dir = write_hosts_toml(
+        hosts.path(),
+        &registry.host(),
+        &format!(
             "server = \"https://{}\"\nca = \"ca.pem\"\n",
             registry.host()
         ),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(hosts.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    );
+    let client = hosts_client(&registry, hosts.path());
     let reference = reference(&registry, "app:v1");
-    let resolved = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let resolved = resolve_anonymously(&client, &reference)
         .await
         .expect("trusted CA");
     assert_eq!(resolved, target);
@@ -1312,8 +1211,7 @@ async fn a_ca_file_replaced_in_the_hosts_directory_is_trusted_no_more() {
     let staged = host_dir.join("ca.pem.new");
     std::fs::copy(&other_ca, &staged).expect("stage the new CA");
     std::fs::rename(&staged, &trusted).expect("rotate the CA");
-    let err = client
-        .resolve(&reference, &Credentials::None, deadline(10.0))
+    let err = resolve_anonymously(&client, &reference)
         .await
         .expect_err("the old CA is no longer trusted");
     let RegistryError::Transport { source, .. } = &err else {
@@ -1346,23 +1244,16 @@ async fn an_https_redirect_to_upper_case_http_is_refused_as_a_downgrade() {
         1,
     );
     let hosts = tempfile::tempdir().expect("tmp");
-    let host_dir = hosts.path().join(registry.host());
-    std::fs::create_dir_all(&host_dir).expect("mkdir");
-    std::fs::write(
-        host_dir.join("hosts.toml"),
-        format!(
+    write_hosts_toml(
+        hosts.path(),
+        &registry.host(),
+        &format!(
             "server = \"https://{}\"\nca = {:?}\n",
             registry.host(),
             ca.display().to_string()
         ),
-    )
-    .expect("hosts.toml");
-    let client = RegistryClient::new(RegistryConfig {
-        hosts_dir: Some(hosts.path().to_owned()),
-        insecure_registries: Vec::new(),
-        ..config(&registry)
-    })
-    .expect("client");
+    );
+    let client = hosts_client(&registry, hosts.path());
     let err = client
         .signature(
             &reference(&registry, "app:v1"),

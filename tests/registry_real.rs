@@ -3,7 +3,7 @@
 //! what finds signatures), with notation's own layouts pushed byte-exact and with
 //! images signed here, on the plain registry and on the one with basic auth.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::Path;
 use std::process::Command;

@@ -7,7 +7,7 @@
 //! Each case asserts the verdict, the check that decided it, and how each
 //! certificate was decided (method, URL, status) as the CLI's JSON reports it.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::PathBuf;
 use std::sync::Arc;

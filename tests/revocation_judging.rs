@@ -4,7 +4,7 @@
 //! few CRLs openssl cannot make (no nextUpdate, a removeFromCRL delta) are encoded by
 //! the kit and signed by `openssl dgst`. Each test asserts the exact status or error.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::time::{Duration, SystemTime};
 

@@ -2,7 +2,7 @@
 //! tests/support/tsa.rs) and the notation vectors in ../shared/vectors/notation/tokens
 //! (expected outcomes from its CASES.md §5.4).
 
-mod support;
+use pullgate_testkit as support;
 
 use std::time::{Duration, SystemTime};
 

@@ -14,7 +14,7 @@
 //! timestamp case puts the certificate windows relative to now and moves the
 //! verification time (`Verifier::now`) instead of the token's genTime.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::slice::from_ref;
 use std::time::{Duration, SystemTime};

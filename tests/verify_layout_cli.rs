@@ -2,7 +2,7 @@
 //! every scenario of ../shared/vectors/notation/CASES.md §5.1 that needs no
 //! network, through the real binary, asserting the exact outcome and reason.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

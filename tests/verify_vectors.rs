@@ -2,7 +2,7 @@
 //! ../shared/vectors/notation (CASES.md §5.2 mocks, §5.3 timestamped envelopes,
 //! §5.6 literals), with the trust stores shipped beside them.
 
-mod support;
+use pullgate_testkit as support;
 
 use std::path::Path;
 use std::time::SystemTime;

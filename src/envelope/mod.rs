@@ -24,8 +24,7 @@ mod jws;
 
 /// The test envelope builder shared with the integration tests.
 #[cfg(test)]
-#[path = "../../tests/support/envelope_builder.rs"]
-pub(crate) mod test_builder;
+pub(crate) use pullgate_testkit::envelope_builder as test_builder;
 
 use std::collections::BTreeMap;
 use std::fmt;

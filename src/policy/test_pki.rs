@@ -1,10 +1,18 @@
-//! Certificates made at test time with the `openssl` CLI.
+//! Certificates for the policy unit tests, made by the test kit's PKI
+//! (`pullgate_testkit::pki`, the one openssl-driven builder the integration tests
+//! use too), in the shapes these tests ask for: a file name, an `openssl -subj`
+//! subject and `name=value` extension lines.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use pullgate_testkit::pki::{CertSpec, Issued, KeySpec, Pki};
 
 pub(crate) struct TestPki {
-    pub(crate) dir: tempfile::TempDir,
+    pki: Pki,
+    /// The next key slot: every certificate of one `TestPki` gets its own key, so
+    /// that an "issued" certificate never shares its issuer's key by accident.
+    next_slot: AtomicU8,
 }
 
 pub(crate) struct Made {
@@ -14,51 +22,66 @@ pub(crate) struct Made {
     pub(crate) key: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+impl From<Issued> for Made {
+    fn from(issued: Issued) -> Made {
+        Made {
+            pem: issued.pem.into_bytes(),
+            der: issued.der,
+            cert: issued.cert_path,
+            key: issued.key_path,
+        }
+    }
+}
+
+/// `key` in `openssl req -newkey` form: `rsa:2048` or `ec` (P-256).
+fn key_spec(key: &str) -> KeySpec {
+    match key {
+        "rsa:2048" => KeySpec::Rsa2048,
+        "ec" => KeySpec::P256,
+        other => panic!("test key {other:?}: use rsa:2048 or ec"),
+    }
+}
+
+/// A certificate spec with exactly the extension lines given (`name=value`, as
+/// `openssl req -addext` takes them), and the kit's subject/authority key ids.
+fn spec(subject: &str, key: KeySpec, slot: u8, exts: &[&str]) -> CertSpec {
+    let mut spec = CertSpec::leaf(subject)
+        .key(key)
+        .slot(slot)
+        .basic_constraints(None)
+        .key_usage(None)
+        .eku(None);
+    for line in exts {
+        let (name, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("extension line {line:?} is not name=value"));
+        let (name, value) = (name.trim(), value.trim());
+        spec = match name {
+            "basicConstraints" => spec.basic_constraints(Some(value)),
+            "keyUsage" => spec.key_usage(Some(value)),
+            "extendedKeyUsage" => spec.eku(Some(value)),
+            _ => spec.extra(&format!("{name} = {value}")),
+        };
+    }
+    spec
 }
 
 impl TestPki {
     pub(crate) fn new() -> TestPki {
         TestPki {
-            dir: tempfile::tempdir().expect("tempdir"),
+            pki: Pki::new(),
+            // Above the kit's role slots (0-4), so these keys are the policy tests' own.
+            next_slot: AtomicU8::new(16),
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn finish(&self, name: &str) -> Made {
-        let cert = self.path(&format!("{name}.pem"));
-        let der = self.path(&format!("{name}.der"));
-        openssl(
-            self.dir.path(),
-            &[
-                "x509",
-                "-in",
-                &format!("{name}.pem"),
-                "-outform",
-                "DER",
-                "-out",
-                &format!("{name}.der"),
-            ],
+    fn slot(&self) -> u8 {
+        let slot = self.next_slot.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            slot < u8::MAX,
+            "more certificates than key slots in one TestPki"
         );
-        Made {
-            pem: std::fs::read(&cert).unwrap(),
-            der: std::fs::read(der).unwrap(),
-            cert,
-            key: self.path(&format!("{name}.key")),
-        }
+        slot
     }
 
     /// A self-signed certificate with `key` (e.g. `rsa:2048`, `ec`) and `exts`.
@@ -66,30 +89,26 @@ impl TestPki {
         self.self_signed_with(name, subject, key, exts, &[])
     }
 
-    /// [`TestPki::self_signed`] with extra `openssl req` options (e.g. `-sigopt`).
+    /// [`TestPki::self_signed`] with extra `openssl` signing options; the one the
+    /// tests use is an RSASSA-PSS self-signature (`-sigopt rsa_padding_mode:pss
+    /// -sigopt rsa_pss_saltlen:digest`).
     pub(crate) fn self_signed_with(
         &self,
-        name: &str,
+        _name: &str,
         subject: &str,
         key: &str,
         exts: &[&str],
         options: &[&str],
     ) -> Made {
-        let mut args = vec![
-            "req", "-x509", "-newkey", key, "-nodes", "-days", "3650", "-sha256", "-subj", subject,
-        ];
-        args.extend(options);
-        let keyout = format!("{name}.key");
-        let out = format!("{name}.pem");
-        args.extend(["-keyout", &keyout, "-out", &out]);
-        if key == "ec" {
-            args.extend(["-pkeyopt", "ec_paramgen_curve:P-256"]);
+        let mut spec = spec(subject, key_spec(key), self.slot(), exts);
+        match options {
+            [] => {}
+            ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"] => {
+                spec = spec.pss();
+            }
+            other => panic!("signing options {other:?}: only the PSS ones are supported"),
         }
-        for e in exts {
-            args.extend(["-addext", e]);
-        }
-        openssl(self.dir.path(), &args);
-        self.finish(name)
+        self.pki.self_signed(&spec).into()
     }
 
     pub(crate) fn root_ca(&self, name: &str, subject: &str) -> Made {
@@ -116,50 +135,23 @@ impl TestPki {
         )
     }
 
-    /// A certificate issued by `ca`; `ext` is the extension config body.
-    pub(crate) fn issued(&self, name: &str, subject: &str, ca: &Made, ext: &str) -> Made {
-        let ext_file = format!("{name}.ext");
-        std::fs::write(self.path(&ext_file), format!("[v3]\n{ext}\n")).unwrap();
-        openssl(
-            self.dir.path(),
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                subject,
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-            ],
-        );
-        openssl(
-            self.dir.path(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                ca.cert.to_str().unwrap(),
-                "-CAkey",
-                ca.key.to_str().unwrap(),
-                "-CAcreateserial",
-                "-days",
-                "365",
-                "-sha256",
-                "-extfile",
-                &ext_file,
-                "-extensions",
-                "v3",
-                "-out",
-                &format!("{name}.pem"),
-            ],
-        );
-        self.finish(name)
+    /// A certificate issued by `ca`; `ext` is the extension lines, one a line.
+    pub(crate) fn issued(&self, _name: &str, subject: &str, ca: &Made, ext: &str) -> Made {
+        let exts: Vec<&str> = ext.lines().filter(|l| !l.trim().is_empty()).collect();
+        let issuer = Issued {
+            cert_path: ca.cert.clone(),
+            key_path: ca.key.clone(),
+            pem: String::from_utf8(ca.pem.clone()).expect("PEM is ASCII"),
+            der: ca.der.clone(),
+            key: KeySpec::Rsa2048,
+            spec: CertSpec::ca(""),
+        };
+        self.pki
+            .issue(
+                &spec(subject, KeySpec::Rsa2048, self.slot(), &exts),
+                &issuer,
+            )
+            .into()
     }
 
     pub(crate) fn leaf_of(&self, name: &str, subject: &str, ca: &Made) -> Made {

@@ -1,11 +1,19 @@
 //! A real RFC 3161 TSA for tests: a TSA root CA and a TSA leaf (critical
-//! extendedKeyUsage=timeStamping) made with the openssl CLI in a tempdir, answering
-//! `openssl ts -query` requests with `openssl ts -reply -token_out`.
+//! extendedKeyUsage=timeStamping) made by the kit's PKI ([`crate::pki`]) and kept in
+//! a tempdir, answering `openssl ts -query` requests with `openssl ts -reply
+//! -token_out`.
 //!
 //! `openssl ts -reply` stamps with the current clock, so tokens carry genTime ≈ now.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, SystemTime};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+use crate::pki::{CertSpec, Issued, KeySpec, Pki};
 
 /// The TSA's key type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,12 +25,13 @@ pub enum TsaKey {
 }
 
 impl TsaKey {
-    fn newkey_args(self) -> &'static [&'static str] {
+    /// The kit's key type for this TSA key.
+    fn key_spec(self) -> KeySpec {
         match self {
-            TsaKey::Rsa2048 => &["-newkey", "rsa:2048"],
-            TsaKey::EcP256 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-            TsaKey::EcP384 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
-            TsaKey::EcP521 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
+            TsaKey::Rsa2048 => KeySpec::Rsa2048,
+            TsaKey::EcP256 => KeySpec::P256,
+            TsaKey::EcP384 => KeySpec::P384,
+            TsaKey::EcP521 => KeySpec::P521,
         }
     }
 }
@@ -67,6 +76,9 @@ pub struct Tsa {
     pub leaf_pem: PathBuf,
     pub leaf_key: PathBuf,
     pub leaf_csr: PathBuf,
+    pki: Pki,
+    root: Issued,
+    leaf_spec: CertSpec,
 }
 
 pub fn openssl(dir: &Path, args: &[&str]) {
@@ -82,47 +94,50 @@ pub fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-const LEAF_EXTENSIONS: &str = "[tsa_leaf]\n\
-basicConstraints = CA:FALSE\n\
-keyUsage = critical, digitalSignature\n\
-extendedKeyUsage = critical, timeStamping\n\
-subjectKeyIdentifier = hash\n\
-authorityKeyIdentifier = keyid\n";
+/// The next two key slots of the kit for a new TSA (root, leaf): every TSA of a
+/// test process has keys of its own, as when each generated fresh ones.
+fn fresh_slots() -> (u8, u8) {
+    static NEXT: AtomicU8 = AtomicU8::new(64);
+    let slot = NEXT.fetch_add(2, Ordering::SeqCst);
+    assert!(slot < 250, "more TSAs than key slots in one test process");
+    (slot, slot + 1)
+}
 
 impl Tsa {
-    /// A TSA root CA and a TSA leaf signed by it, both of `key`'s type.
+    /// A TSA root CA and a TSA leaf signed by it, both of `key`'s type. The leaf:
+    /// serial 2, valid from now for 365 days, basicConstraints CA:FALSE, critical
+    /// keyUsage digitalSignature, critical extendedKeyUsage timeStamping.
     pub fn new(key: TsaKey) -> Tsa {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let mut root = vec!["req", "-x509", "-nodes"];
-        root.extend(key.newkey_args());
-        root.extend([
-            "-keyout",
-            "root.key",
-            "-out",
-            "root.pem",
-            "-days",
-            "3650",
-            "-subj",
-            "/C=US/O=pullgate tests/CN=pullgate test TSA root",
-            "-addext",
-            "basicConstraints=critical,CA:true",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        openssl(d, &root);
-        let mut csr = vec!["req", "-new", "-nodes"];
-        csr.extend(key.newkey_args());
-        csr.extend([
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/C=US/O=pullgate tests/CN=pullgate test TSA",
-        ]);
-        openssl(d, &csr);
-        std::fs::write(d.join("leaf.ext"), LEAF_EXTENSIONS).expect("write leaf.ext");
+        let pki = Pki::new();
+        let (root_slot, leaf_slot) = fresh_slots();
+        let root = pki.self_signed(
+            &CertSpec::ca("/C=US/O=pullgate tests/CN=pullgate test TSA root")
+                .key(key.key_spec())
+                .slot(root_slot),
+        );
+        std::fs::write(d.join("root.pem"), &root.pem).expect("write root.pem");
+        std::fs::copy(&root.key_path, d.join("root.key")).expect("write root.key");
+        let leaf_spec = CertSpec::tsa_leaf("/C=US/O=pullgate tests/CN=pullgate test TSA")
+            .key(key.key_spec())
+            .slot(leaf_slot);
+        let leaf_key = crate::pki::private_key_pem(key.key_spec(), leaf_slot);
+        std::fs::write(d.join("leaf.key"), leaf_key).expect("write leaf.key");
+        // The leaf's request, for whoever wants to issue it elsewhere.
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                "leaf.key",
+                "-subj",
+                &leaf_spec.subject,
+                "-out",
+                "leaf.csr",
+            ],
+        );
         let tsa = Tsa {
             key,
             root_pem: d.join("root.pem"),
@@ -131,57 +146,38 @@ impl Tsa {
             leaf_key: d.join("leaf.key"),
             leaf_csr: d.join("leaf.csr"),
             dir,
+            pki,
+            root,
+            leaf_spec,
         };
         tsa.issue_leaf("leaf.pem", "2", 365);
         tsa
     }
 
-    /// Issues (another) TSA leaf certificate for the same key, serial and issuer.
+    /// Issues (another) TSA leaf certificate for the same key, subject, extensions
+    /// and issuer, with `serial` (decimal) and valid from now for `days`, as `out`
+    /// in the TSA's directory.
     pub fn issue_leaf(&self, out: &str, serial: &str, days: u32) -> PathBuf {
-        let days = days.to_string();
-        openssl(
-            self.dir.path(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "root.pem",
-                "-CAkey",
-                "root.key",
-                "-set_serial",
-                serial,
-                "-days",
-                &days,
-                "-sha256",
-                "-extfile",
-                "leaf.ext",
-                "-extensions",
-                "tsa_leaf",
-                "-out",
-                out,
-            ],
+        let serial = serial.parse().expect("decimal serial");
+        let now = SystemTime::now();
+        let leaf = self.pki.issue(
+            &self
+                .leaf_spec
+                .clone()
+                .serial(serial)
+                .validity(now, now + Duration::from_secs(u64::from(days) * 86_400)),
+            &self.root,
         );
-        self.dir.path().join(out)
+        let path = self.dir.path().join(out);
+        std::fs::write(&path, &leaf.pem).expect("write leaf certificate");
+        path
     }
 
-    /// DER of a PEM certificate file in the TSA's directory.
+    /// DER of a PEM certificate file (e.g. [`Tsa::leaf_pem`]).
     pub fn cert_der(&self, pem: &Path) -> Vec<u8> {
-        let out = self.dir.path().join("cert.der");
-        openssl(
-            self.dir.path(),
-            &[
-                "x509",
-                "-in",
-                pem.to_str().expect("utf-8 path"),
-                "-outform",
-                "DER",
-                "-out",
-                out.to_str().expect("utf-8 path"),
-            ],
-        );
-        std::fs::read(out).expect("read cert.der")
+        CertificateDer::from_pem_file(pem)
+            .unwrap_or_else(|e| panic!("{}: not a PEM certificate: {e}", pem.display()))
+            .to_vec()
     }
 
     /// A TimeStampToken (DER ContentInfo) over `data`.

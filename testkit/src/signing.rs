@@ -10,10 +10,10 @@ use std::time::{Duration, Instant, SystemTime};
 use pullgate::oci::Descriptor;
 use pullgate::registry::{Credentials, RegistryClient, RegistryConfig};
 
-use super::envelope_builder::Format;
-use super::pki::{Chain, KeySpec, Pki};
-use super::signed_layout::{Blob, Layout, SignatureForm};
-use super::Harness;
+use crate::envelope_builder::Format;
+use crate::pki::{Chain, KeySpec, Pki};
+use crate::signed_layout::{Blob, Layout, SignatureForm};
+use crate::Harness;
 
 /// A fresh openssl PKI (root → intermediate → leaf) that signs with its leaf; a
 /// trust store holding [`ImageSigner::root_pem`] trusts what it signs.
@@ -50,7 +50,7 @@ impl ImageSigner {
             digest: subject.digest.clone(),
             bytes: vec![0; subject.size as usize],
         };
-        let envelope = super::sign_subject(&self.pki, &self.chain, &subject, format);
+        let envelope = crate::sign_subject(&self.pki, &self.chain, &subject, format);
         let mut layout = Layout::new();
         let signature = layout.signature(
             &subject,

@@ -1,8 +1,12 @@
-//! Shared test support: start the real `pullgate` binary, find the integration
-//! harness (real containerd + registry), and a CRI client on real sockets.
-#![allow(dead_code)]
+//! pullgate's test kit, shared by its tests, benches and examples (and, for the
+//! envelope builder, its unit tests): start the real `pullgate` binary, find the
+//! integration harness (real containerd + registry), a CRI client on real sockets,
+//! an in-process OCI registry with fault injection, PKI / TSA / revocation fixtures
+//! made with the real `openssl` CLI, and Notary envelope and OCI layout builders.
 
 pub mod envelope_builder;
+pub mod pod;
+pub mod signer;
 pub mod tsa;
 
 use std::path::{Path, PathBuf};
@@ -129,7 +133,7 @@ impl Pullgate {
         )
         .expect("write config");
         let log = dir.path().join("pullgate.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_pullgate"))
+        let child = Command::new(pullgate_binary())
             .args(["serve", "--config"])
             .arg(&config)
             .env_remove("RUST_LOG")
@@ -194,6 +198,29 @@ impl Pullgate {
     }
 }
 
+/// The `pullgate` binary cargo built beside the running test or bench
+/// (`target/<profile>/pullgate`; the test itself runs from `target/<profile>/deps`).
+/// `CARGO_BIN_EXE_pullgate` exists only while compiling pullgate's own tests, not
+/// this library, hence the lookup; `PULLGATE_BIN` overrides it.
+pub fn pullgate_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PULLGATE_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("path of the running test");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from target/<profile>/deps");
+    let bin = profile_dir.join("pullgate");
+    assert!(
+        bin.is_file(),
+        "{} not found: run through `cargo test`/`cargo bench` in pullgate's package, \
+         which builds the binary, or set PULLGATE_BIN",
+        bin.display()
+    );
+    bin
+}
+
 /// A trust policy that lets the proxy tests' images through unverified (level
 /// `skip`, named scopes): those tests are about forwarding, not verification.
 pub fn pass_through_policy() -> String {
@@ -241,8 +268,9 @@ impl Drop for Pullgate {
 /// `None` with a note when they are absent (a clone outside the team). Under
 /// `CI=true` their absence is a failure: CI must not pass by skipping.
 pub fn vectors_dir(name: &str, test: &str) -> Option<PathBuf> {
+    // This crate sits in `testkit/` of the repo; the vectors beside the repo.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/vectors")
+        .join("../../shared/vectors")
         .join(name);
     if dir.is_dir() {
         return Some(dir);

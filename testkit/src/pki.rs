@@ -1,10 +1,13 @@
-//! Test PKI made with the real `openssl` CLI (OpenSSL 3.0 on these machines): roots,
-//! intermediates and leaves with chosen keys, validity windows, keyUsage / EKU /
-//! basicConstraints (critical or not), a signer for envelope signatures, and a real
-//! RFC 3161 TSA (`openssl ts -reply`).
+//! The test kit's one PKI, made with the real `openssl` CLI (OpenSSL 3.0 on these
+//! machines): roots, intermediates and leaves with chosen keys, validity windows,
+//! keyUsage / EKU / basicConstraints (critical or not), a signer for envelope
+//! signatures, and a real RFC 3161 TSA (`openssl ts -reply`). The revocation kit
+//! ([`crate::revocation`]), the TSA fixture ([`crate::tsa`]) and pullgate's policy
+//! unit tests build on it.
 //!
 //! Keys are generated once per test process and per (key type, slot) and reused
-//! (RSA-4096 generation takes seconds). Different roles use different slots by
+//! (RSA-4096 generation takes seconds); EC keys are made in-process, RSA keys by
+//! `openssl genpkey`. Different roles use different slots by
 //! default (root 0, intermediate 1, leaf 2, TSA root 3, TSA leaf 4), so a chain never
 //! reuses a key by accident; choose another slot with [`CertSpec::slot`].
 //!
@@ -13,7 +16,6 @@
 //! certificates are made directly. `openssl ts -reply` stamps with the **current
 //! clock** (no faketime here): for time-specific timestamp tests choose certificate
 //! windows relative to now instead.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pullgate::pki::{Certificate, SignatureAlgorithm};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 /// Key types notation signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,25 +65,13 @@ impl KeySpec {
         matches!(self, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096)
     }
 
-    fn genpkey_args(self) -> Vec<&'static str> {
-        let rsa = |bits| vec!["-algorithm", "RSA", "-pkeyopt", bits];
-        let ec = |curve| {
-            vec![
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                curve,
-                "-pkeyopt",
-                "ec_param_enc:named_curve",
-            ]
-        };
+    /// The modulus size of an RSA key type; `None` for EC.
+    fn rsa_bits(self) -> Option<u32> {
         match self {
-            KeySpec::Rsa2048 => rsa("rsa_keygen_bits:2048"),
-            KeySpec::Rsa3072 => rsa("rsa_keygen_bits:3072"),
-            KeySpec::Rsa4096 => rsa("rsa_keygen_bits:4096"),
-            KeySpec::P256 => ec("ec_paramgen_curve:P-256"),
-            KeySpec::P384 => ec("ec_paramgen_curve:P-384"),
-            KeySpec::P521 => ec("ec_paramgen_curve:P-521"),
+            KeySpec::Rsa2048 => Some(2048),
+            KeySpec::Rsa3072 => Some(3072),
+            KeySpec::Rsa4096 => Some(4096),
+            KeySpec::P256 | KeySpec::P384 | KeySpec::P521 => None,
         }
     }
 }
@@ -97,15 +89,36 @@ pub fn private_key_pem(spec: KeySpec, slot: u8) -> String {
             .unwrap_or_else(|e| e.into_inner());
         keys.entry((spec, slot)).or_default().clone()
     };
-    cell.get_or_init(|| {
-        let out = openssl(
-            Command::new("openssl")
-                .arg("genpkey")
-                .args(spec.genpkey_args()),
-        );
-        String::from_utf8(out).expect("PEM key is ASCII")
+    cell.get_or_init(|| match spec.rsa_bits() {
+        Some(bits) => rsa_key_pem(bits),
+        None => ec_key_pem(spec),
     })
     .clone()
+}
+
+/// A fresh RSA key from `openssl genpkey` (PEM). Its generation is what takes time,
+/// hence the per-process cache above.
+fn rsa_key_pem(bits: u32) -> String {
+    let out = openssl(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+            .arg(format!("rsa_keygen_bits:{bits}")),
+    );
+    String::from_utf8(out).expect("PEM key is ASCII")
+}
+
+/// A fresh EC key made in-process: PKCS#8 PEM, named curve, public key included,
+/// as `openssl genpkey` writes it.
+fn ec_key_pem(spec: KeySpec) -> String {
+    use p256::elliptic_curve::Generate as _;
+    use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+    let pem = match spec {
+        KeySpec::P256 => p256::SecretKey::generate().to_pkcs8_pem(LineEnding::LF),
+        KeySpec::P384 => p384::SecretKey::generate().to_pkcs8_pem(LineEnding::LF),
+        KeySpec::P521 => p521::SecretKey::generate().to_pkcs8_pem(LineEnding::LF),
+        rsa => panic!("{rsa:?} is not an EC key type"),
+    };
+    pem.expect("PKCS#8 encoding of an EC key").to_string()
 }
 
 /// An RSA key of a size notation does not accept (for UnsupportedKey tests).
@@ -115,16 +128,7 @@ pub fn odd_rsa_key_pem(bits: u32) -> String {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    map.entry(bits)
-        .or_insert_with(|| {
-            let out = openssl(
-                Command::new("openssl")
-                    .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
-                    .arg(format!("rsa_keygen_bits:{bits}")),
-            );
-            String::from_utf8(out).expect("PEM key is ASCII")
-        })
-        .clone()
+    map.entry(bits).or_insert_with(|| rsa_key_pem(bits)).clone()
 }
 
 /// Runs an openssl command, panicking with its stderr on failure; returns stdout.
@@ -162,6 +166,9 @@ pub struct CertSpec {
     pub digest: String,
     /// Issuer signs with RSASSA-PSS instead of PKCS#1 v1.5 (RSA issuers only).
     pub pss: bool,
+    /// The serial number; `None`: one of the `Pki`'s own, different for every
+    /// certificate it makes.
+    pub serial: Option<u64>,
 }
 
 fn years(n: u64) -> Duration {
@@ -184,6 +191,7 @@ impl CertSpec {
             extra: Vec::new(),
             digest: "sha256".to_string(),
             pss: false,
+            serial: None,
         }
     }
 
@@ -257,6 +265,10 @@ impl CertSpec {
     }
     pub fn pss(mut self) -> CertSpec {
         self.pss = true;
+        self
+    }
+    pub fn serial(mut self, serial: u64) -> CertSpec {
+        self.serial = Some(serial);
         self
     }
 
@@ -417,7 +429,11 @@ impl Pki {
         std::fs::write(dir.join("index.txt"), "").expect("index");
         std::fs::write(
             dir.join("serial"),
-            format!("{:02X}\n", self.counter.load(Ordering::SeqCst) + 0x10),
+            format!(
+                "{:02X}\n",
+                spec.serial
+                    .unwrap_or(self.counter.load(Ordering::SeqCst) as u64 + 0x10)
+            ),
         )
         .expect("serial");
         let mut ext = String::from("[ext]\n");
@@ -440,7 +456,7 @@ impl Pki {
         }
         let config = format!(
             "[ca]\ndefault_ca = ca_default\n[ca_default]\ndir = {dir}\ndatabase = {dir}/index.txt\n\
-             new_certs_dir = {dir}\nserial = {dir}/serial\npolicy = policy_any\nemail_in_dn = no\n\
+             new_certs_dir = {dir}\nserial = {dir}/serial\npolicy = policy_any\nemail_in_dn = yes\n\
              unique_subject = no\ncopy_extensions = none\ndefault_md = sha256\n\
              [policy_any]\ncountryName = optional\nstateOrProvinceName = optional\n\
              localityName = optional\norganizationName = optional\n\
@@ -481,11 +497,9 @@ impl Pki {
         }
         openssl(&mut cmd);
         let pem = std::fs::read_to_string(&cert_path).expect("read cert");
-        let der = openssl(
-            Command::new("openssl")
-                .args(["x509", "-outform", "DER", "-in"])
-                .arg(&cert_path),
-        );
+        let der = CertificateDer::from_pem_slice(pem.as_bytes())
+            .expect("openssl ca writes one PEM certificate")
+            .to_vec();
         Issued {
             cert_path,
             key_path,

@@ -2,10 +2,9 @@
 //! broken, from an [`EnvelopeSpec`]. It needs no keys: the caller signs the
 //! to-be-signed bytes (e.g. with openssl) through a `&dyn Fn(&[u8]) -> Vec<u8>`.
 //!
-//! Shared by the integration tests (`tests/support/mod.rs`) and, through a
-//! `#[path]` module, by the unit tests in `src/envelope`, so it depends only on
-//! external crates, never on `pullgate` itself.
-#![allow(dead_code)]
+//! Used by the integration tests and by the unit tests in `src/envelope`, so it
+//! depends only on external crates, never on `pullgate` itself (a unit test would
+//! otherwise see a second copy of the crate's types).
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;

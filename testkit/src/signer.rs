@@ -1,9 +1,7 @@
 //! Signs an OCI descriptor as `notation sign` does, with a private key and a
 //! certificate chain read from PEM files, using the `openssl` CLI for the raw
-//! signature. Shared by the `notary-sign` example (integration/notary_sign.rs) and
-//! the gate bench (benches/gate.rs) through `#[path]` modules; it expects a sibling
-//! `envelope_builder` module (tests/support/envelope_builder.rs).
-#![allow(dead_code)]
+//! signature. Used by the `notary-sign` example (integration/notary_sign.rs) and
+//! the gate bench (benches/gate.rs).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,7 +10,7 @@ use std::process::{Command, Stdio};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use super::envelope_builder::{EnvelopeSpec, Format, Target};
+use crate::envelope_builder::{EnvelopeSpec, Format, Target};
 
 /// A signing key with its chain (DER, leaf first) and the algorithm it implies.
 pub struct Signer {

@@ -3,7 +3,6 @@
 //! (both the `artifactType` form and the legacy form) and listed in the referrers
 //! tag-schema index `sha256-<hex>`, as notation pushes them to registries without a
 //! referrers API. `integration/harness push-layout` uploads them byte-exact.
-#![allow(dead_code)]
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! `openssl crl -gendelta`, OCSP requests from `openssl ocsp -reqout` and responses
 //! from the offline responder `openssl ocsp -index ... -respout`.
 //!
-//! Certificates come from [`Pki::issue`] (tests/support/pki.rs); [`Ca`] keeps the
+//! Certificates come from [`Pki::issue`] (`crate::pki`); [`Ca`] keeps the
 //! `index.txt` lines openssl reads, written directly so that revocation dates, reasons
 //! and invalidity dates are exact. `openssl ca -gencrl` always stamps the current time
 //! and cannot omit nextUpdate, set a DeltaCRLIndicator or write removeFromCRL into a
@@ -27,7 +27,7 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
-use super::pki::{civil, CertSpec, Issued, Pki};
+use crate::pki::{civil, CertSpec, Issued, Pki};
 
 /// Runs an openssl command, panicking with its stderr on failure; returns stdout.
 fn openssl(cmd: &mut Command) -> Vec<u8> {
