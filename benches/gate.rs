@@ -23,7 +23,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pullgate::cri::client::CriClient;
 use pullgate::cri::v1;
@@ -332,7 +332,7 @@ async fn flood_run(
     let rss_before_kib = rss_kib(pid);
     let done = std::sync::atomic::AtomicBool::new(false);
     let pulling = async {
-        let start = Instant::now();
+        let start = pullgate_testkit::time::instant();
         let result = client
             .image
             .clone()
@@ -356,7 +356,7 @@ async fn flood_run(
         let mut versions = Vec::new();
         let mut runtime = client.runtime.clone();
         while !done.load(std::sync::atomic::Ordering::SeqCst) {
-            let start = Instant::now();
+            let start = pullgate_testkit::time::instant();
             runtime
                 .version(v1::VersionRequest::default())
                 .await
@@ -372,7 +372,7 @@ async fn flood_run(
         let mut versions = Vec::new();
         let mut runtime = direct.runtime.clone();
         while !done.load(std::sync::atomic::Ordering::SeqCst) {
-            let start = Instant::now();
+            let start = pullgate_testkit::time::instant();
             runtime
                 .version(v1::VersionRequest::default())
                 .await
@@ -481,7 +481,7 @@ async fn settled_requests(log: &Path) -> usize {
 }
 
 async fn pull(client: &CriClient, image: &str) -> Duration {
-    let start = Instant::now();
+    let start = pullgate_testkit::time::instant();
     let result = client
         .image
         .clone()
@@ -786,7 +786,7 @@ async fn main() {
     let pid = gate.child.id();
     let rss_before = rss_kib(pid);
     // Signed and pushed by 4 threads, pulled by 4 concurrent callers (2 cores here).
-    let start = Instant::now();
+    let start = pullgate_testkit::time::instant();
     let push_budget = budget / 2;
     let next = std::sync::atomic::AtomicUsize::new(1);
     let pushed: Vec<Blob> = std::thread::scope(|s| {
@@ -811,7 +811,7 @@ async fn main() {
             .collect()
     });
     let push_time = start.elapsed();
-    let start = Instant::now();
+    let start = pullgate_testkit::time::instant();
     let pull_budget = budget.saturating_sub(push_time);
     let verified = std::sync::atomic::AtomicUsize::new(0);
     let queue = std::sync::Mutex::new(pushed.iter());

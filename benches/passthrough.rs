@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pullgate::cri::client::CriClient;
 use pullgate::cri::v1;
@@ -140,7 +140,7 @@ async fn main() {
     let mut busy = [Duration::ZERO, Duration::ZERO];
     for i in 0..SEQUENTIAL_CALLS {
         for (t, target) in targets.iter().enumerate() {
-            let started = Instant::now();
+            let started = pullgate_testkit::time::instant();
             call(&target.client, i, &image).await;
             let elapsed = started.elapsed();
             latencies[t].push(elapsed);
@@ -179,7 +179,7 @@ async fn main() {
                 }
             })
         };
-        let started = Instant::now();
+        let started = pullgate_testkit::time::instant();
         let mut tasks = Vec::new();
         for caller in 0..CONCURRENT_CALLERS {
             let client = target.client.clone();
@@ -187,7 +187,7 @@ async fn main() {
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(CONCURRENT_CALLS_PER_CALLER);
                 for i in 0..CONCURRENT_CALLS_PER_CALLER {
-                    let t = Instant::now();
+                    let t = pullgate_testkit::time::instant();
                     call(&client, caller + i, &image).await;
                     latencies.push(t.elapsed());
                 }

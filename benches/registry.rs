@@ -6,7 +6,7 @@
 //!
 //!   cargo bench --bench registry
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pullgate::registry::{Credentials, RegistryClient, RegistryConfig};
 use pullgate_testkit::registry::TestRegistry;
@@ -22,8 +22,8 @@ async fn cold_verification(host: &str, reference: &str, credentials: &Credential
     })
     .expect("client");
     let reference: pullgate::reference::Reference = reference.parse().expect("reference");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let started = Instant::now();
+    let deadline = pullgate_testkit::time::instant() + Duration::from_secs(10);
+    let started = pullgate_testkit::time::instant();
     let target = client
         .resolve(&reference, credentials, deadline)
         .await

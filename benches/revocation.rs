@@ -165,7 +165,7 @@ impl Fixture {
                 root.cert.der.clone(),
             ],
             signing_time: Some(
-                SystemTime::now()
+                pullgate_testkit::time::now()
                     .duration_since(UNIX_EPOCH)
                     .expect("after 1970")
                     .as_secs() as i64,
@@ -223,7 +223,7 @@ impl Fixture {
             budgets: Budgets::default(),
             // A second past every CRL and OCSP answer made so far: openssl stamps
             // whole seconds, and a thisUpdate after the verification time is refused.
-            now: SystemTime::now() + Duration::from_secs(1),
+            now: pullgate_testkit::time::now() + Duration::from_secs(1),
             target,
             blob,
             chain,
@@ -360,14 +360,14 @@ fn thread_time() -> Duration {
     {
         Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
     } else {
-        START.get_or_init(Instant::now).elapsed()
+        START.get_or_init(pullgate_testkit::time::instant).elapsed()
     }
 }
 
 /// Wall time since the first call.
 fn wall_time() -> Duration {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed()
+    START.get_or_init(pullgate_testkit::time::instant).elapsed()
 }
 
 /// Time per call of `n` calls of `f` on `clock`.
@@ -433,7 +433,7 @@ fn verdict(met: bool) -> &'static str {
 }
 
 fn main() {
-    let setup = Instant::now();
+    let setup = pullgate_testkit::time::instant();
     let mut fx = Fixture::new();
     let leaf = fx.leaf.cert();
     let intermediate = fx.intermediate.cert.cert();
@@ -447,7 +447,7 @@ fn main() {
     );
     let big = Crl::from_der(&big_der).expect("20,000-entry CRL parses");
     // Made after the fixture: validated as of now plus a second (see Fixture::now).
-    let big_now = SystemTime::now() + Duration::from_secs(1);
+    let big_now = pullgate_testkit::time::now() + Duration::from_secs(1);
     big.validate(&intermediate, big_now)
         .expect("20,000-entry CRL validates");
     assert_eq!(big.len(), CRL_ENTRIES as usize);

@@ -230,7 +230,7 @@ impl Fixture {
             document,
             stores,
             budgets: Budgets::default(),
-            now: SystemTime::now(),
+            now: pullgate_testkit::time::now(),
             cose,
             jws,
             floor,
@@ -298,7 +298,7 @@ fn thread_time() -> Duration {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .map(Duration::from_nanos)
-        .unwrap_or_else(|| START.get_or_init(Instant::now).elapsed())
+        .unwrap_or_else(|| START.get_or_init(pullgate_testkit::time::instant).elapsed())
 }
 
 /// Thread CPU time per call of `n` calls of `f`.
@@ -338,7 +338,7 @@ fn us(d: Duration) -> f64 {
 }
 
 fn main() {
-    let setup = Instant::now();
+    let setup = pullgate_testkit::time::instant();
     let fx = Fixture::new();
     let verifier = fx.verifier();
     // Sanity before timing: each closure does the work it claims.

@@ -1,4 +1,6 @@
 #![forbid(unsafe_code)]
+// No function over 100 lines (clippy.toml), tests excepted.
+#![warn(clippy::too_many_lines)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

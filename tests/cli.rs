@@ -194,14 +194,14 @@ async fn live_socket_is_not_stolen_and_stale_one_is_replaced() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = pullgate_testkit::time::instant() + Duration::from_secs(20);
     let mut connected = false;
-    while std::time::Instant::now() < deadline {
+    while pullgate_testkit::time::instant() < deadline {
         if std::os::unix::net::UnixStream::connect(&stale).is_ok() {
             connected = true;
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        pullgate_testkit::time::pause(Duration::from_millis(20));
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -331,7 +331,7 @@ fn http_get(port: u16, path: &str) -> String {
     let mut stream = (0..100)
         .find_map(|_| {
             std::net::TcpStream::connect(("127.0.0.1", port))
-                .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                .map_err(|_| pullgate_testkit::time::pause(std::time::Duration::from_millis(20)))
                 .ok()
         })
         .expect("metrics listener");

@@ -16,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -773,8 +773,8 @@ fn kubeadm_argv_with_dropin(root: &Path, socket: &Path) -> Vec<String> {
 /// Waits until pullgate's client record lists `connections` connections from `pid`.
 fn wait_for_client(socket: &Path, pid: u32, connections: u64) {
     let path = pullgate::clients::state_file_path(socket);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
+    let deadline = pullgate_testkit::time::instant() + Duration::from_secs(10);
+    while pullgate_testkit::time::instant() < deadline {
         if let Ok(file) = pullgate::clients::ClientsFile::read(&path) {
             if file
                 .clients
@@ -784,7 +784,7 @@ fn wait_for_client(socket: &Path, pid: u32, connections: u64) {
                 return;
             }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        pullgate_testkit::time::pause(Duration::from_millis(20));
     }
     panic!(
         "{} never listed {connections} connections from pid {pid}",
@@ -901,7 +901,7 @@ ok kubelet connected: pid PID connected to pullgate 2 time(s), first TIME, last 
     }
     // ... and not once it is gone.
     drop(kubelet);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = pullgate_testkit::time::instant() + Duration::from_secs(10);
     loop {
         let text = scrape(&metrics);
         if text.contains("pullgate_cri_client_connections{client=\"kubelet\"} 0") {
@@ -909,10 +909,10 @@ ok kubelet connected: pid PID connected to pullgate 2 time(s), first TIME, last 
             break;
         }
         assert!(
-            Instant::now() < deadline,
+            pullgate_testkit::time::instant() < deadline,
             "kubelet connections still open:\n{text}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        pullgate_testkit::time::pause(Duration::from_millis(20));
     }
 }
 

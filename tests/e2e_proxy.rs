@@ -6,7 +6,7 @@
 //! run one at a time (`SERIAL`).
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pullgate::cri::{v1, v1alpha2};
 use pullgate_testkit::pod::{
@@ -383,11 +383,11 @@ async fn containerd_restart_gives_unavailable_then_recovers() {
 
     harness.run("start-containerd");
     // The same client and the same pullgate process recover without a restart.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = pullgate_testkit::time::instant() + Duration::from_secs(30);
     let recovered = loop {
         match version().await {
             Ok(v) => break v.into_inner(),
-            Err(status) if Instant::now() < deadline => {
+            Err(status) if pullgate_testkit::time::instant() < deadline => {
                 assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -3,7 +3,7 @@
 //! ts` tokens), no registry, no containerd, and no waiting for a certificate to
 //! expire (it replaces an end-to-end test that slept 8 s for that).
 
-mod support;
+use pullgate_testkit as support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -262,7 +262,7 @@ fn decide_logged_at(
 fn expired_leaf_passes_only_with_a_timestamp() {
     // The timestamp's genTime is the real time of stamping, which must fall within
     // the leaf's validity: ten minutes leave room for a slow machine.
-    let signed_at = SystemTime::now();
+    let signed_at = pullgate_testkit::time::now();
     let expires = signed_at + Duration::from_secs(600);
     let (registry, policy) = short_lived_signer(signed_at, expires);
     let (_policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(policy));
@@ -325,7 +325,7 @@ impl pullgate::gate::Clock for TokioClock {
 /// expiry, after a second verification.
 #[test]
 fn cached_allow_does_not_outlive_the_signature_expiry() {
-    let signed_at = SystemTime::now();
+    let signed_at = pullgate_testkit::time::now();
     // Well inside the cache's one-hour allow lifetime, so only the expiry can
     // end the cached allow.
     let expiry = signed_at + Duration::from_secs(60);

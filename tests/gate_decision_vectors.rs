@@ -16,7 +16,6 @@ use pullgate_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
 
 use pullgate::cache::Cacheable;
 use pullgate::gate::{classify, Decision};
@@ -97,11 +96,11 @@ fn gate_allows(policy_dir: &Path, statement: &str, layout: &Path, tag: &str) -> 
     let verifier = Verifier {
         statement,
         stores: &policy.stores,
-        now: SystemTime::now(),
+        now: pullgate_testkit::time::now(),
         budgets: &budgets,
     };
     let verdict = verifier.decide(&layout.display().to_string(), &target, &blobs, listed.len());
-    match classify(Ok(verdict), SystemTime::now()) {
+    match classify(Ok(verdict), pullgate_testkit::time::now()) {
         Cacheable::Allow(Decision::Allow(allowed))
         | Cacheable::AllowUntil(Decision::Allow(allowed), _) => {
             let logged: Vec<String> = allowed

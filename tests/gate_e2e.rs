@@ -8,7 +8,7 @@ use pullgate_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use pullgate::cri::v1;
 use pullgate::oci::Descriptor;
@@ -21,7 +21,7 @@ use support::{CriClient, Harness, Pullgate};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn now_secs() -> i64 {
-    SystemTime::now()
+    pullgate_testkit::time::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64
@@ -729,7 +729,7 @@ async fn pod_without_credentials_does_not_get_a_private_image_already_present() 
             username: user.clone(),
             password: password.clone(),
         },
-        std::time::Instant::now() + Duration::from_secs(10),
+        pullgate_testkit::time::instant() + Duration::from_secs(10),
     )
     .await
     .expect("resolve with credentials");
@@ -1113,7 +1113,7 @@ async fn a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache() {
     );
     ca.revoke(
         &revoked,
-        SystemTime::now() - Duration::from_secs(600),
+        pullgate_testkit::time::now() - Duration::from_secs(600),
         Revocation::Reason("keyCompromise"),
     );
     let served = world.pki.dir().join("served-crls");

@@ -11,7 +11,7 @@ use pullgate_testkit as support;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::DeleteImageRequest;
@@ -77,7 +77,7 @@ async fn list_images(client: &CriClient) -> Vec<v1::Image> {
 /// Polls `ImageStatus(name)` until it reports an image, returning it, how long that
 /// took and how many calls it needed; panics after `CRI_SYNC_LIMIT`.
 async fn wait_for_status(client: &CriClient, name: &str) -> (v1::Image, Duration, u32) {
-    let start = Instant::now();
+    let start = pullgate_testkit::time::instant();
     let mut calls = 0;
     loop {
         calls += 1;
@@ -325,11 +325,13 @@ async fn store_recovers_after_containerd_restarts() {
 
     harness.run("start-containerd");
     // The same store redials; allow containerd a moment to serve again.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = pullgate_testkit::time::instant() + Duration::from_secs(30);
     loop {
         match store.tag(&harness.busybox, &target, &verified).await {
             Ok(()) => break,
-            Err(error @ ImageStoreError::Unavailable { .. }) if Instant::now() < deadline => {
+            Err(error @ ImageStoreError::Unavailable { .. })
+                if pullgate_testkit::time::instant() < deadline =>
+            {
                 eprintln!("not yet: {error}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

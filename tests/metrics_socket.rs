@@ -6,7 +6,7 @@ use pullgate_testkit as support;
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::Pullgate;
 
@@ -30,14 +30,14 @@ fn start_with_metrics_at(metrics: &Path) -> (Pullgate, tempfile::TempDir) {
             metrics.display()
         ),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = pullgate_testkit::time::instant() + Duration::from_secs(20);
     while !pullgate.log_text().contains("serving the CRI") {
         assert!(
-            Instant::now() < deadline,
+            pullgate_testkit::time::instant() < deadline,
             "pullgate did not start serving:\n{}",
             pullgate.log_text()
         );
-        std::thread::sleep(Duration::from_millis(20));
+        pullgate_testkit::time::pause(Duration::from_millis(20));
     }
     (pullgate, upstream_dir)
 }

@@ -5,7 +5,7 @@
 
 use pullgate_testkit as support;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use pullgate::pki::timestamp::{verify_signer_signature, TimestampError};
 use pullgate::pki::{
@@ -742,7 +742,7 @@ fn validity_windows() {
         pki.self_signed(&CertSpec::leaf(LEAF).validity(days_from_now(-30), days_from_now(-1)));
     let future =
         pki.self_signed(&CertSpec::leaf(LEAF).validity(days_from_now(1), days_from_now(30)));
-    let now = SystemTime::now();
+    let now = pullgate_testkit::time::now();
     match check_valid_at(&expired.cert(), now) {
         Err(PkiError::CertExpired { not_after, at, .. }) => {
             assert_eq!(at, now);

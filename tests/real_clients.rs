@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pullgate::cri::v1;
 use serde::Deserialize;
@@ -151,17 +151,17 @@ impl ClientProgram {
         };
         let stdout = drain(Box::new(child.stdout.take().expect("stdout is piped")));
         let stderr = drain(Box::new(child.stderr.take().expect("stderr is piped")));
-        let deadline = Instant::now() + RUN_LIMIT;
+        let deadline = pullgate_testkit::time::instant() + RUN_LIMIT;
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait for the client") {
                 break Some(status);
             }
-            if Instant::now() > deadline {
+            if pullgate_testkit::time::instant() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            pullgate_testkit::time::pause(Duration::from_millis(50));
         };
         let stdout = stdout.join().expect("stdout reader");
         let stderr = stderr.join().expect("stderr reader");
@@ -379,7 +379,7 @@ async fn client_agrees_through_pullgate(
         return;
     };
     let _serial = SERIAL.lock().await;
-    let started = Instant::now();
+    let started = pullgate_testkit::time::instant();
     let signer = ImageSigner::new(KeySpec::Rsa3072);
     let images = Images::new(&harness, &signer, client.slug).await;
     let pullgate = start_pullgate(

@@ -45,11 +45,11 @@ fn reference(registry: &TestRegistry, name: &str) -> Reference {
 }
 
 fn deadline(seconds: f64) -> Instant {
-    Instant::now() + Duration::from_secs_f64(seconds)
+    pullgate_testkit::time::instant() + Duration::from_secs_f64(seconds)
 }
 
 fn assert_within(deadline: Instant) {
-    let now = Instant::now();
+    let now = pullgate_testkit::time::instant();
     assert!(
         now < deadline + SLACK,
         "returned {:?} after the deadline",
@@ -448,7 +448,7 @@ async fn a_429_is_retried_after_retry_after() {
     let registry = TestRegistry::start().await;
     let (target, _) = signed_image(&registry, "app");
     registry.fault("/manifests/v1", Fault::TooManyRequests("1".into()), 1);
-    let start = Instant::now();
+    let start = pullgate_testkit::time::instant();
     let until = deadline(10.0);
     let resolved = resolve_app(&registry, &Credentials::None, until)
         .await
@@ -470,7 +470,10 @@ async fn a_retry_after_beyond_the_deadline_fails_at_once_as_transient() {
     let err = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect_err("gave up");
-    assert!(Instant::now() < until, "did not wait for Retry-After");
+    assert!(
+        pullgate_testkit::time::instant() < until,
+        "did not wait for Retry-After"
+    );
     assert!(
         matches!(err, RegistryError::Http { status: 429, .. }),
         "{err:?}"
@@ -1017,7 +1020,10 @@ async fn retry_after_u64_max_seconds_is_a_transient_429_not_a_panic() {
     let err = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect_err("gave up");
-    assert!(Instant::now() < until, "did not wait for Retry-After");
+    assert!(
+        pullgate_testkit::time::instant() < until,
+        "did not wait for Retry-After"
+    );
     assert!(
         matches!(err, RegistryError::Http { status: 429, .. }),
         "{err:?}"

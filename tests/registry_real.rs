@@ -80,7 +80,7 @@ fn unique(name: &str) -> String {
 }
 
 fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
+    pullgate_testkit::time::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0)
@@ -348,7 +348,7 @@ fn a_cold_verification_makes_few_requests() {
         if made >= 5 {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        pullgate_testkit::time::pause(std::time::Duration::from_millis(20));
     }
     // resolve (HEAD) + referrers API probe (404 here) + tag-schema index +
     // signature manifest + envelope blob.

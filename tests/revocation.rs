@@ -158,7 +158,7 @@ impl Fixture {
         let leaf = self.leaf.clone();
         self.intermediate.revoke(
             &leaf,
-            SystemTime::now() - Duration::from_secs(3600),
+            pullgate_testkit::time::now() - Duration::from_secs(3600),
             Revocation::Reason("keyCompromise"),
         );
         self.publish();
@@ -174,7 +174,7 @@ impl Fixture {
             alg: self.leaf.key.algorithm().to_string(),
             certificate_chain: chain,
             signing_time: Some(
-                SystemTime::now()
+                pullgate_testkit::time::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .expect("after 1970")
                     .as_secs() as i64,
@@ -239,7 +239,7 @@ impl Fixture {
         let verifier = Verifier {
             statement,
             stores: &stores,
-            now: SystemTime::now(),
+            now: pullgate_testkit::time::now(),
             budgets: &budgets,
         };
         let blob = self.signature(format);
@@ -340,7 +340,7 @@ fn a_good_leaf_is_checked_by_ocsp_and_the_intermediate_by_the_root_crl() {
         // minutes from the responder's -nmin; CRL: 24 hours).
         let until = report.valid_until().expect("bounded by nextUpdate");
         let left = until
-            .duration_since(SystemTime::now())
+            .duration_since(pullgate_testkit::time::now())
             .expect("in the future");
         assert!(
             left <= Duration::from_secs(3600) && left > Duration::from_secs(3000),
@@ -429,7 +429,7 @@ fn an_intermediate_revoked_in_the_root_crl_fails() {
     let intermediate = fx.intermediate.cert.clone();
     fx.root.revoke(
         &intermediate,
-        SystemTime::now() - Duration::from_secs(60),
+        pullgate_testkit::time::now() - Duration::from_secs(60),
         Revocation::Reason("cACompromise"),
     );
     fx.publish();
@@ -738,7 +738,7 @@ fn a_revoked_timestamping_certificate_fails_authentic_timestamp() {
         let verifier = Verifier {
             statement: document.statement_for(REPOSITORY).expect("statement"),
             stores: &stores,
-            now: SystemTime::now(),
+            now: pullgate_testkit::time::now(),
             budgets: &budgets,
         };
         let spec = EnvelopeSpec {
@@ -795,7 +795,7 @@ fn a_revoked_timestamping_certificate_fails_authentic_timestamp() {
 
     tsa_ca.revoke(
         &tsa_leaf,
-        SystemTime::now() - Duration::from_secs(60),
+        pullgate_testkit::time::now() - Duration::from_secs(60),
         Revocation::Reason("keyCompromise"),
     );
     publish(&tsa_ca);
@@ -812,7 +812,7 @@ fn a_revoked_timestamping_certificate_fails_authentic_timestamp() {
 fn an_expired_crl_is_unknown_and_fails_where_enforced() {
     let fx = Fixture::new(Endpoints::CrlOnly);
     // The CA's CRL expired an hour ago (made a day ago, valid for 23 hours).
-    let day_ago = SystemTime::now() - Duration::from_secs(24 * 3600);
+    let day_ago = pullgate_testkit::time::now() - Duration::from_secs(24 * 3600);
     let expired = fx.intermediate.sign_crl(&support::revocation::CrlDraft {
         this_update: day_ago,
         next_update: Some(day_ago + Duration::from_secs(23 * 3600)),

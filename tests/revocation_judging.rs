@@ -6,7 +6,7 @@
 
 use pullgate_testkit as support;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use pullgate::pki::revocation::{
     crl_status, judge_ocsp_response, ocsp_request_der, CertStatus, Crl, CrlEntry, CrlReason,
@@ -74,7 +74,7 @@ impl Fixture {
     /// The CA database's CRL, parsed and validated at the current time.
     fn validated_crl(&self, spec: &CrlSpec) -> Crl {
         let crl = Crl::from_der(&self.ca.crl(spec).der).expect("openssl CRL parses");
-        crl.validate(&self.issuer(), SystemTime::now())
+        crl.validate(&self.issuer(), pullgate_testkit::time::now())
             .expect("openssl CRL validates");
         crl
     }
@@ -83,7 +83,7 @@ impl Fixture {
     /// [`Crl::validate`] now: why it was.
     fn refused_crl(&self, spec: &CrlSpec) -> RevocationError {
         let crl = Crl::from_der(&self.ca.crl(spec).der).expect("openssl CRL parses");
-        crl.validate(&self.issuer(), SystemTime::now())
+        crl.validate(&self.issuer(), pullgate_testkit::time::now())
             .expect_err("the CRL is refused")
     }
 
@@ -93,7 +93,7 @@ impl Fixture {
             response,
             &leaf.cert(),
             &self.issuer(),
-            SystemTime::now(),
+            pullgate_testkit::time::now(),
             None,
         )
     }
@@ -302,7 +302,7 @@ fn crl_signed_by_another_key_is_refused() {
     let imposter = fx.pki.self_signed(&CertSpec::ca(CA).slot(6)).cert();
     assert_eq!(imposter.raw_subject_der(), fx.issuer().raw_subject_der());
     let err = refused!(
-        crl.validate(&imposter, SystemTime::now()),
+        crl.validate(&imposter, pullgate_testkit::time::now()),
         RevocationError::CrlSignature { source, .. } if matches!(**source, PkiError::BadSignature)
     );
     assert!(err.to_string().starts_with("CRL is not signed by"), "{err}");
@@ -313,7 +313,7 @@ fn crl_from_another_issuer_is_refused() {
     let fx = fixture();
     let crl = Crl::from_der(&fx.ca.crl(&CrlSpec::default()).der).expect("parses");
     refused!(
-        crl.validate(&fx.root.cert(), SystemTime::now()),
+        crl.validate(&fx.root.cert(), pullgate_testkit::time::now()),
         RevocationError::CrlIssuerMismatch { crl_issuer, issuer }
             if crl_issuer.contains("CN=Revocation CA") && issuer.contains("CN=Revocation Root")
     );
@@ -336,7 +336,7 @@ fn crl_issuer_without_crl_sign_is_refused() {
     let ca = Ca::new(&fx.pki, no_crl_sign);
     let crl = Crl::from_der(&ca.crl(&CrlSpec::default()).der).expect("parses");
     refused!(
-        crl.validate(&ca.cert.cert(), SystemTime::now()),
+        crl.validate(&ca.cert.cert(), pullgate_testkit::time::now()),
         RevocationError::IssuerCannotSignCrls { .. }
     );
 }
@@ -377,7 +377,7 @@ fn crl_is_valid_only_between_this_update_and_next_update() {
 fn crl_without_next_update_is_refused() {
     let fx = fixture();
     let der = fx.ca.sign_crl(&CrlDraft {
-        this_update: SystemTime::now() - Duration::from_secs(60),
+        this_update: pullgate_testkit::time::now() - Duration::from_secs(60),
         next_update: None,
         number: Some(1),
         delta_base: None,
@@ -386,7 +386,7 @@ fn crl_without_next_update_is_refused() {
     });
     let crl = Crl::from_der(&der).expect("parses");
     refused!(
-        crl.validate(&fx.issuer(), SystemTime::now()),
+        crl.validate(&fx.issuer(), pullgate_testkit::time::now()),
         RevocationError::CrlNoNextUpdate { .. }
     );
 }
@@ -450,7 +450,7 @@ fn pem_and_der_crls_parse_to_the_same_list() {
         Some(CrlReason::Superseded)
     );
     from_pem
-        .validate(&fx.issuer(), SystemTime::now())
+        .validate(&fx.issuer(), pullgate_testkit::time::now())
         .expect("valid");
 }
 
@@ -471,7 +471,7 @@ fn twenty_thousand_entry_v1_crl_finds_every_listed_serial() {
         ..CrlSpec::default()
     });
     let crl = Crl::from_der(&file.der).expect("20,000-entry CRL parses");
-    crl.validate(&fx.issuer(), SystemTime::now())
+    crl.validate(&fx.issuer(), pullgate_testkit::time::now())
         .expect("valid");
     assert_eq!(crl.len(), COUNT as usize);
     assert_eq!(crl.crl_number(), None);
@@ -512,7 +512,7 @@ fn openssl_delta_crl_adds_revocations_made_after_the_base() {
     let delta = Crl::from_der(&fx.ca.delta_crl(&base_file, &newer_file)).expect("delta parses");
     let base = Crl::from_der(&base_file.der).expect("base parses");
     let newer = Crl::from_der(&newer_file.der).expect("newer parses");
-    let now = SystemTime::now();
+    let now = pullgate_testkit::time::now();
     base.validate(&fx.issuer(), now).expect("base valid");
     // DeltaCRLIndicator is critical and known.
     delta.validate(&fx.issuer(), now).expect("delta valid");
@@ -563,7 +563,7 @@ fn remove_from_crl_in_the_delta_undoes_a_hold_in_the_base() {
     let held = fx.leaf("Held");
     fx.revoke(&held, Revocation::Hold);
     let base = Crl::from_der(&fx.ca.crl(&with_freshest(0x20)).der).expect("base parses");
-    let now = SystemTime::now();
+    let now = pullgate_testkit::time::now();
     let draft = |number: u32, delta_base: u32| CrlDraft {
         this_update: now - Duration::from_secs(60),
         next_update: Some(now + DAY),
@@ -675,7 +675,7 @@ fn ocsp_good_revoked_and_unknown_from_the_issuer() {
     ];
     for (leaf, expected) in cases {
         let response = fx.ocsp_response(leaf, &fx.ca.cert, OcspSpec::default());
-        let now = SystemTime::now();
+        let now = pullgate_testkit::time::now();
         let answer = judge_ocsp_response(&response, &leaf.cert(), &issuer, now, None)
             .expect("issuer-signed response");
         assert_eq!(answer.status, expected);
@@ -696,7 +696,7 @@ fn ocsp_invalidity_date_after_the_signing_time_means_good() {
             &response,
             &leaf.cert(),
             &fx.issuer(),
-            SystemTime::now(),
+            pullgate_testkit::time::now(),
             signing_time,
         )
         .expect("valid response")
@@ -837,7 +837,7 @@ fn ocsp_response_signed_by_another_key_is_refused() {
     let response = fx.ocsp_response(&leaf, &fx.ca.cert, OcspSpec::default());
     let imposter = fx.pki.self_signed(&CertSpec::ca(CA).slot(6)).cert();
     refused!(
-        judge_ocsp_response(&response, &leaf.cert(), &imposter, SystemTime::now(), None),
+        judge_ocsp_response(&response, &leaf.cert(), &imposter, pullgate_testkit::time::now(), None),
         RevocationError::OcspNotSignedByIssuer { source, .. }
             if matches!(**source, PkiError::BadSignature)
     );
@@ -865,7 +865,7 @@ fn ocsp_response_is_valid_only_until_next_update() {
     let leaf = fx.leaf("Leaf");
     let response = fx.ocsp_response(&leaf, &fx.ca.cert, OcspSpec::default());
     let judge_at = |now| judge_ocsp_response(&response, &leaf.cert(), &fx.issuer(), now, None);
-    let answer = judge_at(SystemTime::now()).expect("fresh");
+    let answer = judge_at(pullgate_testkit::time::now()).expect("fresh");
     let later = answer.next_update + Duration::from_secs(1);
     match judge_at(later) {
         Err(RevocationError::OcspExpired { next_update, at }) => {

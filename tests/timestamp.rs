@@ -19,7 +19,7 @@ fn verify(
 }
 
 fn assert_near_now(t: SystemTime) {
-    let now = SystemTime::now();
+    let now = pullgate_testkit::time::now();
     let skew = match now.duration_since(t) {
         Ok(d) => d,
         Err(e) => e.duration(),

@@ -207,7 +207,7 @@ fn reference() -> String {
 /// A valid envelope spec signed now.
 fn spec_now() -> EnvelopeSpec {
     EnvelopeSpec {
-        signing_time: Some(epoch_secs(SystemTime::now())),
+        signing_time: Some(epoch_secs(pullgate_testkit::time::now())),
         ..EnvelopeSpec::default()
     }
 }
@@ -339,7 +339,7 @@ impl Policy {
     }
 
     fn decide(&self, stores: &[TrustStore], blobs: &[SignatureBlob]) -> Verdict {
-        self.decide_at(stores, SystemTime::now(), &target(), blobs)
+        self.decide_at(stores, pullgate_testkit::time::now(), &target(), blobs)
     }
 }
 
@@ -482,7 +482,7 @@ fn valid_cose_and_jws_with_three_certificate_chain() {
     let stores = fx.stores(None);
     for format in FORMATS {
         let blob = fx.sign(spec_now(), format);
-        let now = SystemTime::now();
+        let now = pullgate_testkit::time::now();
         let verdict = Policy::strict().decide_at(&stores, now, &target(), from_ref(&blob));
         let v = verified(&verdict);
         assert_eq!(v.statement(), "net-monitor");
@@ -512,7 +512,7 @@ fn valid_signing_authority() {
         "acme-sa",
         &[&fx.chain.root],
     )];
-    let signed_at = epoch_secs(SystemTime::now());
+    let signed_at = epoch_secs(pullgate_testkit::time::now());
     for format in FORMATS {
         let spec = EnvelopeSpec {
             authentic_signing_time: Some(signed_at),
@@ -564,7 +564,7 @@ fn signing_authority_time_outside_certificate_validity() {
         &[&fx.chain.root],
     )];
     let policy = Policy::strict().stores(vec!["signingAuthority:acme-sa"]);
-    let early = SystemTime::now() - hours(24 * 3);
+    let early = pullgate_testkit::time::now() - hours(24 * 3);
     for format in FORMATS {
         let spec = EnvelopeSpec {
             authentic_signing_time: Some(epoch_secs(early)),
@@ -1084,7 +1084,7 @@ fn target_digest_size_and_media_type_mismatch_fail_at_strict_and_audit() {
             for level in ["strict", "audit"] {
                 let verdict = Policy::strict().level(level).decide_at(
                     &stores,
-                    SystemTime::now(),
+                    pullgate_testkit::time::now(),
                     &descriptor(artifact),
                     from_ref(&blob),
                 );
@@ -1208,7 +1208,7 @@ fn identity_mismatch_and_match() {
 fn expired_envelope_fails_at_strict_and_is_logged_at_permissive() {
     let fx = Fx::new();
     let stores = fx.stores(None);
-    let now = SystemTime::now();
+    let now = pullgate_testkit::time::now();
     // Whole seconds, as the envelope carries it; recent enough that the
     // certificates (valid from now − 1 h) are valid a second before it.
     let expiry = whole_secs(now - Duration::from_secs(60));
@@ -1250,7 +1250,7 @@ fn expired_envelope_fails_at_strict_and_is_logged_at_permissive() {
 fn short_lived_leaf(fx: &Fx) -> Issued {
     fx.leaf(
         &fx.leaf_spec()
-            .validity(days_from_now(-1), SystemTime::now() + hours(1)),
+            .validity(days_from_now(-1), pullgate_testkit::time::now() + hours(1)),
     )
 }
 
@@ -1261,10 +1261,10 @@ fn expired_leaf_with_valid_timestamp_is_allowed() {
     let stores = fx.stores(Some(&tsa));
     let leaf = short_lived_leaf(&fx);
     for format in FORMATS {
-        let before = SystemTime::now();
+        let before = pullgate_testkit::time::now();
         let blob = fx.sign_timestamped(&leaf, fx.chain_der(&leaf), spec_now(), format, &tsa);
-        let after = SystemTime::now();
-        let later = SystemTime::now() + hours(2);
+        let after = pullgate_testkit::time::now();
+        let later = pullgate_testkit::time::now() + hours(2);
         let verdict = Policy::strict()
             .with_tsa()
             .decide_at(&stores, later, &target(), &[blob]);
@@ -1280,7 +1280,7 @@ fn expired_leaf_without_timestamp_is_denied() {
     let tsa = fx.tsa();
     let stores = fx.stores(Some(&tsa));
     let leaf = short_lived_leaf(&fx);
-    let later = SystemTime::now() + hours(2);
+    let later = pullgate_testkit::time::now() + hours(2);
     for format in FORMATS {
         // No token, tsa store in the policy: the timestamp is required.
         let blob = fx.sign_with(&leaf, fx.chain_der(&leaf), spec_now(), format);
@@ -1393,7 +1393,7 @@ fn timestamp_outside_the_leaf_validity() {
     );
     for (id, leaf, verify_at) in [
         ("not yet valid", &not_yet, days_from_now(2)),
-        ("expired", &expired, SystemTime::now()),
+        ("expired", &expired, pullgate_testkit::time::now()),
     ] {
         for format in FORMATS {
             let blob = fx.sign_timestamped(leaf, fx.chain_der(leaf), spec_now(), format, &tsa);
@@ -1444,12 +1444,12 @@ fn verify_timestamp_after_cert_expiry() {
     for format in FORMATS {
         let bad = fx.sign_with(&leaf, fx.chain_der(&leaf), garbage.clone(), format);
         let missing = fx.sign_with(&leaf, fx.chain_der(&leaf), spec_now(), format);
-        let before = SystemTime::now();
+        let before = pullgate_testkit::time::now();
         let good = fx.sign_timestamped(&leaf, fx.chain_der(&leaf), spec_now(), format, &tsa);
-        let after = SystemTime::now();
+        let after = pullgate_testkit::time::now();
 
         // Chain not expired: the token is not looked at, the local clock decides.
-        let now = SystemTime::now();
+        let now = pullgate_testkit::time::now();
         for blob in [&bad, &missing] {
             let verdict = policy.decide_at(&stores, now, &target(), from_ref(blob));
             let report = verified(&verdict).report();
@@ -1465,7 +1465,7 @@ fn verify_timestamp_after_cert_expiry() {
         assert_text(&failure, "failed to parse timestamp countersignature");
 
         // Chain expired: the token is checked.
-        let later = SystemTime::now() + hours(2);
+        let later = pullgate_testkit::time::now() + hours(2);
         let verdict = policy.decide_at(&stores, later, &target(), &[bad]);
         let failure = failed(&verdict, Check::AuthenticTimestamp);
         assert!(
@@ -1487,7 +1487,7 @@ fn verify_timestamp_after_cert_expiry() {
 fn tsa_certificates_are_judged_at_gen_time_and_by_the_tsa_rules() {
     let fx = Fx::new();
     let leaf = short_lived_leaf(&fx);
-    let later = SystemTime::now() + hours(2);
+    let later = pullgate_testkit::time::now() + hours(2);
     let tsa_root = fx.pki.self_signed(
         &CertSpec::ca("/C=US/O=Test TSA/CN=Test TSA Root")
             .key(KeySpec::Rsa2048)
@@ -1502,7 +1502,7 @@ fn tsa_certificates_are_judged_at_gen_time_and_by_the_tsa_rules() {
             "TSA leaf expired since",
             tsa_leaf(
                 base.clone()
-                    .validity(days_from_now(-1), SystemTime::now() + hours(1)),
+                    .validity(days_from_now(-1), pullgate_testkit::time::now() + hours(1)),
             ),
             None,
         ),
@@ -1522,9 +1522,9 @@ fn tsa_certificates_are_judged_at_gen_time_and_by_the_tsa_rules() {
     for (id, tsa_leaf, expected) in cases {
         let tsa = fx.pki.tsa_from(tsa_root.clone(), tsa_leaf);
         for format in FORMATS {
-            let before = SystemTime::now();
+            let before = pullgate_testkit::time::now();
             let blob = fx.sign_timestamped(&leaf, fx.chain_der(&leaf), spec_now(), format, &tsa);
-            let after = SystemTime::now();
+            let after = pullgate_testkit::time::now();
             let verdict = Policy::strict()
                 .with_tsa()
                 .decide_at(&stores, later, &target(), &[blob]);
@@ -1717,7 +1717,7 @@ fn each_level_records_its_actions() {
     for (blobs, listed) in [(vec![broken], 1), (vec![], 0)] {
         let verdict = Policy::strict().level("skip").decide_listed(
             &stores,
-            SystemTime::now(),
+            pullgate_testkit::time::now(),
             &target(),
             &blobs,
             listed,
@@ -1784,7 +1784,7 @@ fn authentic_timestamp_override() {
     let fx = Fx::new();
     let stores = fx.stores(None);
     let leaf = short_lived_leaf(&fx);
-    let later = SystemTime::now() + hours(2);
+    let later = pullgate_testkit::time::now() + hours(2);
     let blob = fx.sign_with(&leaf, fx.chain_der(&leaf), spec_now(), Format::Jws);
 
     let verdict = Policy::strict().set("authenticTimestamp", "log").decide_at(
@@ -1814,7 +1814,7 @@ fn authentic_timestamp_override() {
 fn expiry_override() {
     let fx = Fx::new();
     let stores = fx.stores(None);
-    let now = SystemTime::now();
+    let now = pullgate_testkit::time::now();
     let expiry = whole_secs(now - Duration::from_secs(60));
     let spec = EnvelopeSpec {
         signing_time: Some(epoch_secs(now - Duration::from_secs(120))),
@@ -2175,7 +2175,12 @@ impl Policy {
             stores,
             policy_file: "trustpolicy.json".into(),
         });
-        pullgate::verify::Judge::new(policy, name, SystemTime::now(), self.budgets.clone())
+        pullgate::verify::Judge::new(
+            policy,
+            name,
+            pullgate_testkit::time::now(),
+            self.budgets.clone(),
+        )
     }
 }
 

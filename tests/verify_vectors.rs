@@ -88,7 +88,7 @@ fn envelope(vectors: &Path, path: &str) -> SignatureBlob {
 }
 
 fn decide(loaded: &PolicyDir, scope: &str, target: &Descriptor, blob: SignatureBlob) -> Verdict {
-    decide_at(loaded, scope, target, blob, SystemTime::now())
+    decide_at(loaded, scope, target, blob, pullgate_testkit::time::now())
 }
 
 fn decide_at(

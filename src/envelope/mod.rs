@@ -616,6 +616,7 @@ impl NotaryHeaders {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)] // table tests: one row per rule
 mod tests {
     use super::*;
 

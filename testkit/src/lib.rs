@@ -7,6 +7,7 @@
 pub mod envelope_builder;
 pub mod pod;
 pub mod signer;
+pub mod time;
 pub mod tsa;
 
 use std::path::{Path, PathBuf};
