@@ -4,7 +4,9 @@
 //! an in-process OCI registry with fault injection, PKI / TSA / revocation fixtures
 //! made with the real `openssl` CLI, and Notary envelope and OCI layout builders.
 
+pub mod cli;
 pub mod envelope_builder;
+pub mod fixtures;
 pub mod pod;
 pub mod signer;
 pub mod time;
