@@ -41,7 +41,9 @@ use pullgate::pki::revocation::{ocsp_request_der, Crl};
 use pullgate::pki::{self as core, Certificate};
 use pullgate::policy::{StoreType, TrustPolicyDocument, TrustStore};
 use pullgate::reference::{Digest, DigestAlgorithm};
-use pullgate::revocation::{Checker, Method, Purpose, RevocationCheck, RevocationSettings};
+use pullgate::revocation::{
+    ChainQuery, Checker, Method, Purpose, RevocationCheck, RevocationSettings,
+};
 use pullgate::verify::engine::{SignatureReport, Verifier};
 use pullgate::verify::oci::Descriptor;
 use pullgate::verify::{Budgets, SignatureBlob};
@@ -292,9 +294,12 @@ impl Fixture {
 
     /// The revocation step alone, as the engine calls it.
     fn check(&self) {
-        let check = self
-            .checker
-            .check(black_box(&self.chain), Purpose::Signing, None, self.now);
+        let check = self.checker.check(ChainQuery {
+            chain: black_box(&self.chain),
+            purpose: Purpose::Signing,
+            signing_time: None,
+            now: self.now,
+        });
         assert!(check.failure().is_none(), "{}", check.summary());
         black_box(check);
     }

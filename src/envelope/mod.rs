@@ -260,9 +260,8 @@ pub(crate) struct Parts {
     pub format: EnvelopeFormat,
     pub algorithm: SignatureAlgorithm,
     pub signing_scheme: SigningScheme,
-    pub signing_time: Option<SystemTime>,
-    pub authentic_signing_time: Option<SystemTime>,
-    pub expiry: Option<SystemTime>,
+    /// The Notary headers as read (their times; the scheme is `signing_scheme`).
+    pub notary: NotaryHeaders,
     pub content_type: String,
     pub payload: Vec<u8>,
     pub signed_bytes: Vec<u8>,
@@ -280,10 +279,11 @@ impl Parts {
     fn finish(self) -> Result<SignatureEnvelope, EnvelopeError> {
         // 1. The scheme's time is present and non-zero (base envelope check).
         let (header, time) = match self.signing_scheme {
-            SigningScheme::X509 => (HEADER_SIGNING_TIME, self.signing_time),
-            SigningScheme::X509SigningAuthority => {
-                (HEADER_AUTHENTIC_SIGNING_TIME, self.authentic_signing_time)
-            }
+            SigningScheme::X509 => (HEADER_SIGNING_TIME, self.notary.signing_time),
+            SigningScheme::X509SigningAuthority => (
+                HEADER_AUTHENTIC_SIGNING_TIME,
+                self.notary.authentic_signing_time,
+            ),
         };
         let time = time.ok_or(EnvelopeError::MissingHeader {
             format: self.format,
@@ -293,7 +293,7 @@ impl Parts {
             return Err(EnvelopeError::ZeroTime { header });
         }
         // 2. Expiry, if set, strictly after the signing (authentic) time.
-        if let Some(expiry) = self.expiry {
+        if let Some(expiry) = self.notary.expiry {
             if expiry <= time {
                 return Err(EnvelopeError::TimeOrder {
                     signing_time: time,
@@ -343,9 +343,9 @@ impl Parts {
             format: self.format,
             algorithm: self.algorithm,
             signing_scheme: self.signing_scheme,
-            signing_time: self.signing_time,
-            authentic_signing_time: self.authentic_signing_time,
-            expiry: self.expiry,
+            signing_time: self.notary.signing_time,
+            authentic_signing_time: self.notary.authentic_signing_time,
+            expiry: self.notary.expiry,
             payload_content_type: self.content_type,
             target_artifact,
             signed_bytes: self.signed_bytes,

@@ -204,16 +204,21 @@ pub enum Purpose {
 /// The engine's view of revocation checking: synchronous, because the engine runs
 /// each signature on a blocking thread; the checker drives its I/O there.
 pub trait RevocationCheck: Send + Sync + std::fmt::Debug {
-    /// Checks every certificate of `chain` (leaf first) but the root against
-    /// the next one. `signing_time`: the authentic signing time, only for the
-    /// signingAuthority scheme (NOTARY.md §7).
-    fn check(
-        &self,
-        chain: &[Certificate],
-        purpose: Purpose,
-        signing_time: Option<SystemTime>,
-        now: SystemTime,
-    ) -> ChainCheck;
+    /// Checks every certificate of the chain (leaf first) but the root against
+    /// the next one.
+    fn check(&self, chain: ChainQuery<'_>) -> ChainCheck;
+}
+
+/// What [`RevocationCheck::check`] checks: a chain, for a purpose, at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainQuery<'a> {
+    /// The chain, leaf first, root last.
+    pub chain: &'a [Certificate],
+    pub purpose: Purpose,
+    /// The authentic signing time, only for the signingAuthority scheme
+    /// (NOTARY.md §7: a revocation after it does not invalidate the signature).
+    pub signing_time: Option<SystemTime>,
+    pub now: SystemTime,
 }
 
 /// What the checker reports as it works (for metrics); every method has a
@@ -530,20 +535,15 @@ impl std::fmt::Debug for Checker {
 }
 
 impl RevocationCheck for Checker {
-    fn check(
-        &self,
-        chain: &[Certificate],
-        purpose: Purpose,
-        signing_time: Option<SystemTime>,
-        now: SystemTime,
-    ) -> ChainCheck {
-        let queries = chain.windows(2).map(|pair| Query {
+    fn check(&self, query: ChainQuery<'_>) -> ChainCheck {
+        let queries = query.chain.windows(2).map(|pair| Query {
             cert: &pair[0],
             issuer: &pair[1],
-            signing_time,
-            now,
+            signing_time: query.signing_time,
+            now: query.now,
         });
-        self.runtime.block_on(self.check_all(queries, purpose))
+        self.runtime
+            .block_on(self.check_all(queries, query.purpose))
     }
 }
 

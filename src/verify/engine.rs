@@ -17,7 +17,7 @@ use crate::pki::{self, Certificate, PssSaltPolicy};
 use crate::policy::{
     CheckAction, LevelName, StoreType, TrustPolicyStatement, TrustStore, VerifyTimestamp,
 };
-use crate::revocation::{CertCheck, ChainCheck, Purpose, RevocationCheck};
+use crate::revocation::{CertCheck, ChainCheck, ChainQuery, Purpose, RevocationCheck};
 
 /// The checks of NOTARY.md §8, in the order they run. Each has one name per
 /// audience: [`Check::as_str`] for people (`trusted identity`), [`Check::label`]
@@ -649,7 +649,12 @@ impl Verifier<'_> {
             &timestamp,
             self.statement.level.revocation == CheckAction::Skip || tsa_chain.is_empty(),
         ) {
-            let check = checker.check(&tsa_chain, Purpose::Timestamping, None, self.now);
+            let check = checker.check(ChainQuery {
+                chain: &tsa_chain,
+                purpose: Purpose::Timestamping,
+                signing_time: None,
+                now: self.now,
+            });
             if let Some(failed) = check.failure() {
                 timestamp = Err(SignatureFailure::Timestamp(TimestampFailure::Revocation(
                     Box::new(failed.clone()),
@@ -690,7 +695,12 @@ impl Verifier<'_> {
             SigningScheme::X509SigningAuthority => parsed.authentic_signing_time,
             SigningScheme::X509 => None,
         };
-        let check = checker.check(chain, Purpose::Signing, signing_time, self.now);
+        let check = checker.check(ChainQuery {
+            chain,
+            purpose: Purpose::Signing,
+            signing_time,
+            now: self.now,
+        });
         let result = match check.failure() {
             Some(failed) => Err(SignatureFailure::Revocation(Box::new(failed.clone()))),
             None => Ok(()),
