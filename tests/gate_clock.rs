@@ -16,11 +16,12 @@ use pullgate::gate::{
 };
 use pullgate::intercept::{status, CallError};
 use pullgate::oci::Descriptor;
-use pullgate::policy::{StoreType, TrustPolicyDocument, TrustStore};
-use pullgate::reference::{Digest, DigestAlgorithm, Reference};
+use pullgate::policy::{StoreType, TrustPolicyDocument};
+use pullgate::reference::Reference;
 use pullgate::verify::{Budgets, LoadedPolicy, SignatureBlob, SignatureSource};
 use support::envelope_builder::{EnvelopeSpec, Format, Target};
-use support::pki::{CertSpec, Issued, KeySpec, Pki};
+use support::fixtures::{blob, descriptor, store};
+use support::pki::{CertSpec, KeySpec, Pki};
 
 const REGISTRY: &str = "registry.test";
 
@@ -96,25 +97,6 @@ impl Log {
     }
 }
 
-fn store(store_type: StoreType, name: &str, cert: &Issued) -> TrustStore {
-    let files = vec![("root.pem".to_owned(), cert.pem.as_bytes().to_vec())];
-    TrustStore::from_files(store_type, name, files).expect("fixture store")
-}
-
-fn blob(format: Format, envelope: Vec<u8>) -> SignatureBlob {
-    SignatureBlob {
-        manifest: Descriptor {
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            digest: Digest::of(DigestAlgorithm::Sha256, &envelope),
-            size: 700,
-            annotations: Default::default(),
-            artifact_type: Some("application/vnd.cncf.notary.signature".into()),
-        },
-        media_type: format.media_type().into(),
-        envelope,
-    }
-}
-
 /// A PKI with a TSA and a leaf valid until `expires`, and two repositories of one
 /// image signed by that leaf: `stamped` (with an RFC 3161 timestamp from the TSA)
 /// and `unstamped`. Returns the registry and the policy (`stamped`: strict,
@@ -174,13 +156,7 @@ fn signer(
     };
     let target = Target::default();
     let registry = FakeRegistry {
-        target: Descriptor {
-            media_type: target.media_type.clone(),
-            digest: target.digest.parse().expect("digest"),
-            size: target.size,
-            annotations: Default::default(),
-            artifact_type: None,
-        },
+        target: descriptor(&target),
         signatures: BTreeMap::from([
             ("stamped".to_owned(), envelope(&stamped)),
             ("unstamped".to_owned(), envelope(&spec)),
@@ -201,8 +177,8 @@ fn signer(
     let dir = pullgate::policy_dir::PolicyDir {
         document,
         stores: vec![
-            store(StoreType::Ca, "acme", &chain.root),
-            store(StoreType::Tsa, "stamps", &tsa.root),
+            store(StoreType::Ca, "acme", &[&chain.root]),
+            store(StoreType::Tsa, "stamps", &[&tsa.root]),
         ],
         policy_file: "trustpolicy.json".into(),
     };

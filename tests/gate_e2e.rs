@@ -14,6 +14,9 @@ use pullgate::cri::v1;
 use pullgate::oci::Descriptor;
 use support::envelope_builder::{EnvelopeSpec, Format, Target};
 use support::pki::{CertSpec, Chain, Issued, KeySpec, Pki, Tsa};
+use support::pod::{
+    container_state, image_status, pull, pull_with_auth, sleep_container, start_container, Pod,
+};
 use support::signed_layout::{Layout, SignatureForm};
 use support::signing::{resolve, skopeo_copy};
 use support::{CriClient, Harness, Pullgate};
@@ -30,6 +33,17 @@ fn now_secs() -> i64 {
 /// A repository name unique to this run, under `gate/`.
 fn unique(name: &str) -> String {
     format!("gate/{}", support::signing::unique(name))
+}
+
+/// The [`World`] of the test named `$test` and the lock that serialises the tests
+/// here; without an integration harness the test returns (skipped) here.
+macro_rules! world_or_skip {
+    ($test:literal) => {
+        match World::serial($test).await {
+            Some(world_and_lock) => world_and_lock,
+            None => return,
+        }
+    };
 }
 
 /// The test's world: the harness, a PKI, pullgate with a policy written here.
@@ -58,6 +72,15 @@ impl World {
             pki,
             chain,
         })
+    }
+
+    /// containerd's record of the tag `reference` (its images API), which must exist.
+    async fn tag_record(&self, reference: &str) -> pullgate::upstream::ImageRecord {
+        pullgate::upstream::ImageStore::new(&self.harness.containerd_socket)
+            .get(reference)
+            .await
+            .expect("images API")
+            .expect("tag record")
     }
 
     /// `image`, signed by this world's leaf in `format`.
@@ -94,25 +117,19 @@ impl World {
         ]
     }
 
-    /// Signs `signed` (the envelope's target) and pushes the signature as a
-    /// referrer of `subject` in `repo`.
-    fn sign_push(
-        &self,
-        repo: &str,
-        subject: &Descriptor,
-        signed: &Descriptor,
-        format: Format,
-        leaf: &Issued,
-        tsa: Option<&Tsa>,
-    ) {
+    /// Signs `signed` (the envelope's target) with this world's leaf and pushes the
+    /// signature as a referrer of `subject` in `repo`.
+    fn sign_push(&self, repo: &str, subject: &Descriptor, signed: &Descriptor, format: Format) {
+        let leaf = &self.chain.leaf;
+        let registry = (self.registry.as_str(), None);
         self.sign_push_with(
-            (&self.registry, None),
+            registry,
             repo,
             subject,
             signed,
             format,
             leaf,
-            tsa,
+            None,
             |spec| spec,
         );
     }
@@ -175,24 +192,20 @@ impl World {
         layout.referrers_index(&subject_descriptor.blob(), &[&signature_manifest]);
         let dir = tempfile::tempdir().expect("tempdir");
         layout.write(dir.path());
-        let output = Command::new(&self.harness.script)
-            .arg("push-layout")
-            .arg(dir.path())
-            .arg(registry.0)
-            .arg(repo)
-            .args(registry.1)
-            .env("PULLGATE_IT_DIR", &self.harness.dir)
-            .output()
-            .expect("push-layout");
-        assert!(
-            output.status.success(),
-            "push-layout: {}",
-            String::from_utf8_lossy(&output.stderr)
+        run_ok(
+            "push-layout",
+            Command::new(&self.harness.script)
+                .arg("push-layout")
+                .arg(dir.path())
+                .arg(registry.0)
+                .arg(repo)
+                .args(registry.1)
+                .env("PULLGATE_IT_DIR", &self.harness.dir),
         );
     }
 
     fn sign(&self, repo: &str, target: &Descriptor, format: Format) {
-        self.sign_push(repo, target, target, format, &self.chain.leaf, None);
+        self.sign_push(repo, target, target, format);
     }
 
     /// pullgate with `statements` (JSON array) and stores `ca:acme` (this
@@ -250,6 +263,18 @@ impl SubjectBlob {
     }
 }
 
+/// Runs `command`, which must succeed; panics with `what` and its stderr.
+fn run_ok(what: &str, command: &mut Command) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn write_policy(dir: &Path, statements: &serde_json::Value) {
     std::fs::create_dir_all(dir).expect("policy dir");
     let document = serde_json::json!({"version": "1.0", "trustPolicies": statements});
@@ -281,47 +306,26 @@ fn scope(registry: &str, repo: &str) -> String {
     format!("{registry}/{repo}")
 }
 
-async fn pull(client: &CriClient, image: &str) -> Result<String, tonic::Status> {
-    client
-        .image
-        .clone()
-        .pull_image(v1::PullImageRequest {
-            image: Some(v1::ImageSpec {
-                image: image.to_owned(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner().image_ref)
-}
-
-async fn present(client: &CriClient, image: &str) -> Option<v1::Image> {
-    client
-        .image
-        .clone()
-        .image_status(v1::ImageStatusRequest {
-            image: Some(v1::ImageSpec {
-                image: image.to_owned(),
-                ..Default::default()
-            }),
-            verbose: false,
-        })
-        .await
-        .expect("ImageStatus")
-        .into_inner()
-        .image
-}
-
 /// ImageStatus for a tag recorded through containerd's events: poll briefly.
 async fn present_soon(client: &CriClient, image: &str) -> Option<v1::Image> {
     for _ in 0..50 {
-        if let Some(image) = present(client, image).await {
+        if let Some(image) = image_status(client, image).await {
             return Some(image);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     None
+}
+
+/// Asserts the tag record's `labels`: each (key, value) of `expected` is there.
+fn assert_labels(record: &pullgate::upstream::ImageRecord, expected: &[(&str, &str)]) {
+    for (key, value) in expected {
+        assert_eq!(
+            record.labels.get(*key).map(String::as_str),
+            Some(*value),
+            "{key} in {record:?}"
+        );
+    }
 }
 
 /// Audit lines of decisions that ran a verification (cache misses).
@@ -349,10 +353,7 @@ fn denied(status: &tonic::Status, image: &str, reason: &str, policy: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_images_are_pulled_pinned_and_tagged() {
-    let Some((world, _serial)) = World::serial("signed_images_are_pulled_pinned_and_tagged").await
-    else {
-        return;
-    };
+    let (world, _serial) = world_or_skip!("signed_images_are_pulled_pinned_and_tagged");
     let (cose_repo, cose_ref, target) = world.signed_image("cose", Format::Cose).await;
     let (jws_repo, jws_ref, _) = world.image("jws").await;
     world.sign(&jws_repo, &target, Format::Jws);
@@ -375,41 +376,21 @@ async fn signed_images_are_pulled_pinned_and_tagged() {
         assert!(status.repo_digests.contains(&pinned), "{status:?}");
         assert!(status.repo_tags.contains(reference), "{status:?}");
         // The tag record says it was verified, by which policy, for which digest.
-        let record = pullgate::upstream::ImageStore::new(&world.harness.containerd_socket)
-            .get(reference)
-            .await
-            .expect("images API")
-            .expect("tag record");
+        let record = world.tag_record(reference).await;
         assert_eq!(record.target.digest, target.digest);
-        assert_eq!(
-            record
-                .labels
-                .get("io.pullgate.verified")
-                .map(String::as_str),
-            Some("true")
-        );
-        assert_eq!(
-            record.labels.get("io.pullgate.outcome").map(String::as_str),
-            Some("verified")
-        );
-        assert_eq!(
-            record
-                .labels
-                .get("io.pullgate.failed-checks")
-                .map(String::as_str),
-            Some("none")
-        );
-        assert_eq!(
-            record.labels.get("io.pullgate.policy").map(String::as_str),
-            Some("signed")
-        );
-        assert_eq!(
-            record.labels.get("io.pullgate.digest"),
-            Some(&target.digest.to_string())
+        assert_labels(
+            &record,
+            &[
+                ("io.pullgate.verified", "true"),
+                ("io.pullgate.outcome", "verified"),
+                ("io.pullgate.failed-checks", "none"),
+                ("io.pullgate.policy", "signed"),
+                ("io.pullgate.digest", &target.digest.to_string()),
+            ],
         );
         // Directly, containerd agrees.
         assert_eq!(
-            present(&direct, reference).await.map(|i| i.id),
+            image_status(&direct, reference).await.map(|i| i.id),
             Some(image_ref)
         );
     }
@@ -425,11 +406,8 @@ async fn signed_images_are_pulled_pinned_and_tagged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
-    let Some((world, _serial)) =
-        World::serial("unsigned_untrusted_mismatched_and_unmatched_images_are_denied").await
-    else {
-        return;
-    };
+    let (world, _serial) =
+        world_or_skip!("unsigned_untrusted_mismatched_and_unmatched_images_are_denied");
     let (unsigned_repo, unsigned_ref, _) = world.image("unsigned").await;
     let (untrusted_repo, untrusted_ref, target) =
         world.signed_image("untrusted", Format::Jws).await;
@@ -441,14 +419,7 @@ async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
     skopeo_copy(&world.harness.pause, &pause_ref);
     let pause = resolve(&world.registry, &pause_ref).await;
     assert_ne!(pause.digest, target.digest);
-    world.sign_push(
-        &other_repo,
-        &target,
-        &pause,
-        Format::Jws,
-        &world.chain.leaf,
-        None,
-    );
+    world.sign_push(&other_repo, &target, &pause, Format::Jws);
     let (unmatched_repo, unmatched_ref, _) = world.image("unmatched").await;
 
     let r = |repo: &str| vec![scope(&world.registry, repo)];
@@ -475,13 +446,15 @@ async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
     );
     let client = pullgate.client();
 
-    let status = pull(&client, &unsigned_ref).await.expect_err("unsigned");
-    denied(
-        &status,
-        &unsigned_ref,
-        "no signature is associated with",
-        "unsigned",
-    );
+    for (reference, reason, policy) in [
+        (&unsigned_ref, "no signature is associated with", "unsigned"),
+        (&untrusted_ref, "authenticity check failed", "untrusted"),
+        (&identity_ref, "trusted identity check failed", "identity"),
+        (&other_ref, "content descriptor mismatch", "mismatch"),
+    ] {
+        let status = pull(&client, reference).await.expect_err(policy);
+        denied(&status, reference, reason, policy);
+    }
     // runtime.v1alpha2 goes through the same gate.
     let status = client
         .image_v1alpha2
@@ -500,28 +473,6 @@ async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
         &unsigned_ref,
         "no signature is associated with",
         "unsigned",
-    );
-
-    let status = pull(&client, &untrusted_ref).await.expect_err("untrusted");
-    denied(
-        &status,
-        &untrusted_ref,
-        "authenticity check failed",
-        "untrusted",
-    );
-    let status = pull(&client, &identity_ref).await.expect_err("identity");
-    denied(
-        &status,
-        &identity_ref,
-        "trusted identity check failed",
-        "identity",
-    );
-    let status = pull(&client, &other_ref).await.expect_err("other digest");
-    denied(
-        &status,
-        &other_ref,
-        "content descriptor mismatch",
-        "mismatch",
     );
 
     let status = pull(&client, &unmatched_ref).await.expect_err("unmatched");
@@ -543,7 +494,7 @@ async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
         &unmatched_ref,
     ] {
         assert!(
-            present(&direct, reference).await.is_none(),
+            image_status(&direct, reference).await.is_none(),
             "{reference} was pulled"
         );
     }
@@ -555,10 +506,7 @@ async fn unsigned_untrusted_mismatched_and_unmatched_images_are_denied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tag_moved_to_an_unsigned_image_is_denied() {
-    let Some((world, _serial)) = World::serial("a_tag_moved_to_an_unsigned_image_is_denied").await
-    else {
-        return;
-    };
+    let (world, _serial) = world_or_skip!("a_tag_moved_to_an_unsigned_image_is_denied");
     let (repo, reference, _) = world.signed_image("moving", Format::Jws).await;
     let (pullgate, _) = world.strict_pullgate("moving", &[&repo]);
     let client = pullgate.client();
@@ -578,7 +526,7 @@ async fn a_tag_moved_to_an_unsigned_image_is_denied() {
         "moving",
     );
     // containerd still maps the tag to what was verified.
-    let status = present(&client, &reference)
+    let status = image_status(&client, &reference)
         .await
         .expect("still the verified image");
     assert_eq!(status.id, first);
@@ -586,11 +534,8 @@ async fn a_tag_moved_to_an_unsigned_image_is_denied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() {
-    let Some((world, _serial)) =
-        World::serial("audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable").await
-    else {
-        return;
-    };
+    let (world, _serial) =
+        world_or_skip!("audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable");
     // Signed by this world's CA, which the audit statement does not trust: at
     // `audit` authenticity is only logged, so notation passes it.
     let (audit_repo, audit_ref, _) = world.signed_image("audit", Format::Cose).await;
@@ -655,7 +600,7 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
         "no signature is associated with",
         "audit",
     );
-    assert!(present(&world.harness.direct_client(), &unsigned_ref)
+    assert!(image_status(&world.harness.direct_client(), &unsigned_ref)
         .await
         .is_none());
 
@@ -684,7 +629,7 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
             .starts_with(&format!("RegistryUnavailable: pullgate: {unreachable}: ")),
         "{status:?}"
     );
-    assert!(present(&world.harness.direct_client(), &unreachable)
+    assert!(image_status(&world.harness.direct_client(), &unreachable)
         .await
         .is_none());
 }
@@ -695,27 +640,20 @@ async fn audit_allows_skip_never_asks_and_unreachable_registry_is_unavailable() 
 /// the pod's own (no) credentials and been refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_without_credentials_does_not_get_a_private_image_already_present() {
-    let Some((world, _serial)) =
-        World::serial("pod_without_credentials_does_not_get_a_private_image_already_present").await
-    else {
-        return;
-    };
+    let (world, _serial) =
+        world_or_skip!("pod_without_credentials_does_not_get_a_private_image_already_present");
     let auth_registry = std::env::var("PULLGATE_IT_AUTH_REGISTRY").expect("auth registry");
     let user = std::env::var("PULLGATE_IT_AUTH_USER").expect("user");
     let password = std::env::var("PULLGATE_IT_AUTH_PASSWORD").expect("password");
     let repo = unique("private");
     let reference = format!("{auth_registry}/{repo}:v1");
-    let output = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
-        .arg(format!("--dest-creds={user}:{password}"))
-        .arg(format!("docker://{}", world.harness.busybox))
-        .arg(format!("docker://{reference}"))
-        .output()
-        .expect("run skopeo");
-    assert!(
-        output.status.success(),
-        "skopeo copy: {}",
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        "skopeo copy",
+        Command::new("skopeo")
+            .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+            .arg(format!("--dest-creds={user}:{password}"))
+            .arg(format!("docker://{}", world.harness.busybox))
+            .arg(format!("docker://{reference}")),
     );
     let target = pullgate::registry::RegistryClient::new(pullgate::registry::RegistryConfig {
         hosts_dir: None,
@@ -762,25 +700,7 @@ async fn pod_without_credentials_does_not_get_a_private_image_already_present() 
         &format!("credentials_file = {file:?}\n"),
     );
     let client = pullgate.client();
-    let pull_as = |auth: Option<v1::AuthConfig>| {
-        let client = client.clone();
-        let reference = reference.clone();
-        async move {
-            client
-                .image
-                .clone()
-                .pull_image(v1::PullImageRequest {
-                    image: Some(v1::ImageSpec {
-                        image: reference,
-                        ..Default::default()
-                    }),
-                    auth,
-                    ..Default::default()
-                })
-                .await
-                .map(|r| r.into_inner().image_ref)
-        }
-    };
+    let pull_as = |auth| pull_with_auth(&client, &reference, auth);
     let pod_credentials = v1::AuthConfig {
         username: user.clone(),
         password: password.clone(),
@@ -840,11 +760,8 @@ fn assert_refused_for_authorization(status: &tonic::Status) {
 /// signature that failed a check, yet its tag record said `io.pullgate.verified=true`.
 #[tokio::test(flavor = "multi_thread")]
 async fn image_let_through_at_audit_or_log_override_is_not_labelled_verified() {
-    let Some((world, _serial)) =
-        World::serial("image_let_through_at_audit_or_log_override_is_not_labelled_verified").await
-    else {
-        return;
-    };
+    let (world, _serial) =
+        world_or_skip!("image_let_through_at_audit_or_log_override_is_not_labelled_verified");
     // Both signed by this world's CA; both statements trust only `ca:other`, so
     // authenticity fails and is only logged.
     let (audit_repo, audit_ref, target) = world.signed_image("label-audit", Format::Cose).await;
@@ -872,40 +789,27 @@ async fn image_let_through_at_audit_or_log_override_is_not_labelled_verified() {
         None,
     );
     let client = pullgate.client();
-    let images = pullgate::upstream::ImageStore::new(&world.harness.containerd_socket);
     for (reference, policy) in [(&audit_ref, "audit"), (&log_ref, "log-override")] {
         pull(&client, reference)
             .await
             .expect("authenticity is only logged");
-        let record = images
-            .get(reference)
-            .await
-            .expect("images API")
-            .expect("tag record");
-        let label = |key: &str| record.labels.get(key).map(String::as_str);
-        assert_eq!(label("io.pullgate.verified"), Some("false"), "{record:?}");
-        assert_eq!(
-            label("io.pullgate.outcome"),
-            Some("allowed-with-failures"),
-            "{record:?}"
+        let record = world.tag_record(reference).await;
+        assert_labels(
+            &record,
+            &[
+                ("io.pullgate.verified", "false"),
+                ("io.pullgate.outcome", "allowed-with-failures"),
+                ("io.pullgate.failed-checks", "authenticity"),
+                ("io.pullgate.policy", policy),
+            ],
         );
-        assert_eq!(
-            label("io.pullgate.failed-checks"),
-            Some("authenticity"),
-            "{record:?}"
-        );
-        assert_eq!(label("io.pullgate.policy"), Some(policy), "{record:?}");
         assert_eq!(record.target.digest, target.digest);
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn policy_reload_takes_effect_and_a_broken_one_is_refused() {
-    let Some((world, _serial)) =
-        World::serial("policy_reload_takes_effect_and_a_broken_one_is_refused").await
-    else {
-        return;
-    };
+    let (world, _serial) = world_or_skip!("policy_reload_takes_effect_and_a_broken_one_is_refused");
     let (repo, reference, _) = world.signed_image("reload", Format::Cose).await;
     let scopes = vec![scope(&world.registry, &repo)];
     let (pullgate, policy) = world.pullgate(serde_json::json!([strict("reload", &scopes)]), None);
@@ -945,11 +849,7 @@ async fn policy_reload_takes_effect_and_a_broken_one_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_concurrent_pulls_share_one_verification() {
-    let Some((world, _serial)) =
-        World::serial("fifty_concurrent_pulls_share_one_verification").await
-    else {
-        return;
-    };
+    let (world, _serial) = world_or_skip!("fifty_concurrent_pulls_share_one_verification");
     let (repo, reference, target) = world.signed_image("concurrent", Format::Jws).await;
     let (pullgate, _) = world.strict_pullgate("concurrent", &[&repo]);
     let registry_log = PathBuf::from(std::env::var("PULLGATE_IT_REGISTRY_LOG").expect("log"));
@@ -1006,75 +906,23 @@ async fn fifty_concurrent_pulls_share_one_verification() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubelet_flow_runs_the_verified_image() {
-    let Some((world, _serial)) = World::serial("kubelet_flow_runs_the_verified_image").await else {
-        return;
-    };
+    let (world, _serial) = world_or_skip!("kubelet_flow_runs_the_verified_image");
     let (repo, reference, _) = world.signed_image("kubelet", Format::Cose).await;
     let (pullgate, _) = world.strict_pullgate("kubelet", &[&repo]);
     let client = pullgate.client();
     let image_ref = pull(&client, &reference).await.expect("pull");
-    let mut runtime = client.runtime.clone();
     let name = format!("gate-{}", std::process::id());
-    let sandbox = support::pod_config(&name);
-    let pod = runtime
-        .run_pod_sandbox(v1::RunPodSandboxRequest {
-            config: Some(sandbox.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
-    let container = runtime
-        .create_container(v1::CreateContainerRequest {
-            pod_sandbox_id: pod.clone(),
-            config: Some(v1::ContainerConfig {
-                metadata: Some(v1::ContainerMetadata {
-                    name: "main".into(),
-                    attempt: 0,
-                }),
-                image: Some(v1::ImageSpec {
-                    image: image_ref.clone(),
-                    ..Default::default()
-                }),
-                command: vec!["/bin/sleep".into(), "60".into()],
-                ..Default::default()
-            }),
-            sandbox_config: Some(sandbox),
-        })
-        .await
-        .expect("CreateContainer with the returned image_ref")
-        .into_inner()
-        .container_id;
-    runtime
-        .start_container(v1::StartContainerRequest {
-            container_id: container.clone(),
-        })
-        .await
-        .expect("StartContainer");
-    let state = runtime
-        .container_status(v1::ContainerStatusRequest {
-            container_id: container.clone(),
-            verbose: false,
-        })
-        .await
-        .expect("status")
-        .into_inner()
-        .status
-        .expect("status")
-        .state;
-    assert_eq!(state, v1::ContainerState::ContainerRunning as i32);
-    let _ = runtime
-        .stop_pod_sandbox(v1::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
+    let pod = Pod::run(&client, &name).await;
+    let container = pod
+        .create_container(&client, sleep_container(&image_ref))
         .await;
-    runtime
-        .remove_pod_sandbox(v1::RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .expect("cleanup");
+    start_container(&client, &container).await;
+    assert_eq!(
+        container_state(&client, &container).await,
+        v1::ContainerState::ContainerRunning as i32
+    );
+    pod.stop(&client).await;
+    pod.remove(&client).await;
 }
 
 /// Issue 11: a signer revoked in its CA's CRL is refused with the reason the
@@ -1085,11 +933,8 @@ async fn kubelet_flow_runs_the_verified_image() {
 async fn a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache() {
     use support::responders::{free_port, CrlServer};
     use support::revocation::{Ca, CrlSpec, Revocation};
-    let Some((world, _serial)) =
-        World::serial("a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache").await
-    else {
-        return;
-    };
+    let (world, _serial) =
+        world_or_skip!("a_revoked_signer_is_refused_and_a_restart_reuses_the_crl_cache");
     // root (this world's, trusted as ca:acme) → intermediate → two leaves, each
     // naming the CRL of its issuer on a CRL server on 127.0.0.1.
     let crl_port = free_port();

@@ -18,8 +18,9 @@ use containerd_client::services::v1::DeleteImageRequest;
 use pullgate::cri::v1;
 use pullgate::intercept::{status, CallError};
 use pullgate::oci::Descriptor;
-use pullgate::upstream::{ImageStore, ImageStoreError};
+use pullgate::upstream::{ImageRecord, ImageStore, ImageStoreError};
 use sha2::{Digest as _, Sha256};
+use support::pod::{image_status, pull_ok};
 use support::{CriClient, Harness};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -27,41 +28,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// How long the CRI plugin may take to mirror an image event into its cache.
 const CRI_SYNC_LIMIT: Duration = Duration::from_secs(5);
-
-fn image_spec(image: &str) -> Option<v1::ImageSpec> {
-    Some(v1::ImageSpec {
-        image: image.to_owned(),
-        ..Default::default()
-    })
-}
-
-async fn pull(client: &CriClient, image: &str) -> String {
-    client
-        .image
-        .clone()
-        .pull_image(v1::PullImageRequest {
-            image: image_spec(image),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("PullImage {image}: {e:?}"))
-        .into_inner()
-        .image_ref
-}
-
-async fn image_status(client: &CriClient, image: &str) -> Option<v1::Image> {
-    client
-        .image
-        .clone()
-        .image_status(v1::ImageStatusRequest {
-            image: image_spec(image),
-            verbose: false,
-        })
-        .await
-        .expect("ImageStatus")
-        .into_inner()
-        .image
-}
 
 async fn list_images(client: &CriClient) -> Vec<v1::Image> {
     client
@@ -90,6 +56,41 @@ async fn wait_for_status(client: &CriClient, name: &str) -> (v1::Image, Duration
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// What the harness tests here start from: the harness, a CRI client straight to
+/// containerd, the busybox manifest as pullgate would record it, and `SERIAL`.
+struct Serial {
+    harness: Harness,
+    client: CriClient,
+    target: Descriptor,
+    _lock: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Serial {
+    async fn start(test: &str) -> Option<Serial> {
+        let harness = Harness::from_env(test)?;
+        let _lock = SERIAL.lock().await;
+        let client = harness.direct_client();
+        let target = manifest_target(&harness.busybox, &harness.busybox_digest);
+        Some(Serial {
+            harness,
+            client,
+            target,
+            _lock,
+        })
+    }
+}
+
+/// [`Serial::start`] of the test named `$test`; without an integration harness the
+/// test returns (skipped) here.
+macro_rules! serial_or_skip {
+    ($test:literal) => {
+        match Serial::start($test).await {
+            Some(serial) => serial,
+            None => return,
+        }
+    };
 }
 
 /// The manifest the registry serves for `digest` in `host/repo`, checked against
@@ -156,7 +157,7 @@ async fn delete_record(socket: &Path, name: &str) {
 /// image id of the digest pull.
 async fn digest_pulled_tag_absent(harness: &Harness, client: &CriClient) -> String {
     delete_record(&harness.containerd_socket, &harness.busybox).await;
-    let image_ref = pull(client, &by_digest(harness)).await;
+    let image_ref = pull_ok(client, &by_digest(harness)).await;
     let status = image_status(client, &by_digest(harness))
         .await
         .expect("digest pull is in CRI");
@@ -168,6 +169,11 @@ async fn digest_pulled_tag_absent(harness: &Harness, client: &CriClient) -> Stri
     image_ref
 }
 
+/// The store's record of `name`, which must exist.
+async fn record_of(store: &ImageStore, name: &str) -> ImageRecord {
+    store.get(name).await.expect("get").expect("record exists")
+}
+
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -177,13 +183,13 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tag_recorded_after_digest_pull_is_seen_by_cri() {
-    let Some(harness) = Harness::from_env("tag_recorded_after_digest_pull_is_seen_by_cri") else {
-        return;
-    };
-    let _serial = SERIAL.lock().await;
-    let client = harness.direct_client();
+    let Serial {
+        harness,
+        client,
+        target,
+        _lock,
+    } = serial_or_skip!("tag_recorded_after_digest_pull_is_seen_by_cri");
     let store = ImageStore::new(&harness.containerd_socket);
-    let target = manifest_target(&harness.busybox, &harness.busybox_digest);
     let image_id = digest_pulled_tag_absent(&harness, &client).await;
     assert_eq!(store.get(&harness.busybox).await.expect("get"), None);
 
@@ -216,11 +222,7 @@ async fn tag_recorded_after_digest_pull_is_seen_by_cri() {
         .unwrap_or_else(|| panic!("ListImages lacks the tag: {listed:?}"));
     assert_eq!(entry.id, image_id);
 
-    let record = store
-        .get(&harness.busybox)
-        .await
-        .expect("get")
-        .expect("record exists");
+    let record = record_of(&store, &harness.busybox).await;
     assert_eq!(record.name, harness.busybox);
     assert_eq!(record.target, target);
     let mut expected = first.clone();
@@ -237,11 +239,7 @@ async fn tag_recorded_after_digest_pull_is_seen_by_cri() {
         .tag(&harness.busybox, &target, &second)
         .await
         .expect("tag (update)");
-    let record = store
-        .get(&harness.busybox)
-        .await
-        .expect("get")
-        .expect("record exists");
+    let record = record_of(&store, &harness.busybox).await;
     assert_eq!(record.target, target);
     assert_eq!(record.labels["io.pullgate.policy"], "acme");
     assert_eq!(record.labels["io.pullgate.time"], "2026-11-27T10:00:00Z");
@@ -259,13 +257,13 @@ async fn tag_recorded_after_digest_pull_is_seen_by_cri() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_tags_of_a_new_name_all_succeed() {
-    let Some(harness) = Harness::from_env("concurrent_tags_of_a_new_name_all_succeed") else {
-        return;
-    };
-    let _serial = SERIAL.lock().await;
-    let client = harness.direct_client();
-    let target = manifest_target(&harness.busybox, &harness.busybox_digest);
-    let image_id = pull(&client, &by_digest(&harness)).await;
+    let Serial {
+        harness,
+        client,
+        target,
+        _lock,
+    } = serial_or_skip!("concurrent_tags_of_a_new_name_all_succeed");
+    let image_id = pull_ok(&client, &by_digest(&harness)).await;
     let (repo, _) = harness.busybox.rsplit_once(':').expect("repo:tag");
     let name = format!("{repo}:pullgate-race");
     delete_record(&harness.containerd_socket, &name).await;
@@ -285,7 +283,7 @@ async fn concurrent_tags_of_a_new_name_all_succeed() {
             .expect("join")
             .expect("every racing tag succeeds");
     }
-    let record = store.get(&name).await.expect("get").expect("exists");
+    let record = record_of(&store, &name).await;
     assert_eq!(record.target, target);
     assert!(record.labels.contains_key("io.pullgate.writer"));
     let (image, _, _) = wait_for_status(&client, &name).await;
@@ -295,13 +293,13 @@ async fn concurrent_tags_of_a_new_name_all_succeed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn store_recovers_after_containerd_restarts() {
-    let Some(harness) = Harness::from_env("store_recovers_after_containerd_restarts") else {
-        return;
-    };
-    let _serial = SERIAL.lock().await;
-    let client = harness.direct_client();
-    let target = manifest_target(&harness.busybox, &harness.busybox_digest);
-    pull(&client, &by_digest(&harness)).await;
+    let Serial {
+        harness,
+        client,
+        target,
+        _lock,
+    } = serial_or_skip!("store_recovers_after_containerd_restarts");
+    pull_ok(&client, &by_digest(&harness)).await;
     let store = ImageStore::new(&harness.containerd_socket);
     let verified = labels(&[("io.pullgate.verified", "true")]);
     store
@@ -338,11 +336,7 @@ async fn store_recovers_after_containerd_restarts() {
             Err(error) => panic!("no recovery: {error:?}"),
         }
     }
-    let record = store
-        .get(&harness.busybox)
-        .await
-        .expect("get")
-        .expect("exists");
+    let record = record_of(&store, &harness.busybox).await;
     assert_eq!(record.target, target);
 }
 

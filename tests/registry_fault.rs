@@ -463,10 +463,19 @@ async fn a_429_is_retried_after_retry_after() {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_deadline_fails_at_once_as_transient() {
+    let registry = retry_after_beyond_the_deadline("30".into(), 2.0).await;
+    assert_eq!(requests(&registry).len(), 1);
+}
+
+/// A registry with a signed `app:v1` whose manifest requests get 429 with
+/// `Retry-After: retry_after`, a wait beyond the deadline `seconds` away: resolving
+/// gives up at once (before the deadline) with a transient 429. The registry, for
+/// its log.
+async fn retry_after_beyond_the_deadline(retry_after: String, seconds: f64) -> TestRegistry {
     let registry = TestRegistry::start().await;
     signed_image(&registry, "app");
-    registry.fault("/manifests/v1", Fault::TooManyRequests("30".into()), 10);
-    let until = deadline(2.0);
+    registry.fault("/manifests/v1", Fault::TooManyRequests(retry_after), 10);
+    let until = deadline(seconds);
     let err = resolve_app(&registry, &Credentials::None, until)
         .await
         .expect_err("gave up");
@@ -479,7 +488,7 @@ async fn a_retry_after_beyond_the_deadline_fails_at_once_as_transient() {
         "{err:?}"
     );
     assert!(err.is_transient());
-    assert_eq!(requests(&registry).len(), 1);
+    registry
 }
 
 #[tokio::test]
@@ -565,56 +574,48 @@ async fn a_body_larger_than_its_descriptor_is_refused() {
 async fn declared_sizes_over_the_budget_are_refused_before_any_request() {
     let registry = TestRegistry::start().await;
     let (_, signature) = signed_image(&registry, "app");
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
+    // (limits, what is refused, its limit, the requests sent by then)
+    let cases: [(SignatureLimits, &str, u64, &[&str]); 2] = [
+        (
             SignatureLimits {
                 manifest_bytes: 10,
                 ..LIMITS
             },
-            &Credentials::None,
-            deadline(10.0),
-        )
-        .await
-        .expect_err("manifest budget");
-    assert!(
-        matches!(
-            err,
-            RegistryError::TooLarge {
-                what: "a signature manifest",
-                limit: 10,
-                ..
-            }
+            "a signature manifest",
+            10,
+            &[],
         ),
-        "{err:?}"
-    );
-    assert!(registry.log().is_empty());
-    let err = client(&registry)
-        .signature(
-            &reference(&registry, "app:v1"),
-            &signature,
+        (
             SignatureLimits {
                 envelope_bytes: 5,
                 ..LIMITS
             },
-            &Credentials::None,
-            deadline(10.0),
-        )
-        .await
-        .expect_err("envelope budget");
-    assert!(
-        matches!(
-            err,
-            RegistryError::TooLarge {
-                what: "a signature envelope",
-                limit: 5,
-                ..
-            }
+            "a signature envelope",
+            5,
+            &["GET manifest"],
         ),
-        "{err:?}"
-    );
-    assert_eq!(requests(&registry), ["GET manifest"]);
+    ];
+    for (limits, budget, budget_limit, sent) in cases {
+        let err = client(&registry)
+            .signature(
+                &reference(&registry, "app:v1"),
+                &signature,
+                limits,
+                &Credentials::None,
+                deadline(10.0),
+            )
+            .await
+            .expect_err(budget);
+        assert!(
+            matches!(
+                err,
+                RegistryError::TooLarge { what, limit, .. }
+                    if what == budget && limit == budget_limit
+            ),
+            "{err:?}"
+        );
+        assert_eq!(requests(&registry), sent, "{budget}");
+    }
 }
 
 #[tokio::test]
@@ -1009,26 +1010,7 @@ fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
 /// up at once with the 429.
 #[tokio::test]
 async fn retry_after_u64_max_seconds_is_a_transient_429_not_a_panic() {
-    let registry = TestRegistry::start().await;
-    signed_image(&registry, "app");
-    registry.fault(
-        "/manifests/v1",
-        Fault::TooManyRequests(u64::MAX.to_string()),
-        10,
-    );
-    let until = deadline(5.0);
-    let err = resolve_app(&registry, &Credentials::None, until)
-        .await
-        .expect_err("gave up");
-    assert!(
-        pullgate_testkit::time::instant() < until,
-        "did not wait for Retry-After"
-    );
-    assert!(
-        matches!(err, RegistryError::Http { status: 429, .. }),
-        "{err:?}"
-    );
-    assert!(err.is_transient());
+    let registry = retry_after_beyond_the_deadline(u64::MAX.to_string(), 5.0).await;
     assert_eq!(requests(&registry), ["HEAD manifest"]);
 }
 

@@ -14,12 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pullgate::policy::{StoreType, TrustPolicyDocument, TrustStore};
-use pullgate::reference::{Digest, DigestAlgorithm};
 use pullgate::revocation::{CertResult, Checker, Method, RevocationSettings};
 use pullgate::verify::engine::{Check, SignatureReport, Verifier};
-use pullgate::verify::oci::Descriptor;
 use pullgate::verify::{Budgets, SignatureBlob};
 use support::envelope_builder::{EnvelopeSpec, Format, Target};
+use support::fixtures::{blob, descriptor, store};
 use support::pki::{CertSpec, Issued, Pki};
 use support::responders::{free_port, CrlServer, OcspResponder};
 use support::revocation::{Ca, CrlSpec, Revocation};
@@ -185,26 +184,11 @@ impl Fixture {
             self.pki
                 .sign(&self.leaf.key_path, self.leaf.key.algorithm(), tbs)
         });
-        SignatureBlob {
-            manifest: Descriptor {
-                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-                digest: Digest::of(DigestAlgorithm::Sha256, &envelope),
-                size: 700,
-                annotations: Default::default(),
-                artifact_type: Some("application/vnd.cncf.notary.signature".into()),
-            },
-            media_type: format.media_type().into(),
-            envelope,
-        }
+        blob(format, envelope)
     }
 
     fn store(&self) -> Vec<TrustStore> {
-        vec![TrustStore::from_files(
-            StoreType::Ca,
-            "acme",
-            vec![("root.pem".into(), self.root.cert.pem.as_bytes().to_vec())],
-        )
-        .expect("store")]
+        vec![store(StoreType::Ca, "acme", &[&self.root.cert])]
     }
 
     /// Verifies a fresh signature of `format` under `level` (and overrides) with
@@ -243,14 +227,7 @@ impl Fixture {
             budgets: &budgets,
         };
         let blob = self.signature(format);
-        let target = Target::default();
-        let target = Descriptor {
-            media_type: target.media_type.clone(),
-            digest: target.digest.parse().expect("digest"),
-            size: target.size,
-            annotations: Default::default(),
-            artifact_type: None,
-        };
+        let target = descriptor(&Target::default());
         verifier.verify_one_with(&target, &blob, checker)
     }
 }
@@ -719,12 +696,7 @@ fn a_revoked_timestamping_certificate_fails_authentic_timestamp() {
     publish(&tsa_ca);
     let stores = vec![
         fx.store().remove(0),
-        TrustStore::from_files(
-            StoreType::Tsa,
-            "stamps",
-            vec![("root.pem".into(), tsa_root.pem.as_bytes().to_vec())],
-        )
-        .expect("tsa store"),
+        store(StoreType::Tsa, "stamps", &[&tsa_root]),
     ];
     let verify = |checker: &Arc<Checker>| {
         let policy = serde_json::json!({"version": "1.0", "trustPolicies": [{
@@ -761,25 +733,8 @@ fn a_revoked_timestamping_certificate_fails_authentic_timestamp() {
             ..spec
         };
         let envelope = spec.build(format, &|_| signature.clone());
-        let blob = SignatureBlob {
-            manifest: Descriptor {
-                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-                digest: Digest::of(DigestAlgorithm::Sha256, &envelope),
-                size: 700,
-                annotations: Default::default(),
-                artifact_type: None,
-            },
-            media_type: format.media_type().into(),
-            envelope,
-        };
-        let target = Target::default();
-        let target = Descriptor {
-            media_type: target.media_type.clone(),
-            digest: target.digest.parse().expect("digest"),
-            size: target.size,
-            annotations: Default::default(),
-            artifact_type: None,
-        };
+        let blob = blob(format, envelope);
+        let target = descriptor(&Target::default());
         let checker: &dyn pullgate::revocation::RevocationCheck = checker.as_ref();
         verifier.verify_one_with(&target, &blob, Some(checker))
     };

@@ -20,7 +20,6 @@ use std::slice::from_ref;
 use std::time::{Duration, SystemTime};
 
 use pullgate::policy::{CheckAction, StoreType, TrustPolicyDocument, TrustStore};
-use pullgate::reference::Digest;
 use pullgate::verify::engine::{
     rfc3339, Check, CheckOutcome, CheckResult, SignatureFailure, SignatureReport, TimeSource,
     TimestampFailure, Verdict, VerificationError, VerifiedSignature, Verifier,
@@ -28,6 +27,7 @@ use pullgate::verify::engine::{
 use pullgate::verify::oci::Descriptor;
 use pullgate::verify::{Budgets, SignatureBlob};
 use support::envelope_builder::{EnvelopeSpec, Format, JwsMember, Target};
+use support::fixtures::{blob, descriptor, store};
 use support::pki::{days_from_now, CertSpec, Chain, Issued, KeySpec, Pki, Tsa};
 
 const REPOSITORY: &str = "registry.example.com/net-monitor";
@@ -86,9 +86,28 @@ impl Fx {
         ]
     }
 
+    /// A spec signed now with header alg `PS384`, carrying the standard chain (its
+    /// RSA-3072 leaf signs it).
+    fn ps384_spec(&self) -> EnvelopeSpec {
+        EnvelopeSpec {
+            alg: "PS384".into(),
+            certificate_chain: self.chain_der(&self.chain.leaf),
+            ..spec_now()
+        }
+    }
+
     /// A TSA with an RSA-2048 root and leaf (critical timeStamping EKU).
     fn tsa(&self) -> Tsa {
         self.pki.tsa(KeySpec::Rsa2048)
+    }
+
+    /// `signingAuthority:acme-sa` with the chain's root.
+    fn signing_authority_stores(&self) -> Vec<TrustStore> {
+        vec![store(
+            StoreType::SigningAuthority,
+            "acme-sa",
+            &[&self.chain.root],
+        )]
     }
 
     /// `ca:acme` (the chain's root), plus `tsa:stamps` with `tsa`'s root.
@@ -159,45 +178,9 @@ impl Fx {
     }
 }
 
-/// A store of `store_type` named `name` holding `certs` (one PEM file each).
-fn store(store_type: StoreType, name: &str, certs: &[&Issued]) -> TrustStore {
-    let files = certs
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (format!("cert{i}.pem"), c.pem.as_bytes().to_vec()))
-        .collect();
-    TrustStore::from_files(store_type, name, files).expect("fixture store is valid")
-}
-
-/// The signature manifest descriptor is made up (the engine only reports its
-/// digest); its digest is that of the envelope so each blob is distinguishable.
-fn blob(format: Format, envelope: Vec<u8>) -> SignatureBlob {
-    SignatureBlob {
-        manifest: Descriptor {
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            digest: Digest::of(pullgate::reference::DigestAlgorithm::Sha256, &envelope),
-            size: 700,
-            annotations: Default::default(),
-            artifact_type: Some("application/vnd.cncf.notary.signature".into()),
-        },
-        media_type: format.media_type().into(),
-        envelope,
-    }
-}
-
 /// The artifact the default `Target` names.
 fn target() -> Descriptor {
     descriptor(&Target::default())
-}
-
-fn descriptor(target: &Target) -> Descriptor {
-    Descriptor {
-        media_type: target.media_type.clone(),
-        digest: target.digest.parse().expect("fixture digest"),
-        size: target.size,
-        annotations: Default::default(),
-        artifact_type: None,
-    }
 }
 
 fn reference() -> String {
@@ -382,9 +365,39 @@ fn failed(verdict: &Verdict, check: Check) -> SignatureFailure {
     failure.clone()
 }
 
+/// Asserts the verdict failed integrity for a certificate chain problem whose text
+/// contains `needle` (`id` names the case); the failure.
+#[track_caller]
+fn chain_failure(verdict: &Verdict, id: &str, needle: &str) -> SignatureFailure {
+    let failure = failed(verdict, Check::Integrity);
+    assert!(
+        matches!(failure, SignatureFailure::Chain(_)),
+        "{id}: {failure:?}"
+    );
+    assert_text(&failure, needle);
+    failure
+}
+
 /// The integrity failure of a signature that does not verify under its key.
 fn bad_signature() -> SignatureFailure {
     SignatureFailure::Signature(std::sync::Arc::new(pullgate::pki::PkiError::BadSignature))
+}
+
+/// `failure` is the standard leaf not being valid at `when`, for a reason that
+/// contains `needle`.
+#[track_caller]
+fn assert_leaf_time(failure: &SignatureFailure, when: SystemTime, needle: &str) {
+    let SignatureFailure::CertificateTime {
+        subject,
+        at,
+        reason,
+    } = failure
+    else {
+        panic!("expected CertificateTime, got {failure:?}");
+    };
+    assert_eq!(subject, LEAF_SUBJECT);
+    assert_eq!(rfc3339(*at), rfc3339(when));
+    assert!(reason.to_string().contains(needle), "{reason}");
 }
 
 #[track_caller]
@@ -404,6 +417,25 @@ fn check_of(report: &SignatureReport, check: Check) -> &CheckResult {
         .unwrap_or_else(|| panic!("no {check:?} result in {:#?}", report.checks))
 }
 
+/// The report recorded `check` with `action` and `outcome`, and no error.
+#[track_caller]
+fn assert_check(
+    report: &SignatureReport,
+    check: Check,
+    action: CheckAction,
+    outcome: CheckOutcome,
+) {
+    assert_eq!(
+        check_of(report, check),
+        &CheckResult {
+            check,
+            action,
+            outcome,
+            error: None
+        }
+    );
+}
+
 /// `(check, action, outcome)` of every recorded check.
 fn check_rows(report: &SignatureReport) -> Vec<(Check, &'static str, &'static str)> {
     report
@@ -419,6 +451,19 @@ fn action_name(action: CheckAction) -> &'static str {
         CheckAction::Log => "log",
         CheckAction::Skip => "skip",
     }
+}
+
+/// Asserts the verdict passed with `failure` at `check` its one logged failure;
+/// its report.
+#[track_caller]
+fn verified_logging<'a>(
+    verdict: &'a Verdict,
+    check: Check,
+    failure: &SignatureFailure,
+) -> &'a SignatureReport {
+    let report = verified(verdict).report();
+    assert_eq!(logged(report), vec![(check, failure.to_string())]);
+    report
 }
 
 /// The logged failures as `(check, error text)`.
@@ -507,11 +552,7 @@ fn valid_cose_and_jws_with_three_certificate_chain() {
 #[test]
 fn valid_signing_authority() {
     let fx = Fx::new();
-    let stores = vec![store(
-        StoreType::SigningAuthority,
-        "acme-sa",
-        &[&fx.chain.root],
-    )];
+    let stores = fx.signing_authority_stores();
     let signed_at = epoch_secs(pullgate_testkit::time::now());
     for format in FORMATS {
         let spec = EnvelopeSpec {
@@ -558,11 +599,7 @@ fn signing_authority_time_outside_certificate_validity() {
     // authenticSigningTime before the leaf's notBefore (now − 1 h): the authentic
     // timestamp check fails with the signing-authority time named.
     let fx = Fx::new();
-    let stores = vec![store(
-        StoreType::SigningAuthority,
-        "acme-sa",
-        &[&fx.chain.root],
-    )];
+    let stores = fx.signing_authority_stores();
     let policy = Policy::strict().stores(vec!["signingAuthority:acme-sa"]);
     let early = pullgate_testkit::time::now() - hours(24 * 3);
     for format in FORMATS {
@@ -572,17 +609,7 @@ fn signing_authority_time_outside_certificate_validity() {
         };
         let verdict = policy.decide(&stores, &[fx.sign(spec, format)]);
         let failure = failed(&verdict, Check::AuthenticTimestamp);
-        let SignatureFailure::CertificateTime {
-            subject,
-            at,
-            reason,
-        } = &failure
-        else {
-            panic!("expected CertificateTime, got {failure:?}");
-        };
-        assert_eq!(subject, LEAF_SUBJECT);
-        assert_eq!(rfc3339(*at), rfc3339(early));
-        assert!(reason.to_string().contains("not valid before"), "{reason}");
+        assert_leaf_time(&failure, early, "not valid before");
     }
 }
 
@@ -740,11 +767,7 @@ fn tampered_payload_does_not_verify() {
     let stores = fx.stores(None);
     let leaf = &fx.chain.leaf;
     for format in FORMATS {
-        let signed = EnvelopeSpec {
-            alg: "PS384".into(),
-            certificate_chain: fx.chain_der(leaf),
-            ..spec_now()
-        };
+        let signed = fx.ps384_spec();
         // The payload names another digest; the signature is over the original.
         let tampered = EnvelopeSpec {
             target: Target {
@@ -772,19 +795,7 @@ fn tampered_signature_does_not_verify() {
     let p384 = fx.leaf(&fx.leaf_spec().key(KeySpec::P384));
     for leaf in [&fx.chain.leaf, &p384] {
         for format in FORMATS {
-            let spec = EnvelopeSpec {
-                alg: leaf.key.algorithm().to_string(),
-                certificate_chain: fx.chain_der(leaf),
-                ..spec_now()
-            };
-            let bytes = spec.build(format, &|tbs| {
-                let mut sig = fx.pki.sign(&leaf.key_path, leaf.key.algorithm(), tbs);
-                // The low byte of r (ECDSA) / a middle byte (RSA): stays in range.
-                let mid = sig.len() / 2 - 1;
-                sig[mid] ^= 0x01;
-                sig
-            });
-            let verdict = Policy::strict().decide(&stores, &[blob(format, bytes)]);
+            let verdict = Policy::strict().decide(&stores, &[tampered_by(&fx, leaf, format)]);
             assert_eq!(
                 failed(&verdict, Check::Integrity),
                 bad_signature(),
@@ -803,12 +814,7 @@ fn pss_salt_length_cose_requires_hash_length_jws_accepts_any() {
     let stores = fx.stores(None);
     let leaf = &fx.chain.leaf;
     for format in FORMATS {
-        let spec = EnvelopeSpec {
-            alg: "PS384".into(),
-            certificate_chain: fx.chain_der(leaf),
-            ..spec_now()
-        };
-        let bytes = spec.build(format, &|tbs| {
+        let bytes = fx.ps384_spec().build(format, &|tbs| {
             fx.pki
                 .sign_with_salt(&leaf.key_path, leaf.key.algorithm(), tbs, "max")
         });
@@ -974,12 +980,7 @@ fn bad_leaf_key_usage_eku_and_basic_constraints() {
         for format in FORMATS {
             let blob = fx.sign_with(&leaf, fx.chain_der(&leaf), spec_now(), format);
             let verdict = Policy::strict().decide(&stores, &[blob]);
-            let failure = failed(&verdict, Check::Integrity);
-            assert!(
-                matches!(failure, SignatureFailure::Chain(_)),
-                "{id}: {failure:?}"
-            );
-            assert_text(&failure, needle);
+            let failure = chain_failure(&verdict, id, needle);
             assert_text(&failure, "Test Leaf");
         }
     }
@@ -1043,12 +1044,7 @@ fn bad_intermediate_basic_constraints_and_key_usage() {
         for format in FORMATS {
             let blob = fx.sign_with(&leaf, chain.clone(), spec_now(), format);
             let verdict = Policy::strict().decide(&stores, &[blob]);
-            let failure = failed(&verdict, Check::Integrity);
-            assert!(
-                matches!(failure, SignatureFailure::Chain(_)),
-                "{id}: {failure:?}"
-            );
-            assert_text(&failure, needle);
+            chain_failure(&verdict, id, needle);
         }
     }
 }
@@ -1146,19 +1142,12 @@ fn untrusted_root_fails_at_strict_and_is_logged_at_audit() {
         );
 
         let verdict = Policy::strict().level("audit").decide(&stores, &[blob]);
-        let report = verified(&verdict).report();
-        assert_eq!(
-            logged(report),
-            vec![(Check::Authenticity, failure.to_string())]
-        );
-        assert_eq!(
-            check_of(report, Check::TrustedIdentity),
-            &CheckResult {
-                check: Check::TrustedIdentity,
-                action: CheckAction::Log,
-                outcome: CheckOutcome::Passed,
-                error: None
-            }
+        let report = verified_logging(&verdict, Check::Authenticity, &failure);
+        assert_check(
+            report,
+            Check::TrustedIdentity,
+            CheckAction::Log,
+            CheckOutcome::Passed,
         );
     }
 }
@@ -1186,10 +1175,7 @@ fn identity_mismatch_and_match() {
             .clone()
             .level("audit")
             .decide(&stores, from_ref(&blob));
-        assert_eq!(
-            logged(verified(&verdict).report()),
-            vec![(Check::TrustedIdentity, failure.to_string())]
-        );
+        verified_logging(&verdict, Check::TrustedIdentity, &failure);
 
         // A subset of the leaf DN, in another order, matches.
         let policy = Policy::strict().identities(vec![
@@ -1204,21 +1190,31 @@ fn identity_mismatch_and_match() {
 // Expiry
 // ---------------------------------------------------------------------------
 
+/// A signature of `format` made two minutes before `now` whose envelope expired a
+/// minute before `now`, and that expiry. Whole seconds, as the envelope carries
+/// it; recent enough that the certificates (valid from now − 1 h) are valid a
+/// second before it.
+fn expired_a_minute_before(
+    fx: &Fx,
+    now: SystemTime,
+    format: Format,
+) -> (SignatureBlob, SystemTime) {
+    let expiry = whole_secs(now - Duration::from_secs(60));
+    let spec = EnvelopeSpec {
+        signing_time: Some(epoch_secs(now - Duration::from_secs(120))),
+        expiry: Some(epoch_secs(expiry)),
+        ..EnvelopeSpec::default()
+    };
+    (fx.sign(spec, format), expiry)
+}
+
 #[test]
 fn expired_envelope_fails_at_strict_and_is_logged_at_permissive() {
     let fx = Fx::new();
     let stores = fx.stores(None);
     let now = pullgate_testkit::time::now();
-    // Whole seconds, as the envelope carries it; recent enough that the
-    // certificates (valid from now − 1 h) are valid a second before it.
-    let expiry = whole_secs(now - Duration::from_secs(60));
     for format in FORMATS {
-        let spec = EnvelopeSpec {
-            signing_time: Some(epoch_secs(now - Duration::from_secs(120))),
-            expiry: Some(epoch_secs(expiry)),
-            ..EnvelopeSpec::default()
-        };
-        let blob = fx.sign(spec, format);
+        let (blob, expiry) = expired_a_minute_before(&fx, now, format);
         let verdict = Policy::strict().decide_at(&stores, now, &target(), from_ref(&blob));
         let failure = failed(&verdict, Check::Expiry);
         assert_eq!(failure, SignatureFailure::Expired { expiry });
@@ -1228,10 +1224,7 @@ fn expired_envelope_fails_at_strict_and_is_logged_at_permissive() {
             &target(),
             from_ref(&blob),
         );
-        assert_eq!(
-            logged(verified(&verdict).report()),
-            vec![(Check::Expiry, failure.to_string())]
-        );
+        verified_logging(&verdict, Check::Expiry, &failure);
         // Verified just before the expiry instant; expired exactly at it.
         let before = expiry - Duration::from_secs(1);
         verified(&Policy::strict().decide_at(&stores, before, &target(), from_ref(&blob)));
@@ -1297,27 +1290,13 @@ fn expired_leaf_without_timestamp_is_denied() {
         let blob = fx.sign_timestamped(&leaf, fx.chain_der(&leaf), spec_now(), format, &tsa);
         let verdict = Policy::strict().decide_at(&stores, later, &target(), from_ref(&blob));
         let failure = failed(&verdict, Check::AuthenticTimestamp);
-        let SignatureFailure::CertificateTime {
-            subject,
-            at,
-            reason,
-        } = &failure
-        else {
-            panic!("expected CertificateTime, got {failure:?}");
-        };
-        assert_eq!(subject, LEAF_SUBJECT);
-        assert_eq!(rfc3339(*at), rfc3339(later));
-        assert!(reason.to_string().contains("expired at"), "{reason}");
+        assert_leaf_time(&failure, later, "expired at");
         // Logged under permissive, with the local clock as time source.
         let verdict =
             Policy::strict()
                 .level("permissive")
                 .decide_at(&stores, later, &target(), &[blob]);
-        let report = verified(&verdict).report();
-        assert_eq!(
-            logged(report),
-            vec![(Check::AuthenticTimestamp, failure.to_string())]
-        );
+        let report = verified_logging(&verdict, Check::AuthenticTimestamp, &failure);
         assert_local_clock(report, later);
     }
 }
@@ -1573,11 +1552,7 @@ fn revocation_endpoints_fail_closed_when_enforced() {
             Policy::strict().level("permissive"),
         ] {
             let verdict = policy.decide(&stores, from_ref(&blob));
-            let report = verified(&verdict).report();
-            assert_eq!(
-                logged(report),
-                vec![(Check::Revocation, failure.to_string())]
-            );
+            let report = verified_logging(&verdict, Check::Revocation, &failure);
             assert_eq!(
                 check_of(report, Check::Revocation).outcome,
                 CheckOutcome::Failed
@@ -1589,14 +1564,11 @@ fn revocation_endpoints_fail_closed_when_enforced() {
             .set("revocation", "skip")
             .decide(&stores, &[blob]);
         let report = verified(&verdict).report();
-        assert_eq!(
-            check_of(report, Check::Revocation),
-            &CheckResult {
-                check: Check::Revocation,
-                action: CheckAction::Skip,
-                outcome: CheckOutcome::Skipped,
-                error: None
-            }
+        assert_check(
+            report,
+            Check::Revocation,
+            CheckAction::Skip,
+            CheckOutcome::Skipped,
         );
         assert_eq!(logged(report), vec![]);
     }
@@ -1648,14 +1620,11 @@ fn revocation_endpoints_on_the_intermediate_and_the_root() {
             format,
         );
         let verdict = Policy::strict().decide(&stores, &[blob]);
-        assert_eq!(
-            check_of(verified(&verdict).report(), Check::Revocation),
-            &CheckResult {
-                check: Check::Revocation,
-                action: CheckAction::Enforce,
-                outcome: CheckOutcome::Passed,
-                error: None
-            }
+        assert_check(
+            verified(&verdict).report(),
+            Check::Revocation,
+            CheckAction::Enforce,
+            CheckOutcome::Passed,
         );
     }
 }
@@ -1762,11 +1731,7 @@ fn authenticity_override() {
     let verdict = Policy::strict()
         .set("authenticity", "log")
         .decide(&stores, from_ref(&blob));
-    let report = verified(&verdict).report();
-    assert_eq!(
-        logged(report),
-        vec![(Check::Authenticity, untrusted.to_string())]
-    );
+    let report = verified_logging(&verdict, Check::Authenticity, &untrusted);
     assert_eq!(
         check_of(report, Check::TrustedIdentity).action,
         CheckAction::Log
@@ -1815,23 +1780,14 @@ fn expiry_override() {
     let fx = Fx::new();
     let stores = fx.stores(None);
     let now = pullgate_testkit::time::now();
-    let expiry = whole_secs(now - Duration::from_secs(60));
-    let spec = EnvelopeSpec {
-        signing_time: Some(epoch_secs(now - Duration::from_secs(120))),
-        expiry: Some(epoch_secs(expiry)),
-        ..EnvelopeSpec::default()
-    };
-    let blob = fx.sign(spec, Format::Cose);
+    let (blob, expiry) = expired_a_minute_before(&fx, now, Format::Cose);
     let expired = SignatureFailure::Expired { expiry };
 
     let verdict =
         Policy::strict()
             .set("expiry", "log")
             .decide_at(&stores, now, &target(), from_ref(&blob));
-    assert_eq!(
-        logged(verified(&verdict).report()),
-        vec![(Check::Expiry, expired.to_string())]
-    );
+    verified_logging(&verdict, Check::Expiry, &expired);
 
     let verdict = Policy::strict()
         .level("audit")
@@ -1864,7 +1820,12 @@ fn revocation_override_enforce_at_audit() {
 
 /// A signature that fails integrity (one flipped signature bit).
 fn tampered(fx: &Fx, format: Format) -> SignatureBlob {
-    let leaf = &fx.chain.leaf;
+    tampered_by(fx, &fx.chain.leaf, format)
+}
+
+/// A signature by `leaf` (with the standard chain) with one signature bit
+/// flipped, so it fails integrity.
+fn tampered_by(fx: &Fx, leaf: &Issued, format: Format) -> SignatureBlob {
     let spec = EnvelopeSpec {
         alg: leaf.key.algorithm().to_string(),
         certificate_chain: fx.chain_der(leaf),
@@ -1872,6 +1833,7 @@ fn tampered(fx: &Fx, format: Format) -> SignatureBlob {
     };
     let bytes = spec.build(format, &|tbs| {
         let mut sig = fx.pki.sign(&leaf.key_path, leaf.key.algorithm(), tbs);
+        // The low byte of r (ECDSA) / a middle byte (RSA): stays in range.
         let mid = sig.len() / 2 - 1;
         sig[mid] ^= 0x01;
         sig

@@ -24,15 +24,33 @@ pub fn image_spec(image: &str) -> Option<v1::ImageSpec> {
 
 /// PullImage of `image`: containerd's `image_ref`, or the status the call got.
 pub async fn pull(client: &CriClient, image: &str) -> Result<String, tonic::Status> {
+    pull_with_auth(client, image, None).await
+}
+
+/// PullImage of `image` with the pod's credentials `auth` (as the kubelet sends
+/// them from an image pull secret): `image_ref`, or the status the call got.
+pub async fn pull_with_auth(
+    client: &CriClient,
+    image: &str,
+    auth: Option<v1::AuthConfig>,
+) -> Result<String, tonic::Status> {
     client
         .image
         .clone()
         .pull_image(v1::PullImageRequest {
             image: image_spec(image),
+            auth,
             ..Default::default()
         })
         .await
         .map(|r| r.into_inner().image_ref)
+}
+
+/// PullImage of `image` that must succeed: its `image_ref`; panics with the status.
+pub async fn pull_ok(client: &CriClient, image: &str) -> String {
+    pull(client, image)
+        .await
+        .unwrap_or_else(|e| panic!("PullImage {image}: {e:?}"))
 }
 
 /// ImageStatus of `image`: the image, `None` when the store has no such image.
@@ -158,6 +176,23 @@ pub async fn stop_container(client: &CriClient, container_id: &str, timeout: i64
         })
         .await
         .expect("StopContainer");
+}
+
+/// ContainerStatus of `container_id`: its state (a [`v1::ContainerState`] as `i32`).
+pub async fn container_state(client: &CriClient, container_id: &str) -> i32 {
+    client
+        .runtime
+        .clone()
+        .container_status(v1::ContainerStatusRequest {
+            container_id: container_id.to_owned(),
+            verbose: false,
+        })
+        .await
+        .expect("ContainerStatus")
+        .into_inner()
+        .status
+        .expect("status")
+        .state
 }
 
 pub async fn remove_container(client: &CriClient, container_id: &str) {
