@@ -1,5 +1,5 @@
 //! The certificate and signature rules of NOTARY.md §3–§5 against openssl-made PKI
-//! (tests/support/pki.rs) and the notation vectors (../shared/vectors/notation).
+//! (testkit/src/pki.rs) and the notation vectors (../shared/vectors/notation).
 //! Each rule-breaking certificate breaks exactly one rule and the test asserts the
 //! exact error.
 

@@ -1,5 +1,5 @@
 //! The pure half of NOTARY.md §7 (src/pki/revocation/) against CRLs and OCSP
-//! responses made by the real openssl CLI (tests/support/revocation.rs): `openssl ca
+//! responses made by the real openssl CLI (testkit/src/revocation.rs): `openssl ca
 //! -gencrl`, `openssl crl -gendelta`, and `openssl ocsp` as an offline responder. The
 //! few CRLs openssl cannot make (no nextUpdate, a removeFromCRL delta) are encoded by
 //! the kit and signed by `openssl dgst`. Each test asserts the exact status or error.

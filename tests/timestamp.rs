@@ -1,5 +1,5 @@
 //! RFC 3161 timestamp tokens (NOTARY.md §6): tokens from a real TSA (`openssl ts`,
-//! tests/support/tsa.rs) and the notation vectors in ../shared/vectors/notation/tokens
+//! testkit/src/tsa.rs) and the notation vectors in ../shared/vectors/notation/tokens
 //! (expected outcomes from its CASES.md §5.4).
 
 use pullgate_testkit as support;

@@ -134,7 +134,7 @@ def image_present(outcome):
 
 def pod_sandbox_config():
     # Host network: no CNI on the test machines. No hostname: runc refuses it
-    # with the host's UTS namespace. Same as pod_config() in tests/support.
+    # with the host's UTS namespace. Same as pod_config() in the test kit (pullgate_testkit::pod_config).
     return cri.PodSandboxConfig(
         metadata=cri.PodSandboxMetadata(
             name=POD_NAME, uid=POD_UID, namespace=POD_NAMESPACE, attempt=0
