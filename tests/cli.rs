@@ -279,18 +279,10 @@ async fn metrics_listener_counts_decisions() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("notation");
-    std::fs::create_dir_all(&policy).expect("policy");
-    std::fs::write(
-        policy.join("trustpolicy.oci.json"),
-        support::pass_through_policy(),
-    )
-    .expect("policy");
-    let pullgate = Pullgate::start_full(
+    let pullgate = support::cli::start_pass_through_with_metrics(
         &upstream_dir.path().join("containerd.sock"),
-        dir,
-        &format!("[policy]\ndir = {policy:?}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+        tempfile::tempdir().expect("tempdir"),
+        &format!("127.0.0.1:{port}"),
     );
     let client = pullgate.client();
     // An image no statement covers is denied without touching a registry.

@@ -243,13 +243,7 @@ impl FakeNode {
         };
         std::fs::create_dir_all(node.proc()).expect("proc");
         std::fs::create_dir_all(node.rootfs()).expect("rootfs");
-        let policy = node.dir.path().join("notation");
-        std::fs::create_dir_all(&policy).expect("policy dir");
-        std::fs::write(
-            policy.join("trustpolicy.oci.json"),
-            support::pass_through_policy(),
-        )
-        .expect("policy");
+        let policy = support::cli::pass_through_policy_dir(node.dir.path());
         // pullgate's defaults for the sockets, as on a node.
         std::fs::write(node.config(), format!("[policy]\ndir = {policy:?}\n")).expect("config");
         node
@@ -829,22 +823,12 @@ fn scrape(metrics_socket: &Path) -> String {
 
 fn start_pullgate_with_metrics() -> (support::Pullgate, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("notation");
-    std::fs::create_dir_all(&policy).expect("policy dir");
-    std::fs::write(
-        policy.join("trustpolicy.oci.json"),
-        support::pass_through_policy(),
-    )
-    .expect("policy");
     let metrics = dir.path().join("metrics.sock");
     let containerd = dir.path().join("containerd.sock");
-    let pullgate = support::Pullgate::start_full(
+    let pullgate = support::cli::start_pass_through_with_metrics(
         &containerd,
         dir,
-        &format!(
-            "[policy]\ndir = {policy:?}\n[metrics]\nlisten = \"unix:{}\"\n",
-            metrics.display()
-        ),
+        &format!("unix:{}", metrics.display()),
     );
     (pullgate, metrics)
 }
@@ -958,13 +942,7 @@ fn a_kubelet_that_never_connected_fails_even_with_the_right_endpoints() {
 fn without_pullgate_running_the_socket_and_the_connection_fail() {
     let root = tempfile::tempdir().expect("tempdir");
     let socket = root.path().join("pullgate.sock");
-    let policy = root.path().join("notation");
-    std::fs::create_dir_all(&policy).expect("policy dir");
-    std::fs::write(
-        policy.join("trustpolicy.oci.json"),
-        support::pass_through_policy(),
-    )
-    .expect("policy");
+    let policy = support::cli::pass_through_policy_dir(root.path());
     let config = root.path().join("config.toml");
     std::fs::write(
         &config,

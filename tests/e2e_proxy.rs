@@ -35,34 +35,60 @@ async fn proxy(
     Some((harness, serial, pullgate))
 }
 
+/// Version through `client`.
+async fn version(client: &CriClient) -> Result<v1::VersionResponse, tonic::Status> {
+    let response = client
+        .runtime
+        .clone()
+        .version(v1::VersionRequest::default())
+        .await?;
+    Ok(response.into_inner())
+}
+
+/// ListImages through `client`.
+async fn list_images(client: &CriClient, what: &str) -> Vec<v1::Image> {
+    client
+        .image
+        .clone()
+        .list_images(v1::ListImagesRequest::default())
+        .await
+        .expect(what)
+        .into_inner()
+        .images
+}
+
+/// An ExecSync request running `cmd` in `container_id`.
+fn exec_request(container_id: &str, cmd: &[&str], timeout: i64) -> v1::ExecSyncRequest {
+    v1::ExecSyncRequest {
+        container_id: container_id.to_owned(),
+        cmd: cmd.iter().map(|arg| arg.to_string()).collect(),
+        timeout,
+    }
+}
+
+/// `proxy(test, extra_server)`, or return from the test (skip) without the harness.
+macro_rules! proxy_or_skip {
+    ($test:expr, $extra_server:expr) => {
+        match proxy($test, $extra_server).await {
+            Some(proxy) => proxy,
+            None => return,
+        }
+    };
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn version_status_and_image_calls_match_containerd() {
-    let Some((harness, _serial, pullgate)) =
-        proxy("version_status_and_image_calls_match_containerd", "").await
-    else {
-        return;
-    };
+    let (harness, _serial, pullgate) =
+        proxy_or_skip!("version_status_and_image_calls_match_containerd", "");
     let proxied = pullgate.client();
     let direct = harness.direct_client();
 
     // Version and Status: the same answer as containerd gives directly.
-    let version = proxied
-        .runtime
-        .clone()
-        .version(v1::VersionRequest::default())
-        .await
-        .expect("Version")
-        .into_inner();
-    assert_eq!(version.runtime_name, "containerd");
-    assert_eq!(version.runtime_api_version, "v1");
-    let direct_version = direct
-        .runtime
-        .clone()
-        .version(v1::VersionRequest::default())
-        .await
-        .expect("direct Version")
-        .into_inner();
-    assert_eq!(version, direct_version);
+    let proxied_version = version(&proxied).await.expect("Version");
+    assert_eq!(proxied_version.runtime_name, "containerd");
+    assert_eq!(proxied_version.runtime_api_version, "v1");
+    let direct_version = version(&direct).await.expect("direct Version");
+    assert_eq!(proxied_version, direct_version);
     let status = proxied
         .runtime
         .clone()
@@ -100,23 +126,9 @@ async fn version_status_and_image_calls_match_containerd() {
     );
 
     // ListImages through pullgate equals containerd's list and has our image.
-    let listed = proxied
-        .image
-        .clone()
-        .list_images(v1::ListImagesRequest::default())
-        .await
-        .expect("ListImages")
-        .into_inner()
-        .images;
+    let listed = list_images(&proxied, "ListImages").await;
     assert!(listed.iter().any(|i| i.id == image_ref), "{listed:?}");
-    let direct_listed = direct
-        .image
-        .clone()
-        .list_images(v1::ListImagesRequest::default())
-        .await
-        .expect("direct ListImages")
-        .into_inner()
-        .images;
+    let direct_listed = list_images(&direct, "direct ListImages").await;
     let ids = |images: &[v1::Image]| images.iter().map(|i| i.id.clone()).collect::<HashSet<_>>();
     assert_eq!(ids(&listed), ids(&direct_listed));
 
@@ -148,14 +160,10 @@ async fn version_status_and_image_calls_match_containerd() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_errors_and_unknown_methods_come_back_as_containerd_says() {
-    let Some((harness, _serial, pullgate)) = proxy(
+    let (harness, _serial, pullgate) = proxy_or_skip!(
         "pull_errors_and_unknown_methods_come_back_as_containerd_says",
-        "",
-    )
-    .await
-    else {
-        return;
-    };
+        ""
+    );
     let proxied = pullgate.client();
     let direct = harness.direct_client();
 
@@ -221,10 +229,7 @@ async fn pull_errors_and_unknown_methods_come_back_as_containerd_says() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn v1alpha2_version_and_pull_work() {
-    let Some((harness, _serial, pullgate)) = proxy("v1alpha2_version_and_pull_work", "").await
-    else {
-        return;
-    };
+    let (harness, _serial, pullgate) = proxy_or_skip!("v1alpha2_version_and_pull_work", "");
     let client = pullgate.client();
     let version = client
         .runtime_v1alpha2
@@ -265,11 +270,7 @@ async fn v1alpha2_version_and_pull_work() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn host_network_pod_lifecycle_with_exec() {
-    let Some((harness, _serial, pullgate)) =
-        proxy("host_network_pod_lifecycle_with_exec", "").await
-    else {
-        return;
-    };
+    let (harness, _serial, pullgate) = proxy_or_skip!("host_network_pod_lifecycle_with_exec", "");
     let client = pullgate.client();
     let mut runtime = client.runtime.clone();
 
@@ -308,11 +309,11 @@ async fn host_network_pod_lifecycle_with_exec() {
     assert_eq!(state, v1::ContainerState::ContainerRunning as i32);
 
     let exec = runtime
-        .exec_sync(v1::ExecSyncRequest {
-            container_id: container_id.clone(),
-            cmd: vec!["/bin/echo".into(), "hello from pullgate".into()],
-            timeout: 10,
-        })
+        .exec_sync(exec_request(
+            &container_id,
+            &["/bin/echo", "hello from pullgate"],
+            10,
+        ))
         .await
         .expect("ExecSync")
         .into_inner();
@@ -326,11 +327,11 @@ async fn host_network_pod_lifecycle_with_exec() {
     // for a stream; here it is 1.6's turn, so that each version pays 150 s once.
     if containerd_series() < (1, 7) {
         let exec = runtime
-            .exec_sync(v1::ExecSyncRequest {
-                container_id: container_id.clone(),
-                cmd: vec!["/bin/sh".into(), "-c".into(), "sleep 150; echo done".into()],
-                timeout: 200,
-            })
+            .exec_sync(exec_request(
+                &container_id,
+                &["/bin/sh", "-c", "sleep 150; echo done"],
+                200,
+            ))
             .await
             .unwrap_or_else(|status| {
                 panic!(
@@ -353,23 +354,13 @@ async fn host_network_pod_lifecycle_with_exec() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn containerd_restart_gives_unavailable_then_recovers() {
-    let Some((harness, _serial, pullgate)) =
-        proxy("containerd_restart_gives_unavailable_then_recovers", "").await
-    else {
-        return;
-    };
+    let (harness, _serial, pullgate) =
+        proxy_or_skip!("containerd_restart_gives_unavailable_then_recovers", "");
     let client = pullgate.client();
-    let version = || async {
-        client
-            .runtime
-            .clone()
-            .version(v1::VersionRequest::default())
-            .await
-    };
-    version().await.expect("containerd up");
+    version(&client).await.expect("containerd up");
 
     harness.run("stop-containerd");
-    let status = version().await.expect_err("containerd down");
+    let status = version(&client).await.expect_err("containerd down");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert!(status.message().starts_with("pullgate: "), "{status:?}");
     assert!(
@@ -385,8 +376,8 @@ async fn containerd_restart_gives_unavailable_then_recovers() {
     // The same client and the same pullgate process recover without a restart.
     let deadline = pullgate_testkit::time::instant() + Duration::from_secs(30);
     let recovered = loop {
-        match version().await {
-            Ok(v) => break v.into_inner(),
+        match version(&client).await {
+            Ok(v) => break v,
             Err(status) if pullgate_testkit::time::instant() < deadline => {
                 assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -402,14 +393,10 @@ async fn containerd_restart_gives_unavailable_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_in_flight_call_finish_and_removes_socket() {
-    let Some((harness, _serial, mut pullgate)) = proxy(
+    let (harness, _serial, mut pullgate) = proxy_or_skip!(
         "sigterm_lets_in_flight_call_finish_and_removes_socket",
-        "shutdown_grace = \"20s\"",
-    )
-    .await
-    else {
-        return;
-    };
+        "shutdown_grace = \"20s\""
+    );
     let client = pullgate.client();
     let image_ref = pull(&client, &harness.busybox).await.expect("pull");
     let pod = Pod::run(&client, &format!("e2e-term-{}", std::process::id())).await;
@@ -420,16 +407,8 @@ async fn sigterm_lets_in_flight_call_finish_and_removes_socket() {
 
     // A 2-second exec is in flight when SIGTERM arrives; it must still complete.
     let mut exec_client = client.runtime.clone();
-    let exec_id = container_id.clone();
-    let exec = tokio::spawn(async move {
-        exec_client
-            .exec_sync(v1::ExecSyncRequest {
-                container_id: exec_id,
-                cmd: vec!["/bin/sh".into(), "-c".into(), "sleep 2; echo done".into()],
-                timeout: 20,
-            })
-            .await
-    });
+    let request = exec_request(&container_id, &["/bin/sh", "-c", "sleep 2; echo done"], 20);
+    let exec = tokio::spawn(async move { exec_client.exec_sync(request).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     pullgate.signal("TERM");
     let result = exec
@@ -697,34 +676,28 @@ async fn use_up_closed_subscriptions(direct: &CriClient, image_ref: &str, name: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn container_events_stream_through_pullgate_as_containerd_sends_them() {
-    let Some((harness, _serial, pullgate)) = proxy(
+    let (harness, _serial, pullgate) = proxy_or_skip!(
         "container_events_stream_through_pullgate_as_containerd_sends_them",
-        "",
-    )
-    .await
-    else {
-        return;
-    };
+        ""
+    );
     let proxied = pullgate.client();
     let direct = harness.direct_client();
 
     match containerd_series() {
         (1, 6) => {
             // Not implemented: containerd's own error, unchanged.
-            let through = proxied
-                .runtime
-                .clone()
-                .get_container_events(v1::GetEventsRequest {})
-                .await
-                .map(drop)
-                .expect_err("containerd 1.6 has no container events");
-            let own = direct
-                .runtime
-                .clone()
-                .get_container_events(v1::GetEventsRequest {})
-                .await
-                .map(drop)
-                .expect_err("containerd 1.6 has no container events");
+            let refused = |client: &CriClient| {
+                let mut runtime = client.runtime.clone();
+                async move {
+                    runtime
+                        .get_container_events(v1::GetEventsRequest {})
+                        .await
+                        .map(drop)
+                        .expect_err("containerd 1.6 has no container events")
+                }
+            };
+            let through = refused(&proxied).await;
+            let own = refused(&direct).await;
             assert_eq!(own.code(), tonic::Code::Unimplemented, "{own:?}");
             assert_eq!(through.code(), own.code(), "{through:?} vs {own:?}");
             assert_eq!(through.message(), own.message());

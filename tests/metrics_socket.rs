@@ -14,21 +14,10 @@ use support::Pullgate;
 /// serves the CRI (the metrics listener is set up, or refused, just before).
 fn start_with_metrics_at(metrics: &Path) -> (Pullgate, tempfile::TempDir) {
     let upstream_dir = tempfile::tempdir().expect("tempdir");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("notation");
-    std::fs::create_dir_all(&policy).expect("policy");
-    std::fs::write(
-        policy.join("trustpolicy.oci.json"),
-        support::pass_through_policy(),
-    )
-    .expect("policy");
-    let pullgate = Pullgate::start_full(
+    let pullgate = support::cli::start_pass_through_with_metrics(
         &upstream_dir.path().join("containerd.sock"),
-        dir,
-        &format!(
-            "[policy]\ndir = {policy:?}\n[metrics]\nlisten = \"unix:{}\"\n",
-            metrics.display()
-        ),
+        tempfile::tempdir().expect("tempdir"),
+        &format!("unix:{}", metrics.display()),
     );
     let deadline = pullgate_testkit::time::instant() + Duration::from_secs(20);
     while !pullgate.log_text().contains("serving the CRI") {

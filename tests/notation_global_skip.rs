@@ -7,7 +7,8 @@
 use pullgate_testkit as support;
 
 use std::path::Path;
-use std::process::Command;
+
+use support::cli::{policy_check, tag_v1, verify_oci_layout};
 
 fn notation_skip_policy_dir(vectors: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -29,18 +30,9 @@ fn notation_global_skip_policy_verifies_as_notation_does() {
     };
     let dir = notation_skip_policy_dir(&vectors);
     let layout = vectors.join("oci-layouts/e2e-invalid-signature");
-    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
-        .arg("verify")
-        .arg("--oci-layout")
-        .arg(format!("{}:v1", layout.display()))
-        .arg("--policy-dir")
-        .arg(dir.path())
-        .args(["--output", "json"])
-        .output()
-        .expect("run pullgate verify");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json output");
+    let run = verify_oci_layout(&tag_v1(&layout), dir.path(), &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let json = run.json;
     assert_eq!(json["result"], "skipped", "{json}");
     assert_eq!(json["trustPolicy"], "e2e", "{json}");
 }
@@ -54,11 +46,7 @@ fn notation_global_skip_policy_check_warns_every_image_goes_unverified() {
         return;
     };
     let dir = notation_skip_policy_dir(&vectors);
-    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
-        .args(["policy", "check", "--policy-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run pullgate policy check");
+    let output = policy_check(dir.path());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),

@@ -93,21 +93,14 @@ fn sign(pki: &Pki, chain: &Chain, subject: &Blob, format: Format) -> Vec<u8> {
 /// An image signed with COSE (artifactType form) and JWS (legacy form), plus an
 /// unsigned one, written as a layout.
 fn signed_layout(pki: &Pki, chain: &Chain, dir: &Path) -> (Blob, Blob) {
-    let mut layout = Layout::new();
-    let signed = layout.image("v1", &format!("signed {}\n", rand_suffix()));
-    let unsigned = layout.image("unsigned", &format!("unsigned {}\n", rand_suffix()));
-    let cose = sign(pki, chain, &signed, Format::Cose);
-    let jws = sign(pki, chain, &signed, Format::Jws);
-    let a = layout.signature(
-        &signed,
-        "application/cose",
-        cose,
-        SignatureForm::ArtifactType,
+    let layout = support::cli::write_signed_layout(
+        pki,
+        chain,
+        dir,
+        &format!("signed {}\n", rand_suffix()),
+        ("unsigned", &format!("unsigned {}\n", rand_suffix())),
     );
-    let b = layout.signature(&signed, "application/jose+json", jws, SignatureForm::Legacy);
-    layout.referrers_index(&signed, &[&a, &b]);
-    layout.write(dir);
-    (signed, unsigned)
+    (layout.signed, layout.unsigned)
 }
 
 #[test]

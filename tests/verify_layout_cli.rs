@@ -7,11 +7,7 @@ use pullgate_testkit as support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-struct Run {
-    code: Option<i32>,
-    json: serde_json::Value,
-    stderr: String,
-}
+use support::cli::{policy_check, tag_v1, verify_oci_layout, write_signed_layout, VerifyRun};
 
 /// A notation-layout policy dir: `policy` (a file under policies/e2e) as
 /// trustpolicy.json and each `(type, name, cert files)` store.
@@ -38,23 +34,8 @@ fn policy_dir(vectors: &Path, policy: &str, stores: &[(&str, &str, &[&str])]) ->
     dir
 }
 
-fn verify(layout: &Path, policy_dir: &Path, extra: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
-        .arg("verify")
-        .arg("--oci-layout")
-        .arg(format!("{}:v1", layout.display()))
-        .arg("--policy-dir")
-        .arg(policy_dir)
-        .args(["--output", "json"])
-        .args(extra)
-        .output()
-        .expect("run pullgate verify");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    Run {
-        code: output.status.code(),
-        json: serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+fn verify(layout: &Path, policy_dir: &Path, extra: &[&str]) -> VerifyRun {
+    verify_oci_layout(&tag_v1(layout), policy_dir, extra)
 }
 
 const E2E: &str = "ca/e2e/e2e.crt";
@@ -449,11 +430,7 @@ fn l13_invalid_policies_give_no_verdict() {
         );
         assert!(run.stderr.contains(contains), "{policy}: {}", run.stderr);
 
-        let check = Command::new(env!("CARGO_BIN_EXE_pullgate"))
-            .args(["policy", "check", "--policy-dir"])
-            .arg(dir.path())
-            .output()
-            .expect("policy check");
+        let check = policy_check(dir.path());
         assert_eq!(check.status.code(), Some(2), "{policy}");
     }
 }
@@ -469,11 +446,7 @@ fn policy_check_summarises_a_valid_policy() {
         "multiple_trust_store_trustpolicy.json",
         &[("ca", "e2e", &[E2E]), ("ca", "e2e-new", &[E2E_NEW])],
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
-        .args(["policy", "check", "--policy-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("policy check");
+    let output = policy_check(dir.path());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.starts_with("Trust policy "), "{stdout}");
@@ -491,22 +464,19 @@ fn own_signed_layouts_verify_in_both_manifest_forms() {
     use support::signed_layout::{Layout, SignatureForm};
     let pki = support::pki::Pki::new();
     let chain = pki.chain(support::pki::KeySpec::Rsa3072);
-    let mut layout = Layout::new();
-    let signed = layout.image("v1", "signed content\n");
-    let unsigned = layout.image("v2", "unsigned content\n");
-    let cose = support::sign_subject(&pki, &chain, &signed, Format::Cose);
-    let jws = support::sign_subject(&pki, &chain, &signed, Format::Jws);
-    let first = layout.signature(
-        &signed,
-        "application/cose",
-        cose,
-        SignatureForm::ArtifactType,
-    );
-    let second = layout.signature(&signed, "application/jose+json", jws, SignatureForm::Legacy);
-    layout.referrers_index(&signed, &[&first, &second]);
     let dir = tempfile::tempdir().expect("tempdir");
     let layout_dir = dir.path().join("app");
-    layout.write(&layout_dir);
+    let support::cli::SignedLayout {
+        signed,
+        unsigned,
+        cose: first,
+    } = write_signed_layout(
+        &pki,
+        &chain,
+        &layout_dir,
+        "signed content\n",
+        ("v2", "unsigned content\n"),
+    );
 
     let policy = tempfile::tempdir().expect("tempdir");
     std::fs::write(
@@ -518,17 +488,9 @@ fn own_signed_layouts_verify_in_both_manifest_forms() {
     std::fs::create_dir_all(&store).expect("store");
     std::fs::write(store.join("root.pem"), &chain.root.pem).expect("root");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
-        .arg("verify")
-        .arg("--oci-layout")
-        .arg(format!("{}:v1", layout_dir.display()))
-        .arg("--policy-dir")
-        .arg(policy.path())
-        .args(["--output", "json"])
-        .output()
-        .expect("run");
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
-    assert_eq!(output.status.code(), Some(0), "{json}");
+    let run = verify_oci_layout(&tag_v1(&layout_dir), policy.path(), &[]);
+    let json = run.json;
+    assert_eq!(run.code, Some(0), "{json}");
     assert_eq!(json["result"], "verified");
     assert_eq!(json["signature"]["format"], "cose");
     assert_eq!(
@@ -545,31 +507,23 @@ fn own_signed_layouts_verify_in_both_manifest_forms() {
     legacy.referrers_index(&signed, &[&only]);
     let legacy_dir = dir.path().join("legacy");
     legacy.write(&legacy_dir);
-    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
-        .arg("verify")
-        .arg("--oci-layout")
-        .arg(format!("{}:v1", legacy_dir.display()))
-        .arg("--policy-dir")
-        .arg(policy.path())
-        .args(["--scope", "local/app", "--output", "json"])
-        .output()
-        .expect("run");
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let json = verify_oci_layout(
+        &tag_v1(&legacy_dir),
+        policy.path(),
+        &["--scope", "local/app"],
+    )
+    .json;
     assert_eq!(json["result"], "verified", "{json}");
     assert_eq!(json["signature"]["format"], "jws");
 
     // The unsigned image in the same layout has no signature.
-    let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
-        .arg("verify")
-        .arg("--oci-layout")
-        .arg(format!("{}@{}", layout_dir.display(), unsigned.digest))
-        .arg("--policy-dir")
-        .arg(policy.path())
-        .args(["--output", "json"])
-        .output()
-        .expect("run");
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
-    assert_eq!(output.status.code(), Some(1));
+    let run = verify_oci_layout(
+        &format!("{}@{}", layout_dir.display(), unsigned.digest),
+        policy.path(),
+        &[],
+    );
+    let json = run.json;
+    assert_eq!(run.code, Some(1));
     assert!(
         json["error"]
             .as_str()
