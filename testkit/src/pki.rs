@@ -132,7 +132,7 @@ pub fn odd_rsa_key_pem(bits: u32) -> String {
 }
 
 /// Runs an openssl command, panicking with its stderr on failure; returns stdout.
-fn openssl(cmd: &mut Command) -> Vec<u8> {
+pub(crate) fn openssl(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().expect("run openssl");
     assert!(
         out.status.success(),
@@ -339,9 +339,14 @@ pub fn civil(t: SystemTime) -> (i64, i64, i64, u64, u64, u64) {
         .duration_since(UNIX_EPOCH)
         .expect("fixture dates are after 1970")
         .as_secs();
-    let days = (secs / 86_400) as i64;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// (year, month, day) of a day counted from 1970-01-01 (negative before it):
+/// Howard Hinnant's `civil_from_days`.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -350,8 +355,7 @@ pub fn civil(t: SystemTime) -> (i64, i64, i64, u64, u64, u64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// `openssl ca` date: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280

@@ -27,18 +27,7 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
-use crate::pki::{civil, CertSpec, Issued, Pki};
-
-/// Runs an openssl command, panicking with its stderr on failure; returns stdout.
-fn openssl(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl failed: {cmd:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+use crate::pki::{civil, openssl, CertSpec, Issued, Pki};
 
 /// `YYMMDDHHMMSSZ`, the date form of `index.txt` (dates before 2050).
 fn utc_time(t: SystemTime) -> String {
