@@ -2,22 +2,40 @@
 //! `openssl ocsp` for one issuing CA, and Python's `http.server` serving a
 //! directory of CRL files over plain HTTP. Both are stopped on drop.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-/// A free TCP port on 127.0.0.1 (bound and released; the caller binds it next).
+/// Ports handed out by [`free_port`], each still bound by its listener until a
+/// responder takes it: a port named in a certificate before its server starts
+/// cannot be taken meanwhile by another test running in parallel.
+static RESERVED: Mutex<BTreeMap<u16, TcpListener>> = Mutex::new(BTreeMap::new());
+
+/// A free TCP port on 127.0.0.1, kept bound (reserved) until [`OcspResponder`]
+/// or [`CrlServer`] starts on it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
+    let port = listener.local_addr().expect("local address").port();
+    reserved().insert(port, listener);
+    port
+}
+
+fn reserved() -> std::sync::MutexGuard<'static, BTreeMap<u16, TcpListener>> {
+    RESERVED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The listener reserved on `port`, or a new one bound to it.
+fn listener_on(port: u16) -> TcpListener {
+    let reserved = reserved().remove(&port);
+    reserved
+        .unwrap_or_else(|| TcpListener::bind(("127.0.0.1", port)).expect("bind the OCSP responder"))
 }
 
 fn wait_listening(port: u16, child: &mut Child, what: &str) {
@@ -43,13 +61,13 @@ fn wait_listening(port: u16, child: &mut Child, what: &str) {
 /// every interface, and servers in tests listen on 127.0.0.1 only.
 pub struct OcspResponder {
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<TcpListener>>,
     pub port: u16,
 }
 
 impl OcspResponder {
     pub fn start(port: u16, index: &Path, ca: &Path, signer: &Path, key: &Path) -> OcspResponder {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the OCSP responder");
+        let listener = listener_on(port);
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
         let args: Vec<PathBuf> = [index, ca, signer, key]
@@ -67,9 +85,10 @@ impl OcspResponder {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(5));
                         }
-                        Err(_) => return,
+                        Err(_) => break,
                     }
                 }
+                listener
             })
         };
         OcspResponder {
@@ -88,7 +107,10 @@ impl Drop for OcspResponder {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // The port stays reserved for a responder started again on it.
+            if let Ok(listener) = thread.join() {
+                reserved().insert(self.port, listener);
+            }
         }
     }
 }
@@ -191,6 +213,8 @@ pub struct CrlServer {
 impl CrlServer {
     pub fn start(port: u16, dir: &Path) -> CrlServer {
         std::fs::create_dir_all(dir).expect("CRL directory");
+        // Python binds the port itself: released only now, just before it does.
+        drop(reserved().remove(&port));
         let mut child = Command::new("python3")
             .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
             .arg(dir)
