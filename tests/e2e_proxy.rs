@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use pullgate::cri::{v1, v1alpha2};
 use pullgate_testkit::pod::{
-    image_status, pull, remove_container, remove_image, sleep_container, start_container,
-    stop_container, Pod,
+    container_state, image_status, pull, remove_container, remove_image, sleep_container,
+    start_container, stop_container, Pod,
 };
 use pullgate_testkit::{CriClient, Harness, Pullgate};
 use tokio_stream::StreamExt;
@@ -295,17 +295,7 @@ async fn host_network_pod_lifecycle_with_exec() {
     };
     let container_id = pod.create_container(&client, container).await;
     start_container(&client, &container_id).await;
-    let state = runtime
-        .container_status(v1::ContainerStatusRequest {
-            container_id: container_id.clone(),
-            verbose: false,
-        })
-        .await
-        .expect("ContainerStatus")
-        .into_inner()
-        .status
-        .expect("status")
-        .state;
+    let state = container_state(&client, &container_id).await;
     assert_eq!(state, v1::ContainerState::ContainerRunning as i32);
 
     let exec = runtime
