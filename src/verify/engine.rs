@@ -935,7 +935,7 @@ fn integrity(
     pki::validate_signing_chain(&chain).map_err(chain_failure)?;
     let leaf = chain.first().ok_or(SignatureFailure::EmptyChain)?;
     let key_algorithm = pki::signature_algorithm_for_key(leaf).map_err(chain_failure)?;
-    let header_algorithm = pki_algorithm(parsed.algorithm);
+    let header_algorithm = parsed.algorithm;
     if key_algorithm != header_algorithm {
         return Err(SignatureFailure::AlgorithmMismatch {
             header: format!("{header_algorithm:?}").to_uppercase(),
@@ -960,17 +960,6 @@ fn integrity(
 
 fn chain_failure(error: pki::PkiError) -> SignatureFailure {
     SignatureFailure::Chain(Arc::new(error))
-}
-
-fn pki_algorithm(algorithm: envelope::SignatureAlgorithm) -> pki::SignatureAlgorithm {
-    match algorithm {
-        envelope::SignatureAlgorithm::Ps256 => pki::SignatureAlgorithm::Ps256,
-        envelope::SignatureAlgorithm::Ps384 => pki::SignatureAlgorithm::Ps384,
-        envelope::SignatureAlgorithm::Ps512 => pki::SignatureAlgorithm::Ps512,
-        envelope::SignatureAlgorithm::Es256 => pki::SignatureAlgorithm::Es256,
-        envelope::SignatureAlgorithm::Es384 => pki::SignatureAlgorithm::Es384,
-        envelope::SignatureAlgorithm::Es512 => pki::SignatureAlgorithm::Es512,
-    }
 }
 
 /// How [`order_tsa_chain`] decides that a certificate issued the previous one.
