@@ -69,6 +69,8 @@ impl CriRouter {
                     Err(never) => match never {},
                 }
             }
+            Route::ImageStatus(_) => self.gate.image_status(request).await,
+            Route::CreateContainer(_) => self.gate.create_container(request).await,
             Route::PassThrough { .. } => self.pass_through(request).await,
             Route::Refused { service } => {
                 tracing::warn!(service, "refused a call to a non-CRI service");
@@ -210,19 +212,31 @@ fn claim_socket_path(path: &Path) -> Result<(), AppError> {
 /// stores, and the registry settings (hosts directory, credentials file).
 pub struct Prepared {
     policy: crate::policy_dir::PolicyDir,
+    /// One per `[[policy.namespace]]` table, in config order.
+    namespace_policies: Vec<crate::policy_dir::PolicyDir>,
     registry: crate::registry::RegistryClient,
 }
 
 /// Loads the policy and builds the registry client; any error stops the start.
 pub fn prepare(config: &Config) -> Result<Prepared, AppError> {
     let policy = crate::policy_dir::load_policy_dir(&config.policy.dir)?;
+    let namespace_policies = config
+        .policy
+        .namespaces
+        .iter()
+        .map(|namespace| crate::policy_dir::load_policy_dir(&namespace.dir))
+        .collect::<Result<Vec<_>, _>>()?;
     let registry = crate::registry::RegistryClient::new(crate::registry::RegistryConfig {
         hosts_dir: Some(config.registry.hosts_dir.clone()),
         credentials_file: config.registry.credentials_file.clone(),
         insecure_registries: config.registry.insecure.clone(),
         ..Default::default()
     })?;
-    Ok(Prepared { policy, registry })
+    Ok(Prepared {
+        policy,
+        namespace_policies,
+        registry,
+    })
 }
 
 /// Serves the CRI on `socket` until `shutdown` completes, then stops accepting,
@@ -239,18 +253,7 @@ pub async fn serve(
     );
     let metrics = Arc::new(Metrics::new());
     metrics.set_policy_generation(1);
-    let (policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(LoadedPolicy {
-        generation: 1,
-        dir: Arc::new(prepared.policy),
-    }));
-    let cache = crate::cache::VerdictCache::new(config.cache.clone());
-    let gate = Gate::new(
-        prepared.registry,
-        policy_rx,
-        cache.clone(),
-        gate_settings(config, &metrics),
-    )
-    .with_metrics(Arc::clone(&metrics));
+    let (gate, reloads) = gate_and_reloads(config, prepared, &metrics);
     let gate = PullImageGate::new(
         upstream.clone(),
         crate::upstream::ImageStore::new(&config.upstream.containerd_socket),
@@ -261,13 +264,6 @@ pub async fn serve(
     let (clients, clients_writer) =
         crate::clients::ClientTracker::new(&socket.path, Arc::clone(&metrics));
     let clients_writer = tokio::spawn(clients_writer);
-    let reload = tokio::spawn(reload_policy(
-        config.policy.dir.clone(),
-        config.policy.reload_interval,
-        policy_tx,
-        cache,
-        Arc::clone(&metrics),
-    ));
     let metrics_server = match &config.metrics.listen {
         Some(listen) => match serve_metrics(listen, Arc::clone(&metrics)).await {
             Ok(task) => Some(task),
@@ -291,7 +287,9 @@ pub async fn serve(
 
     socket.remove();
     drop(socket);
-    reload.abort();
+    for reload in &reloads {
+        reload.abort();
+    }
     clients_writer.abort();
     if let Some(task) = metrics_server {
         task.abort();
@@ -307,6 +305,69 @@ pub async fn serve(
             tracing::warn!(?grace, "grace period over; dropping the remaining calls");
         }
     }
+}
+
+/// The gate over the default and the namespace policies, and the tasks that
+/// reload each policy directory.
+fn gate_and_reloads(
+    config: &Config,
+    prepared: Prepared,
+    metrics: &Arc<Metrics>,
+) -> (Gate, Vec<tokio::task::JoinHandle<()>>) {
+    // One generation counter for every policy: the cache drops entries older than
+    // the newest reload of any of them (a loss of cached verdicts, never a wrong one:
+    // cache keys name the policy's fingerprint).
+    let generations = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let (policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(LoadedPolicy {
+        generation: 1,
+        dir: Arc::new(prepared.policy),
+    }));
+    let cache = crate::cache::VerdictCache::new(config.cache.clone());
+    let mut reloads = vec![tokio::spawn(reload_policy(
+        config.policy.dir.clone(),
+        config.policy.reload_interval,
+        policy_tx,
+        Reloaded {
+            cache: cache.clone(),
+            metrics: Arc::clone(metrics),
+            generations: Arc::clone(&generations),
+        },
+    ))];
+    let mut namespaces = Vec::new();
+    for (table, dir) in config
+        .policy
+        .namespaces
+        .iter()
+        .zip(prepared.namespace_policies)
+    {
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(LoadedPolicy {
+            generation: 1,
+            dir: Arc::new(dir),
+        }));
+        reloads.push(tokio::spawn(reload_policy(
+            table.dir.clone(),
+            config.policy.reload_interval,
+            tx,
+            Reloaded {
+                cache: cache.clone(),
+                metrics: Arc::clone(metrics),
+                generations: Arc::clone(&generations),
+            },
+        )));
+        namespaces.push(crate::gate::NamespacePolicy {
+            patterns: table.namespaces.clone(),
+            policy: rx,
+        });
+    }
+    let gate = Gate::new(
+        prepared.registry,
+        policy_rx,
+        cache,
+        gate_settings(config, metrics),
+    )
+    .with_metrics(Arc::clone(metrics))
+    .with_namespace_policies(namespaces);
+    (gate, reloads)
 }
 
 /// The gate's settings from the config file; revocation checks report to `metrics`.
@@ -329,6 +390,7 @@ fn gate_settings(config: &Config, metrics: &Arc<Metrics>) -> GateSettings {
             ..Default::default()
         },
         revocation: Some(Arc::new(revocation)),
+        verdict_max_age: config.policy.verdict_max_age,
     }
 }
 
@@ -380,13 +442,25 @@ async fn accept(
 /// Reloads the policy directory on SIGHUP and when its files change (checked every
 /// `interval`). A new policy gets the next generation; an invalid one keeps the
 /// last good policy in force and says why.
+/// Where a policy reload is reported.
+struct Reloaded {
+    cache: crate::cache::VerdictCache<Decision>,
+    metrics: Arc<Metrics>,
+    /// The generation counter all policies share.
+    generations: Arc<std::sync::atomic::AtomicU64>,
+}
+
 async fn reload_policy(
     dir: PathBuf,
     interval: Duration,
     policy: tokio::sync::watch::Sender<Arc<LoadedPolicy>>,
-    cache: crate::cache::VerdictCache<Decision>,
-    metrics: Arc<Metrics>,
+    reloaded: Reloaded,
 ) {
+    let Reloaded {
+        cache,
+        metrics,
+        generations,
+    } = reloaded;
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangup = signal(SignalKind::hangup()).ok();
     let mut seen = fingerprint(&dir);
@@ -405,10 +479,10 @@ async fn reload_policy(
             continue;
         }
         seen = now;
-        let generation = policy.borrow().generation + 1;
+        let generation = generations.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         match crate::policy_dir::load_policy_dir(&dir) {
             Ok(loaded) => {
-                tracing::info!(generation, forced, "trust policy reloaded");
+                tracing::info!(generation, forced, dir = %dir.display(), "trust policy reloaded");
                 policy.send_replace(Arc::new(LoadedPolicy {
                     generation,
                     dir: Arc::new(loaded),

@@ -21,6 +21,15 @@
 //! dir = "/etc/pullgate/notation"           # notation layout: trust policy + truststore/
 //! unmatched = "deny"                       # an image no statement covers: "deny" or "allow"
 //! reload_interval = "5s"                   # how often the directory is checked for changes
+//! # verdict_max_age = "24h"                # re-verify an image on the node after this long
+//!                                          # (default: when its signature or certificates expire)
+//!
+//! # Pods in these Kubernetes namespaces are judged under their own policy directory
+//! # (first match wins; `prefix-*` matches a prefix); every other pod under `dir`.
+//! # Node configuration: never something a tenant controls.
+//! # [[policy.namespace]]
+//! # namespaces = ["kube-system"]
+//! # dir = "/etc/pullgate/policies/platform"
 //!
 //! [registry]
 //! hosts_dir = "/etc/containerd/certs.d"    # containerd hosts.toml directory
@@ -114,6 +123,19 @@ pub struct PolicyConfig {
     /// What happens to an image that no trust policy statement covers.
     pub unmatched: Unmatched,
     pub reload_interval: Duration,
+    /// How long an allow verdict lets an image on the node be used without a new
+    /// verification; `None`: until what it rests on expires.
+    pub verdict_max_age: Option<Duration>,
+    /// Policies for pods of some Kubernetes namespaces, in file order.
+    pub namespaces: Vec<NamespacePolicyConfig>,
+}
+
+/// One `[[policy.namespace]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespacePolicyConfig {
+    /// Exact namespace names, or `prefix-*`.
+    pub namespaces: Vec<String>,
+    pub dir: PathBuf,
 }
 
 /// The node's answer for an image no statement covers (the gate's own type).
@@ -199,6 +221,8 @@ impl Default for Config {
                 dir: PathBuf::from(DEFAULT_POLICY_DIR),
                 unmatched: Unmatched::Deny,
                 reload_interval: Duration::from_secs(5),
+                verdict_max_age: None,
+                namespaces: Vec::new(),
             },
             registry: RegistrySettings {
                 hosts_dir: PathBuf::from(DEFAULT_HOSTS_DIR),
@@ -284,6 +308,16 @@ struct RawPolicy {
     dir: Option<PathBuf>,
     unmatched: Option<Unmatched>,
     reload_interval: Option<String>,
+    verdict_max_age: Option<String>,
+    #[serde(default)]
+    namespace: Vec<RawNamespacePolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNamespacePolicy {
+    namespaces: Vec<String>,
+    dir: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -542,6 +576,19 @@ impl Fields<'_> {
     }
 
     fn policy(&self, raw: RawPolicy, default: PolicyConfig) -> Result<PolicyConfig, ConfigError> {
+        let verdict_max_age = match raw.verdict_max_age {
+            None => None,
+            Some(text) => Some(self.duration(
+                "policy.verdict_max_age",
+                Some(text),
+                Duration::ZERO,
+                Duration::from_secs(60)..=Duration::from_secs(366 * 24 * 3600),
+            )?),
+        };
+        let mut namespaces = Vec::new();
+        for (index, table) in raw.namespace.into_iter().enumerate() {
+            namespaces.push(self.namespace_policy(index, table)?);
+        }
         Ok(PolicyConfig {
             dir: self.absolute("policy.dir", raw.dir.unwrap_or(default.dir))?,
             unmatched: raw.unmatched.unwrap_or(default.unmatched),
@@ -551,6 +598,47 @@ impl Fields<'_> {
                 default.reload_interval,
                 Duration::from_millis(100)..=Duration::from_secs(3600),
             )?,
+            verdict_max_age,
+            namespaces,
+        })
+    }
+
+    /// A `[[policy.namespace]]` table (the `index`th): at least one namespace
+    /// pattern, each a Kubernetes namespace name (RFC 1123 label) or such a prefix
+    /// followed by `*`.
+    fn namespace_policy(
+        &self,
+        index: usize,
+        raw: RawNamespacePolicy,
+    ) -> Result<NamespacePolicyConfig, ConfigError> {
+        let invalid = |problem: String| {
+            self.error(
+                "policy.namespace.namespaces",
+                format!("table {}: {problem}", index + 1),
+            )
+        };
+        if raw.namespaces.is_empty() {
+            return Err(invalid("lists no namespace".into()));
+        }
+        for pattern in &raw.namespaces {
+            let name = pattern.strip_suffix('*').unwrap_or(pattern);
+            let label_chars = name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if name.is_empty() {
+                return Err(invalid(format!(
+                    "{pattern:?} would match every namespace; that is what `policy.dir` is for"
+                )));
+            }
+            if name.len() > 63 || !label_chars {
+                return Err(invalid(format!(
+                    "{pattern:?} is not a Kubernetes namespace name or a `prefix-*` pattern"
+                )));
+            }
+        }
+        Ok(NamespacePolicyConfig {
+            namespaces: raw.namespaces,
+            dir: self.absolute("policy.namespace.dir", raw.dir)?,
         })
     }
 
@@ -795,6 +883,14 @@ impl fmt::Display for Config {
             "reload_interval = \"{}ms\"",
             p.reload_interval.as_millis()
         )?;
+        if let Some(age) = p.verdict_max_age {
+            writeln!(f, "verdict_max_age = \"{}s\"", age.as_secs())?;
+        }
+        for namespace in &p.namespaces {
+            writeln!(f, "\n[[policy.namespace]]")?;
+            writeln!(f, "namespaces = {:?}", namespace.namespaces)?;
+            writeln!(f, "dir = {:?}", namespace.dir.display().to_string())?;
+        }
         let r = &self.registry;
         writeln!(f, "\n[registry]")?;
         writeln!(f, "hosts_dir = {:?}", r.hosts_dir.display().to_string())?;

@@ -23,4 +23,5 @@ pub mod reference;
 pub mod registry;
 pub mod revocation;
 pub mod upstream;
+pub mod verdict;
 pub mod verify;

@@ -38,6 +38,9 @@ pub struct PolicyDir {
     pub stores: Vec<TrustStore>,
     /// The policy file that was read.
     pub policy_file: PathBuf,
+    /// The policy file's bytes and the loaded stores' certificates, hashed: what
+    /// verdicts recorded in containerd are bound to ([`crate::verdict`]).
+    pub fingerprint: crate::verdict::Fingerprint,
 }
 
 impl PolicyDir {
@@ -116,10 +119,12 @@ pub fn load_policy_dir(dir: &Path) -> Result<PolicyDir, PolicyDirError> {
         .into_iter()
         .map(|r| load_store(dir, r))
         .collect::<Result<Vec<_>, _>>()?;
+    let fingerprint = crate::verdict::Fingerprint::of(&json, &stores);
     Ok(PolicyDir {
         document,
         stores,
         policy_file,
+        fingerprint,
     })
 }
 

@@ -181,6 +181,7 @@ fn signer(
             store(StoreType::Tsa, "stamps", &[&tsa.root]),
         ],
         policy_file: "trustpolicy.json".into(),
+        fingerprint: pullgate::verdict::Fingerprint::from_hex("0123456789abcdef"),
     };
     let policy = LoadedPolicy {
         generation: 1,

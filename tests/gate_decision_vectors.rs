@@ -100,7 +100,7 @@ fn gate_allows(policy_dir: &Path, statement: &str, layout: &Path, tag: &str) -> 
         budgets: &budgets,
     };
     let verdict = verifier.decide(&layout.display().to_string(), &target, &blobs, listed.len());
-    match classify(Ok(verdict), pullgate_testkit::time::now()) {
+    match classify(Ok(verdict), pullgate_testkit::time::now(), None) {
         Cacheable::Allow(Decision::Allow(allowed))
         | Cacheable::AllowUntil(Decision::Allow(allowed), _) => {
             let logged: Vec<String> = allowed

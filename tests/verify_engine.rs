@@ -2136,6 +2136,7 @@ impl Policy {
             document,
             stores,
             policy_file: "trustpolicy.json".into(),
+            fingerprint: pullgate::verdict::Fingerprint::from_hex("0123456789abcdef"),
         });
         pullgate::verify::Judge::new(
             policy,

@@ -36,6 +36,10 @@ impl CriApi {
 pub enum Route<'a> {
     /// `ImageService/PullImage`: goes through the gate.
     PullImage(CriApi),
+    /// `ImageService/ImageStatus`: answered from the image's standing.
+    ImageStatus(CriApi),
+    /// `RuntimeService/CreateContainer`: forwarded only for an image with standing.
+    CreateContainer(CriApi),
     /// Any other method of a CRI service, known or not: forwarded unchanged.
     PassThrough { service: &'a str, method: &'a str },
     /// Not a CRI service (containerd's own API, health, reflection, garbage):
@@ -60,8 +64,14 @@ pub fn route(path: &str) -> Route<'_> {
         return Route::Refused { service };
     }
     match CRI_SERVICES.iter().find(|(name, _)| *name == service) {
-        Some((_, api)) if method == "PullImage" && service.ends_with(".ImageService") => {
+        Some((_, api)) if service.ends_with(".ImageService") && method == "PullImage" => {
             Route::PullImage(*api)
+        }
+        Some((_, api)) if service.ends_with(".ImageService") && method == "ImageStatus" => {
+            Route::ImageStatus(*api)
+        }
+        Some((_, api)) if service.ends_with(".RuntimeService") && method == "CreateContainer" => {
+            Route::CreateContainer(*api)
         }
         Some(_) => Route::PassThrough { service, method },
         None => Route::Refused { service },

@@ -1,7 +1,11 @@
 //! The transport of the gate: every `PullImage` (both CRI API versions) is read
 //! here, decided by [`crate::gate`], forwarded to containerd unchanged or pinned to
-//! the verified digest, and its tag recorded; a refusal leaves as the status that
-//! [`status`], the one place errors become gRPC statuses, gives it.
+//! the verified digest, and its tag and verdict recorded; `ImageStatus` and
+//! `CreateContainer` ([`before_run`]) are answered from the image's standing; a
+//! refusal leaves as the status that [`status`], the one place errors become gRPC
+//! statuses, gives it.
+
+mod before_run;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,7 +19,9 @@ use hyper::body::Incoming;
 use prost::Message;
 
 use crate::cri::{self, box_body, status_response, CriApi, FrameError, ProxyBody};
-use crate::gate::{Credentials, Descriptor, Gate, Pass, Refusal, RegistryError, TagRecord};
+use crate::gate::{
+    Credentials, Descriptor, Gate, NotVerified, Pass, Refusal, RegistryError, TagRecord,
+};
 use crate::upstream::{ImageStore, ImageStoreError, Upstream, UpstreamError};
 
 /// Largest `PullImageRequest` accepted. The message carries an image reference,
@@ -46,6 +52,23 @@ pub enum CallError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An image on the node without a current allow verdict, for a call that would
+    /// run it (`CreateContainer`, `RunPodSandbox`).
+    #[error(transparent)]
+    NotVerified(#[from] NotVerified),
+    /// containerd did not answer what it knows about an image.
+    #[error("asking containerd at {socket} about an image failed: {source}")]
+    ImageLookup {
+        socket: std::path::PathBuf,
+        #[source]
+        source: tonic::Status,
+    },
+    #[error("malformed {call}: {source}")]
+    MalformedCall {
+        call: &'static str,
+        #[source]
+        source: FrameError,
+    },
     /// A gRPC service other than the CRI.
     #[error("service {service:?} is not served here; this socket exposes only the Kubernetes CRI (runtime.v1 and runtime.v1alpha2 RuntimeService/ImageService)")]
     NotCri { service: String },
@@ -71,6 +94,7 @@ pub fn status(error: &CallError) -> tonic::Status {
     match error {
         CallError::UnreadableRequest(_)
         | CallError::MalformedRequest(_)
+        | CallError::MalformedCall { .. }
         | CallError::Refused(Refusal::InvalidReference(_))
         | CallError::Upstream(UpstreamError::BadPath { .. }) => {
             tonic::Status::invalid_argument(plain())
@@ -90,7 +114,10 @@ pub fn status(error: &CallError) -> tonic::Status {
             tonic::Status::unavailable(chained())
         }
         CallError::ImageStore(_) => tonic::Status::internal(chained()),
-        CallError::UnreadableResponse { .. } => tonic::Status::unavailable(plain()),
+        CallError::UnreadableResponse { .. } | CallError::ImageLookup { .. } => {
+            tonic::Status::unavailable(plain())
+        }
+        CallError::NotVerified(_) => tonic::Status::permission_denied(plain()),
         CallError::NotCri { .. } => tonic::Status::unimplemented(plain()),
     }
 }
@@ -117,6 +144,10 @@ struct Shared {
     cri: cri::client::CriClient,
     images: ImageStore,
     gate: Gate,
+    /// What containerd said about image IDs lately (names and manifest digests are
+    /// facts about content, so a remembered answer is never wrong about the digests
+    /// it lists; a miss or a refusal asks containerd again).
+    facts: std::sync::Mutex<lru::LruCache<String, crate::gate::ImageFacts>>,
 }
 
 /// The `PullImage` gate, as a tower service.
@@ -135,8 +166,24 @@ impl PullImageGate {
                 upstream,
                 images,
                 gate,
+                facts: std::sync::Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(4096).expect("non-zero"),
+                )),
             }),
         }
+    }
+}
+
+impl PullImageGate {
+    /// `ImageStatus`: containerd's answer, or "not present" for an image without
+    /// standing.
+    pub async fn image_status(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        before_run::image_status(&self.shared, request).await
+    }
+
+    /// `CreateContainer`: forwarded only for an image with standing.
+    pub async fn create_container(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        before_run::create_container(&self.shared, request).await
     }
 }
 
@@ -179,15 +226,23 @@ async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<Pro
         .map(|spec| spec.image.clone())
         .unwrap_or_default();
 
-    // 2. Decide.
+    // 2. Decide, under the policy of the pod's namespace.
     let credentials = credentials_of(pull.auth.as_ref());
-    let (pinned, tag, target) = match shared.gate.decide(&image, &credentials).await {
-        Ok(Pass::Forward) => (None, None, None),
+    let namespace = pull
+        .sandbox_config
+        .as_ref()
+        .and_then(|config| config.metadata.as_ref())
+        .map(|metadata| metadata.namespace.as_str())
+        .filter(|namespace| !namespace.is_empty());
+    let decision = shared.gate.decide_in(&image, &credentials, namespace).await;
+    let (pinned, tag, target, verdict) = match decision {
+        Ok(Pass::Forward) => (None, None, None, None),
         Ok(Pass::Pinned {
             pinned,
             tag,
             target,
-        }) => (Some(pinned), tag, Some(target)),
+            verdict,
+        }) => (Some(pinned), tag, Some(*target), Some(verdict)),
         Err(refusal) => return refuse(api, &image, started, refusal.into()),
     };
 
@@ -203,6 +258,7 @@ async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<Pro
     if let (true, Some(pinned), Some(target)) = (own_credentials, &pinned, &target) {
         if let Some(image_ref) = present_in_containerd(&shared.cri, pinned).await {
             record_tag(shared, &image, tag.as_ref(), target).await;
+            record_verdict(shared, pinned, target, verdict.as_ref()).await;
             let response = pull_response(image_ref);
             let mut ok = HeaderMap::new();
             ok.insert("grpc-status", http::HeaderValue::from_static("0"));
@@ -244,8 +300,9 @@ async fn pull_image(shared: &Shared, request: Request<Incoming>) -> Response<Pro
         .is_some_and(|status| status.code() == tonic::Code::Ok);
 
     // 6. A tag the user asked for points at what was verified (DESIGN.md step 8).
-    if let (true, Some(target)) = (pulled, &target) {
+    if let (true, Some(target), Some(pinned)) = (pulled, &target, &pinned) {
         record_tag(shared, &image, tag.as_ref(), target).await;
+        record_verdict(shared, pinned, target, verdict.as_ref()).await;
     }
     log_outcome(api, &image, started, &parts.headers, trailers.as_ref());
     let bytes = collected.to_bytes();
@@ -290,9 +347,32 @@ async fn record_tag(shared: &Shared, image: &str, tag: Option<&TagRecord>, targe
     }
 }
 
+/// Puts the verdict label on the record containerd made for the pinned pull, so a
+/// later pullgate process finds it (`crate::verdict`). A failure is logged: this
+/// process keeps the verdict in memory, and the next one verifies again.
+async fn record_verdict(
+    shared: &Shared,
+    pinned: &str,
+    target: &Descriptor,
+    verdict: Option<&(String, String)>,
+) {
+    if let Some((key, value)) = verdict {
+        let labels = std::collections::BTreeMap::from([(key.clone(), value.clone())]);
+        if let Err(error) = shared.images.tag(pinned, target, &labels).await {
+            tracing::warn!(image = pinned, %error, "could not record the verdict in containerd");
+        }
+    }
+}
+
 /// A successful `PullImageResponse` answered by pullgate itself.
 fn pull_response(image_ref: String) -> Response<ProxyBody> {
-    let body = cri::frame(&cri::v1::PullImageResponse { image_ref }.encode_to_vec());
+    ok_response(cri::frame(
+        &cri::v1::PullImageResponse { image_ref }.encode_to_vec(),
+    ))
+}
+
+/// A successful answer (one framed message) made by pullgate itself.
+fn ok_response(body: bytes::Bytes) -> Response<ProxyBody> {
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
     let mut response = Response::new(box_body(
@@ -319,6 +399,26 @@ fn credentials_of(auth: Option<&cri::v1::AuthConfig>) -> Credentials {
         )
         .for_server_address(&auth.server_address),
     }
+}
+
+/// Answers a call other than `PullImage` with pullgate's own status for `error`,
+/// and logs it.
+fn refuse_call(
+    call: &'static str,
+    image: &str,
+    started: Instant,
+    error: CallError,
+) -> Response<ProxyBody> {
+    let status = status(&error);
+    tracing::info!(
+        call,
+        image,
+        grpc_status = ?status.code(),
+        grpc_message = status.message(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "refused"
+    );
+    status_response(status)
 }
 
 /// Answers a call with pullgate's own status for `error`, and logs it.

@@ -20,9 +20,13 @@ use crate::cache::{CacheKey, Cacheable, Lookup, VerdictCache};
 use crate::metrics::{DecisionOutcome, DecisionReason, Metrics};
 use crate::policy::LevelName;
 use crate::reference::{Reference, ReferenceError};
+use crate::verdict::{Fingerprint, Recorded, VerdictBook};
 use crate::verify::engine::{Check, TimeSource, Verdict, VerificationError};
 use crate::verify::SignatureSource;
 use crate::verify::{verify_signatures, Budgets, Judge, LoadedPolicy, RegistrySource};
+
+mod standing;
+pub use standing::{ImageFacts, NotVerified, RecordLookup, RecordSource, Standing, StandingCall};
 
 pub use crate::clock::{Clock, FixedClock, SystemClock};
 pub use crate::oci::Descriptor;
@@ -47,6 +51,10 @@ pub struct GateSettings {
     pub budgets: Budgets,
     /// OCSP and CRL checks of the signing and timestamping chains.
     pub revocation: Option<Arc<dyn crate::revocation::RevocationCheck>>,
+    /// How long an allow verdict is reused before a container runs without the
+    /// image being verified again (`[policy] verdict_max_age`); `None`: until what
+    /// the verdict rests on expires.
+    pub verdict_max_age: Option<Duration>,
 }
 
 /// The config file's defaults: deny unmatched images, 30 s of registry work,
@@ -59,6 +67,7 @@ impl Default for GateSettings {
             registry_timeout: Duration::from_secs(30),
             budgets: Budgets::default(),
             revocation: None,
+            verdict_max_age: None,
         }
     }
 }
@@ -132,6 +141,24 @@ impl ImageSource for RegistryClient {
     }
 }
 
+/// A trust policy for the pods of some Kubernetes namespaces (`[[policy.namespace]]`).
+pub struct NamespacePolicy {
+    /// Exact names, or `prefix-*` (a trailing `*` matches any rest).
+    pub patterns: Vec<String>,
+    pub policy: watch::Receiver<Arc<LoadedPolicy>>,
+}
+
+impl NamespacePolicy {
+    pub fn matches(&self, namespace: &str) -> bool {
+        self.patterns
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => namespace.starts_with(prefix),
+                None => pattern == namespace,
+            })
+    }
+}
+
 /// A cached verdict for one (digest, policy generation, statement + repository).
 #[derive(Debug, Clone)]
 pub enum Decision {
@@ -156,6 +183,11 @@ pub struct Allowed {
     /// How each certificate was checked for revocation (method, URL, status);
     /// empty when revocation was not checked.
     pub revocation: String,
+    /// When the verification ran.
+    pub verified_at: SystemTime,
+    /// When what the allow rests on ends (a signature's expiry, a certificate's
+    /// notAfter); `None`: nothing expires.
+    pub valid_until: Option<SystemTime>,
 }
 
 /// Why an image was let through; the tag record is labelled with it, so only an
@@ -241,7 +273,10 @@ pub enum Pass {
     Pinned {
         pinned: String,
         tag: Option<TagRecord>,
-        target: Descriptor,
+        target: Box<Descriptor>,
+        /// The verdict label (`crate::verdict`) to put on the pinned record and the
+        /// tag record once the pull is done.
+        verdict: (String, String),
     },
 }
 
@@ -290,6 +325,10 @@ pub enum Refusal {
 pub struct Gate<S = RegistryClient> {
     source: S,
     policy: watch::Receiver<Arc<LoadedPolicy>>,
+    /// Policies for Kubernetes namespaces, in config order; the first that matches
+    /// a call's namespace applies, else `policy`.
+    namespaces: Vec<NamespacePolicy>,
+    book: VerdictBook,
     cache: VerdictCache<Decision>,
     settings: GateSettings,
     clock: Arc<dyn Clock>,
@@ -320,6 +359,7 @@ struct Selected<'a> {
     reference: Reference,
     scope: String,
     generation: u64,
+    fingerprint: Fingerprint,
     judge: Judge,
     credentials: &'a Credentials,
 }
@@ -336,6 +376,8 @@ impl<S: ImageSource> Gate<S> {
         Gate {
             source,
             policy,
+            namespaces: Vec::new(),
+            book: VerdictBook::new(16 * 1024),
             cache,
             settings,
             clock: Arc::new(SystemClock),
@@ -353,15 +395,56 @@ impl<S: ImageSource> Gate<S> {
         Gate { metrics, ..self }
     }
 
+    /// Uses `namespaces` for pods in the Kubernetes namespaces they name.
+    pub fn with_namespace_policies(self, namespaces: Vec<NamespacePolicy>) -> Gate<S> {
+        Gate { namespaces, ..self }
+    }
+
+    /// The allow verdicts this gate reached or read back.
+    pub fn book(&self) -> &VerdictBook {
+        &self.book
+    }
+
+    /// The policy for a pod in Kubernetes `namespace` (`None`: not known, as for
+    /// `ImageStatus`, or a pull without a sandbox config): the first namespace
+    /// policy whose patterns match, else the node's default.
+    pub fn policy_for(&self, namespace: Option<&str>) -> Arc<LoadedPolicy> {
+        let chosen = namespace.and_then(|namespace| {
+            self.namespaces
+                .iter()
+                .find(|policy| policy.matches(namespace))
+        });
+        match chosen {
+            Some(policy) => Arc::clone(&policy.policy.borrow()),
+            None => Arc::clone(&self.policy.borrow()),
+        }
+    }
+
     /// Decides one pull of `image` with the call's `credentials` (else the node's
-    /// file, else anonymous), and records the decision (audit line, metrics).
+    /// file, else anonymous) under the node's default policy, and records the
+    /// decision (audit line, metrics).
     pub async fn decide(&self, image: &str, credentials: &Credentials) -> Result<Pass, Refusal> {
-        let ruling = self.rule(image, credentials).await;
+        self.decide_in(image, credentials, None).await
+    }
+
+    /// [`Gate::decide`] for a pod in Kubernetes `namespace`, under its policy.
+    pub async fn decide_in(
+        &self,
+        image: &str,
+        credentials: &Credentials,
+        namespace: Option<&str>,
+    ) -> Result<Pass, Refusal> {
+        let ruling = self.rule(image, credentials, namespace).await;
         self.record(image, &ruling);
         ruling.result
     }
 
-    async fn rule(&self, image: &str, credentials: &Credentials) -> Ruling {
+    async fn rule(
+        &self,
+        image: &str,
+        credentials: &Credentials,
+        namespace: Option<&str>,
+    ) -> Ruling {
         // Step 1: the reference.
         let reference: Reference = match image.parse() {
             Ok(reference) => reference,
@@ -371,7 +454,7 @@ impl<S: ImageSource> Gate<S> {
             }
         };
         // Step 2: the statement, from the policy in force now.
-        let policy = Arc::clone(&self.policy.borrow());
+        let policy = self.policy_for(namespace);
         let scope = reference.scope();
         let budgets = self.settings.budgets.clone();
         // The verification time is read from the clock when a verification runs.
@@ -391,6 +474,7 @@ impl<S: ImageSource> Gate<S> {
             reference,
             scope,
             generation: policy.generation,
+            fingerprint: policy.dir.fingerprint.clone(),
             judge,
             credentials,
         };
@@ -444,7 +528,7 @@ impl<S: ImageSource> Gate<S> {
         let key = CacheKey {
             digest: target.digest.clone(),
             policy_generation: pull.generation,
-            statement: format!("{statement}\u{0}{}", pull.scope),
+            statement: format!("{}\u{0}{statement}\u{0}{}", pull.fingerprint, pull.scope),
         };
         let started = crate::clock::monotonic_now();
         let verify = || async {
@@ -453,7 +537,7 @@ impl<S: ImageSource> Gate<S> {
             let signatures = self.source.signatures(reference, credentials, deadline);
             let shown = reference.pinned(&target.digest);
             let verdict = verify_signatures(&signatures, &judge, &shown, &target).await;
-            classify(verdict, self.clock.now())
+            classify(verdict, self.clock.now(), self.settings.verdict_max_age)
         };
         let (decision, lookup) = self.cache.get_or_verify(key, verify).await;
         let mut ruling = self.conclude(&pull, &statement, decision, target);
@@ -482,7 +566,8 @@ impl<S: ImageSource> Gate<S> {
                         .as_ref()
                         .map_or_else(|| "-".into(), TimeSource::brief),
                 };
-                let pass = self.pinned(&pull.reference, &allowed, target);
+                let verdict = self.remember(&pull.fingerprint, &allowed, &target);
+                let pass = self.pinned(&pull.reference, &allowed, target, verdict);
                 let reason = allowed.outcome.reason();
                 (Ok(pass), audit, DecisionOutcome::Allowed, reason)
             }
@@ -510,26 +595,56 @@ impl<S: ImageSource> Gate<S> {
         Ruling::new(result, Some(audit)).labelled(outcome, reason)
     }
 
+    /// Keeps an allow verdict in the book; returns its label for containerd.
+    fn remember(
+        &self,
+        fingerprint: &Fingerprint,
+        allowed: &Allowed,
+        target: &Descriptor,
+    ) -> (String, String) {
+        let recorded = Recorded {
+            outcome: allowed.outcome.as_str().to_owned(),
+            digest: target.digest.clone(),
+            verified_at: allowed.verified_at,
+            valid_until: allowed.valid_until,
+            statement: allowed.statement.clone(),
+        };
+        let label = (fingerprint.label_key(), recorded.to_label());
+        self.book.insert(fingerprint, recorded);
+        label
+    }
+
     /// An allowed pull, pinned to the verified digest, with the tag to record.
-    fn pinned(&self, reference: &Reference, allowed: &Allowed, target: Descriptor) -> Pass {
+    fn pinned(
+        &self,
+        reference: &Reference,
+        allowed: &Allowed,
+        target: Descriptor,
+        verdict: (String, String),
+    ) -> Pass {
         let failed: Vec<Check> = allowed.logged.iter().map(|(check, _)| *check).collect();
         let tag = reference
             .tag()
             .filter(|_| reference.digest().is_none())
-            .map(|tag| TagRecord {
-                name: format!("{}/{}:{tag}", reference.registry(), reference.repository()),
-                labels: tag_labels(
+            .map(|tag| {
+                let mut labels = tag_labels(
                     allowed.outcome,
                     &failed,
                     &allowed.statement,
                     &target.digest.to_string(),
                     self.clock.now(),
-                ),
+                );
+                labels.insert(verdict.0.clone(), verdict.1.clone());
+                TagRecord {
+                    name: format!("{}/{}:{tag}", reference.registry(), reference.repository()),
+                    labels,
+                }
             });
         Pass::Pinned {
             pinned: reference.pinned(&target.digest),
             tag,
-            target,
+            target: Box::new(target),
+            verdict,
         }
     }
 
@@ -628,13 +743,25 @@ fn reason_class(reason: &VerificationError) -> DecisionReason {
 /// An allow is reused only until what it rests on ends (`valid_until`: the
 /// signature's expiry, a certificate's notAfter checked against the clock), counted
 /// from `now`, the time the verdict is handed to the cache.
-pub fn classify(verdict: Result<Verdict, RegistryError>, now: SystemTime) -> Cacheable<Decision> {
+///
+/// `max_age` bounds how long the allow is recorded as valid for the checks before
+/// a container runs (`valid_until`); the cache's own TTLs are separate.
+pub fn classify(
+    verdict: Result<Verdict, RegistryError>,
+    now: SystemTime,
+    max_age: Option<Duration>,
+) -> Cacheable<Decision> {
+    let aged = max_age.map(|age| now + age);
+    let earliest = |until: Option<SystemTime>| match (until, aged) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     match verdict {
         Ok(Verdict::Verified(verified)) => {
             let report = verified.report();
-            let valid_for = report
-                .valid_until()
-                .map(|until| until.duration_since(now).unwrap_or(Duration::ZERO));
+            let valid_until = report.valid_until();
+            let valid_for =
+                valid_until.map(|until| until.duration_since(now).unwrap_or(Duration::ZERO));
             let logged: Vec<(Check, String)> = report
                 .logged_failures()
                 .map(|c| (c.check, c.error.clone().unwrap_or_default()))
@@ -657,6 +784,8 @@ pub fn classify(verdict: Result<Verdict, RegistryError>, now: SystemTime) -> Cac
                     AllowOutcome::AllowedWithFailures
                 },
                 logged,
+                verified_at: now,
+                valid_until: earliest(valid_until),
             });
             match valid_for {
                 Some(left) => Cacheable::AllowUntil(decision, left),
@@ -669,6 +798,8 @@ pub fn classify(verdict: Result<Verdict, RegistryError>, now: SystemTime) -> Cac
             outcome: AllowOutcome::Skipped,
             logged: Vec::new(),
             revocation: String::new(),
+            verified_at: now,
+            valid_until: aged,
         })),
         Ok(Verdict::Failed {
             reason, statement, ..
@@ -771,6 +902,7 @@ mod tests {
             document,
             stores: Vec::new(),
             policy_file: "trustpolicy.json".into(),
+            fingerprint: crate::verdict::Fingerprint::from_hex("0123456789abcdef"),
         };
         let (_tx, rx) = watch::channel(Arc::new(LoadedPolicy {
             generation: 1,
