@@ -1088,6 +1088,77 @@ mod tests {
     }
 
     #[test]
+    fn namespace_policies_and_verdict_age_are_read_and_validated() {
+        let config = parse(
+            r#"
+            [policy]
+            verdict_max_age = "24h"
+            [[policy.namespace]]
+            namespaces = ["kube-system"]
+            dir = "/etc/pullgate/platform"
+            [[policy.namespace]]
+            namespaces = ["team-a-*", "team-a"]
+            dir = "/etc/pullgate/team-a"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(
+            config.policy.verdict_max_age,
+            Some(Duration::from_secs(24 * 3600))
+        );
+        assert_eq!(
+            config.policy.namespaces,
+            vec![
+                NamespacePolicyConfig {
+                    namespaces: vec!["kube-system".into()],
+                    dir: "/etc/pullgate/platform".into(),
+                },
+                NamespacePolicyConfig {
+                    namespaces: vec!["team-a-*".into(), "team-a".into()],
+                    dir: "/etc/pullgate/team-a".into(),
+                },
+            ]
+        );
+        assert_eq!(parse(&config.to_string()).expect("rendered"), config);
+        let table = |namespaces: &str, dir: &str| {
+            format!("[[policy.namespace]]\nnamespaces = {namespaces}\ndir = {dir:?}\n")
+        };
+        for (text, field, problem) in [
+            (
+                table("[]", "/p"),
+                "policy.namespace.namespaces",
+                "table 1: lists no namespace",
+            ),
+            (
+                table(r#"["*"]"#, "/p"),
+                "policy.namespace.namespaces",
+                "table 1: \"*\" would match every namespace; that is what `policy.dir` is for",
+            ),
+            (
+                table(r#"["Team_A"]"#, "/p"),
+                "policy.namespace.namespaces",
+                "table 1: \"Team_A\" is not a Kubernetes namespace name or a `prefix-*` pattern",
+            ),
+            (
+                table(r#"["a"]"#, "relative"),
+                "policy.namespace.dir",
+                "relative is not an absolute path",
+            ),
+            (
+                "[policy]\nverdict_max_age = \"1s\"\n".to_owned(),
+                "policy.verdict_max_age",
+                "\"1s\" is outside 60000ms..31622400s",
+            ),
+        ] {
+            assert_eq!(
+                field_error(&text),
+                (field.to_owned(), problem.to_owned()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn shipped_example_config_states_the_defaults() {
         let shipped = include_str!("../systemd/config.toml");
         assert_eq!(

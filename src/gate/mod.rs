@@ -759,7 +759,8 @@ pub fn classify(
     match verdict {
         Ok(Verdict::Verified(verified)) => {
             let report = verified.report();
-            let valid_until = report.valid_until();
+            let valid_until = earliest(report.valid_until());
+            // The cache keeps the allow no longer than it is recorded as valid.
             let valid_for =
                 valid_until.map(|until| until.duration_since(now).unwrap_or(Duration::ZERO));
             let logged: Vec<(Check, String)> = report
@@ -785,7 +786,7 @@ pub fn classify(
                 },
                 logged,
                 verified_at: now,
-                valid_until: earliest(valid_until),
+                valid_until,
             });
             match valid_for {
                 Some(left) => Cacheable::AllowUntil(decision, left),

@@ -63,6 +63,7 @@ pub(super) async fn image_status(
             }
         };
     let requested = asked.image.map(|spec| spec.image).unwrap_or_default();
+    let path = parts.uri.path().to_owned();
     let forwarded = Request::from_parts(parts, box_body(Full::new(bytes)));
     let response = match shared.upstream.forward(forwarded).await {
         Ok(response) => response,
@@ -106,9 +107,11 @@ pub(super) async fn image_status(
             // Not present, as far as the kubelet is concerned: it pulls through the
             // gate next (the audit line says why).
             let hidden = cri::frame(&cri::v1::ImageStatusResponse::default().encode_to_vec());
+            forwarded_log(&path, started, "hidden");
             return super::ok_response(hidden);
         }
     }
+    forwarded_log(&path, started, "as containerd answered");
     let body = match trailers {
         None => box_body(Full::new(bytes)),
         Some(trailers) => {
@@ -168,9 +171,13 @@ pub(super) async fn create_container(
     {
         return refuse_call(CALL, &requested, started, error);
     }
+    let path = parts.uri.path().to_owned();
     let forwarded = Request::from_parts(parts, box_body(Full::new(bytes)));
     match shared.upstream.forward(forwarded).await {
-        Ok(response) => response.map(box_body),
+        Ok(response) => {
+            forwarded_log(&path, started, "image has standing");
+            response.map(box_body)
+        }
         Err(error) => refuse_call(CALL, &requested, started, error.into()),
     }
 }
@@ -252,6 +259,16 @@ fn remember(shared: &Shared, asked: &str, facts: &ImageFacts) {
     if crate::verdict::is_image_id(asked) {
         known.put(asked.to_owned(), facts.clone());
     }
+}
+
+/// The debug line of a forwarded call, as for calls that pass through.
+fn forwarded_log(path: &str, started: std::time::Instant, answer: &'static str) {
+    tracing::debug!(
+        path,
+        answer,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "forwarded"
+    );
 }
 
 async fn read_request(body: Incoming) -> Result<bytes::Bytes, CallError> {
