@@ -381,10 +381,13 @@ mod tests {
         }
     }
 
+    /// A record's target and labels.
+    type Entry = (Digest, BTreeMap<String, String>);
+
     /// containerd's records, counting lookups.
     #[derive(Default)]
     struct Records {
-        records: Mutex<BTreeMap<String, (Digest, BTreeMap<String, String>)>>,
+        records: Mutex<BTreeMap<String, Entry>>,
         lookups: AtomicUsize,
     }
 
