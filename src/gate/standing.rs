@@ -171,9 +171,15 @@ impl<S: ImageSource> Gate<S> {
                 .await
             {
                 Ok(standing) => return Ok(standing),
-                Err(refusal) => {
-                    first_refusal.get_or_insert(refusal);
-                }
+                // Say why an enforcing statement refused it, rather than that
+                // some other name of the image is unmatched.
+                Err(refusal) => match (&first_refusal, &refusal) {
+                    (None, _)
+                    | (Some(NotVerified::Unmatched { .. }), NotVerified::Unverified { .. }) => {
+                        first_refusal = Some(refusal);
+                    }
+                    _ => {}
+                },
             }
         }
         Err(first_refusal.unwrap_or_else(|| NotVerified::Unmatched {
@@ -322,7 +328,7 @@ async fn recorded(
                 .keys()
                 .any(|k| k.starts_with(crate::verdict::LABEL_PREFIX))
             {
-                format!("{digest} was verified under another trust policy; the policy has changed since")
+                format!("{digest} has a verdict only under another trust policy: an earlier version of this one, or another namespace's")
             } else {
                 format!("no verdict recorded for {digest}")
             },
@@ -591,7 +597,7 @@ mod tests {
         let cases = [
             (
                 label(TEAM_FP, &verdict(D1, "prod", None)),
-                format!("prod: {D1} was verified under another trust policy; the policy has changed since"),
+                format!("prod: {D1} has a verdict only under another trust policy: an earlier version of this one, or another namespace's"),
             ),
             (
                 label(NODE_FP, &verdict(D1, "prod", Some(NOW))),
@@ -676,6 +682,13 @@ mod tests {
             repo_digests: vec![format!("r.test/app@{D1}")],
         };
         let result = judge(&gate, ID, &strict_only, None, &records).await;
+        assert_eq!(why(result), format!("prod: no verdict recorded for {D1}"));
+        // A name no statement covers does not hide why the enforced one failed.
+        let also_unmatched = ImageFacts {
+            repo_tags: vec!["r.test/other:1".into(), "r.test/app:1".into()],
+            ..strict_only.clone()
+        };
+        let result = judge(&gate, ID, &also_unmatched, None, &records).await;
         assert_eq!(why(result), format!("prod: no verdict recorded for {D1}"));
         let also_skipped = ImageFacts {
             repo_tags: vec!["r.test/app:1".into(), "r.test/skipped:1".into()],

@@ -96,7 +96,15 @@ pub fn sleep_container(image_ref: &str) -> v1::ContainerConfig {
 impl Pod {
     /// RunPodSandbox of [`pod_config`]`(name)`: host network, namespace `pullgate-e2e`.
     pub async fn run(client: &CriClient, name: &str) -> Pod {
-        let config = pod_config(name);
+        Pod::run_in(client, name, "pullgate-e2e").await
+    }
+
+    /// [`Pod::run`] in Kubernetes namespace `namespace`.
+    pub async fn run_in(client: &CriClient, name: &str, namespace: &str) -> Pod {
+        let mut config = pod_config(name);
+        if let Some(metadata) = config.metadata.as_mut() {
+            metadata.namespace = namespace.to_owned();
+        }
         let id = client
             .runtime
             .clone()
@@ -117,6 +125,17 @@ impl Pod {
         client: &CriClient,
         container: v1::ContainerConfig,
     ) -> String {
+        self.try_create_container(client, container)
+            .await
+            .expect("CreateContainer")
+    }
+
+    /// CreateContainer of `container` in this pod: its id, or the status the call got.
+    pub async fn try_create_container(
+        &self,
+        client: &CriClient,
+        container: v1::ContainerConfig,
+    ) -> Result<String, tonic::Status> {
         client
             .runtime
             .clone()
@@ -126,9 +145,7 @@ impl Pod {
                 sandbox_config: Some(self.config.clone()),
             })
             .await
-            .expect("CreateContainer")
-            .into_inner()
-            .container_id
+            .map(|answer| answer.into_inner().container_id)
     }
 
     pub async fn stop(&self, client: &CriClient) {
