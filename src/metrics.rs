@@ -85,6 +85,58 @@ impl EncodeLabelValue for DecisionReason {
     }
 }
 
+/// Which call asked whether an image on the node may be used (issue 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StandingCall {
+    ImageStatus,
+    CreateContainer,
+    RunPodSandbox,
+}
+
+impl StandingCall {
+    /// The CRI method's name: the label value and the audit line's `call`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StandingCall::ImageStatus => "ImageStatus",
+            StandingCall::CreateContainer => "CreateContainer",
+            StandingCall::RunPodSandbox => "RunPodSandbox",
+        }
+    }
+}
+
+impl EncodeLabelValue for StandingCall {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// What that check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StandingOutcome {
+    /// A current allow verdict.
+    Verified,
+    /// The policy does not enforce on the image (audit, skip, unmatched allowed).
+    NotEnforced,
+    /// No current verdict: hidden (`ImageStatus`) or refused.
+    Refused,
+}
+
+impl EncodeLabelValue for StandingOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            StandingOutcome::Verified => "verified",
+            StandingOutcome::NotEnforced => "not_enforced",
+            StandingOutcome::Refused => "refused",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StandingLabels {
+    pub call: StandingCall,
+    pub outcome: StandingOutcome,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     pub cache: Lookup,
@@ -162,6 +214,7 @@ pub struct FetchLabels {
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
+    standing: Family<StandingLabels, Counter>,
     verification_seconds: Family<CacheLabels, Histogram>,
     registry_requests: Family<StatusLabels, Counter>,
     cache_entries: Gauge,
@@ -177,6 +230,52 @@ pub struct Metrics {
     seen_requests: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
+/// Registers `metric` under `name` and returns it (a shared handle).
+fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// The CRI client metrics: connections accepted, open now, last connect time.
+type ClientMetrics = (
+    Family<ClientLabels, Counter>,
+    Family<ClientLabels, Gauge>,
+    Family<ClientLabels, Gauge>,
+);
+
+fn register_clients(registry: &mut Registry) -> ClientMetrics {
+    let cri_connections = register(
+        registry,
+        "cri_connections",
+        "CRI connections accepted on pullgate's socket, by client (kubelet or other)",
+        Family::<ClientLabels, Counter>::default(),
+    );
+    let cri_open_connections = register(
+        registry,
+        "cri_client_connections",
+        "CRI connections open now, by client (kubelet or other)",
+        Family::<ClientLabels, Gauge>::default(),
+    );
+    let cri_last_connect = register(
+        registry,
+        "cri_client_last_connect_timestamp_seconds",
+        "Unix time of the last CRI connection accepted, by client (0: none yet)",
+        Family::<ClientLabels, Gauge>::default(),
+    );
+    // Both label values exist from the start, so `== 0` alerts work before the
+    // first connection (no `absent()` needed).
+    for kubelet in [true, false] {
+        let labels = ClientLabels::of(kubelet);
+        drop(cri_connections.get_or_create(&labels));
+        drop(cri_open_connections.get_or_create(&labels));
+        drop(cri_last_connect.get_or_create(&labels));
+    }
+    (cri_connections, cri_open_connections, cri_last_connect)
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -186,96 +285,78 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("pullgate");
-        let decisions = Family::<DecisionLabels, Counter>::default();
-        registry.register(
+        let decisions = register(
+            &mut registry,
             "decisions",
             "PullImage decisions by outcome and reason",
-            decisions.clone(),
+            Family::<DecisionLabels, Counter>::default(),
         );
-        let verification_seconds = Family::<CacheLabels, Histogram>::new_with_constructor(|| {
-            // 100 µs .. ~100 s
-            Histogram::new(exponential_buckets(0.0001, 3.0, 13))
-        });
-        registry.register(
+        let standing = register(
+            &mut registry,
+            "image_standing_checks",
+            "Checks of an image on the node before it is used, by call and outcome",
+            Family::<StandingLabels, Counter>::default(),
+        );
+        // 100 µs .. ~100 s
+        let verification_seconds = register(
+            &mut registry,
             "verification_seconds",
             "Time to a verdict, by verdict cache hit or miss",
-            verification_seconds.clone(),
+            Family::<CacheLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 3.0, 13))
+            }),
         );
-        let registry_requests = Family::<StatusLabels, Counter>::default();
-        registry.register(
+        let registry_requests = register(
+            &mut registry,
             "registry_requests",
             "Registry requests by HTTP status (or transport_error, timeout)",
-            registry_requests.clone(),
+            Family::<StatusLabels, Counter>::default(),
         );
-        let cache_entries = Gauge::default();
-        registry.register(
+        let cache_entries: Gauge = register(
+            &mut registry,
             "cache_entries",
             "Verdicts in the cache",
-            cache_entries.clone(),
+            Gauge::default(),
         );
-        let policy_generation = Gauge::default();
-        registry.register(
+        let policy_generation: Gauge = register(
+            &mut registry,
             "policy_generation",
             "Generation of the trust policy in force (1 = as started)",
-            policy_generation.clone(),
+            Gauge::default(),
         );
-        let reload_failures = Counter::default();
-        registry.register(
+        let reload_failures: Counter = register(
+            &mut registry,
             "policy_reload_failures",
             "Policy reloads rejected (the last good policy stays)",
-            reload_failures.clone(),
+            Counter::default(),
         );
-        let cri_connections = Family::<ClientLabels, Counter>::default();
-        registry.register(
-            "cri_connections",
-            "CRI connections accepted on pullgate's socket, by client (kubelet or other)",
-            cri_connections.clone(),
-        );
-        let cri_open_connections = Family::<ClientLabels, Gauge>::default();
-        registry.register(
-            "cri_client_connections",
-            "CRI connections open now, by client (kubelet or other)",
-            cri_open_connections.clone(),
-        );
-        let cri_last_connect = Family::<ClientLabels, Gauge>::default();
-        registry.register(
-            "cri_client_last_connect_timestamp_seconds",
-            "Unix time of the last CRI connection accepted, by client (0: none yet)",
-            cri_last_connect.clone(),
-        );
-        let revocation_checks = Family::<RevocationLabels, Counter>::default();
-        registry.register(
+        let (cri_connections, cri_open_connections, cri_last_connect) =
+            register_clients(&mut registry);
+        let revocation_checks = register(
+            &mut registry,
             "revocation_checks",
             "Certificates checked for revocation, by method and result",
-            revocation_checks.clone(),
+            Family::<RevocationLabels, Counter>::default(),
         );
-        let revocation_cache_hits = Family::<SourceLabels, Counter>::default();
-        registry.register(
+        let revocation_cache_hits = register(
+            &mut registry,
             "revocation_cache_hits",
             "OCSP answers and CRLs used without fetching, by where they came from",
-            revocation_cache_hits.clone(),
+            Family::<SourceLabels, Counter>::default(),
         );
-        let revocation_fetch_seconds =
-            Family::<FetchLabels, Histogram>::new_with_constructor(|| {
-                // 1 ms .. ~20 s
-                Histogram::new(exponential_buckets(0.001, 3.0, 10))
-            });
-        registry.register(
+        // 1 ms .. ~20 s
+        let revocation_fetch_seconds = register(
+            &mut registry,
             "revocation_fetch_seconds",
             "OCSP requests and CRL downloads, by kind and outcome",
-            revocation_fetch_seconds.clone(),
+            Family::<FetchLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 3.0, 10))
+            }),
         );
-        // Both label values exist from the start, so `== 0` alerts work before the
-        // first connection (no `absent()` needed).
-        for kubelet in [true, false] {
-            let labels = ClientLabels::of(kubelet);
-            drop(cri_connections.get_or_create(&labels));
-            drop(cri_open_connections.get_or_create(&labels));
-            drop(cri_last_connect.get_or_create(&labels));
-        }
         Metrics {
             registry,
             decisions,
+            standing,
             verification_seconds,
             registry_requests,
             cache_entries,
@@ -294,6 +375,13 @@ impl Metrics {
     pub fn decision(&self, outcome: DecisionOutcome, reason: DecisionReason) {
         self.decisions
             .get_or_create(&DecisionLabels { outcome, reason })
+            .inc();
+    }
+
+    /// One check of an image on the node before it is used.
+    pub fn standing(&self, call: StandingCall, outcome: StandingOutcome) {
+        self.standing
+            .get_or_create(&StandingLabels { call, outcome })
             .inc();
     }
 
@@ -425,8 +513,13 @@ mod tests {
         metrics.cri_client_connected(true, 1_767_225_601);
         metrics.cri_client_connected(false, 1_767_225_700);
         metrics.cri_client_disconnected(false);
+        metrics.standing(StandingCall::CreateContainer, StandingOutcome::Refused);
+        metrics.standing(StandingCall::ImageStatus, StandingOutcome::Verified);
+        metrics.standing(StandingCall::ImageStatus, StandingOutcome::Verified);
         let text = metrics.encode();
         for line in [
+            "pullgate_image_standing_checks_total{call=\"CreateContainer\",outcome=\"refused\"} 1",
+            "pullgate_image_standing_checks_total{call=\"ImageStatus\",outcome=\"verified\"} 2",
             "pullgate_decisions_total{outcome=\"allowed\",reason=\"verified\"} 2",
             "pullgate_decisions_total{outcome=\"denied\",reason=\"no_signature\"} 1",
             "pullgate_decisions_total{outcome=\"denied\",reason=\"trusted_identity\"} 1",

@@ -19,6 +19,8 @@ use std::time::SystemTime;
 use futures_util::future::BoxFuture;
 
 use super::{Gate, ImageSource, Unmatched};
+pub use crate::metrics::StandingCall;
+use crate::metrics::StandingOutcome;
 use crate::policy::LevelName;
 use crate::reference::{Digest, Reference};
 use crate::verdict::{is_image_id, Recorded};
@@ -42,24 +44,6 @@ pub type RecordLookup = Result<Option<(Digest, BTreeMap<String, String>)>, Strin
 pub trait RecordSource: Send + Sync {
     /// The record `name`: its target digest and labels; `None` when there is none.
     fn record<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RecordLookup>;
-}
-
-/// Which call asked, for the audit line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StandingCall {
-    ImageStatus,
-    CreateContainer,
-    RunPodSandbox,
-}
-
-impl StandingCall {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StandingCall::ImageStatus => "ImageStatus",
-            StandingCall::CreateContainer => "CreateContainer",
-            StandingCall::RunPodSandbox => "RunPodSandbox",
-        }
-    }
 }
 
 /// Why an image may be used.
@@ -122,6 +106,14 @@ impl<S: ImageSource> Gate<S> {
                 }
             }
         }
+        self.metrics.standing(
+            call,
+            match &result {
+                Ok(Standing::Verified { .. }) => StandingOutcome::Verified,
+                Ok(Standing::NotEnforced { .. }) => StandingOutcome::NotEnforced,
+                Err(_) => StandingOutcome::Refused,
+            },
+        );
         match &result {
             Ok(standing) => tracing::debug!(
                 call = call.as_str(),
