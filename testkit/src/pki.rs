@@ -631,3 +631,33 @@ pub fn days_from_now(days: i64) -> SystemTime {
         SystemTime::now() - d
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed keys (testkit/keys/README.md) are there, of their size.
+    #[test]
+    fn committed_rsa_keys() {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        use rsa::traits::PublicKeyParts as _;
+        let mut names: Vec<(u32, String)> = Vec::new();
+        for bits in [2048, 3072, 4096] {
+            names.extend((0..8).map(|slot| (bits, format!("rsa{bits}-slot{slot}"))));
+        }
+        names.extend(
+            (16..24)
+                .chain(64..100)
+                .map(|slot| (2048, format!("rsa2048-slot{slot}"))),
+        );
+        names.extend([1024, 2560].map(|bits| (bits, format!("rsa{bits}-odd"))));
+        for (bits, name) in names {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("keys")
+                .join(format!("{name}.pem"));
+            let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let key = rsa::PrivateKey::from_pkcs8_pem(&pem).expect(&name);
+            assert_eq!(key.n().bit_width(), bits, "{name}");
+        }
+    }
+}
