@@ -4,9 +4,9 @@
 //! on these machines). The revocation kit ([`crate::revocation`]), the TSA fixture
 //! ([`crate::tsa`]) and pullgate's policy unit tests build on it.
 //!
-//! Certificates are made in process ([`x509`]): the TBSCertificate is built from
+//! Certificates are made in process (`pki/x509.rs`): the TBSCertificate is built from
 //! x509-cert's types, its extensions parsed from the same `x509v3_config` strings
-//! `openssl ca` took ([`extensions`]), and signed with RustCrypto's RSA (PKCS#1 v1.5
+//! `openssl ca` took (`pki/extensions.rs`), and signed with RustCrypto's RSA (PKCS#1 v1.5
 //! or RSASSA-PSS) and ECDSA. No process is spawned per certificate, absolute
 //! validity dates (expired, not yet valid, past 2049) are just values, and an
 //! extension the kit does not know panics instead of being left out. The DER is
@@ -317,7 +317,7 @@ pub struct Issued {
 impl Issued {
     /// The certificate parsed by the code under test.
     pub fn cert(&self) -> Certificate {
-        Certificate::from_der(&self.der).expect("openssl-made certificate parses")
+        Certificate::from_der(&self.der).expect("the kit's certificate parses")
     }
 }
 

@@ -384,7 +384,8 @@ fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
     Hash::Sha1.digest(spki.subject_public_key.raw_bytes())
 }
 
-/// The issuer of a certificate being made: its subject, key identifier and key.
+/// The issuer of a certificate being made: its certificate (for its subject and
+/// key identifier) and its private key.
 pub(super) struct IssuerParts<'a> {
     pub(super) cert_der: &'a [u8],
     pub(super) key: &'a SigningKey,
