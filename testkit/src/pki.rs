@@ -1,21 +1,33 @@
-//! The test kit's one PKI, made with the real `openssl` CLI (OpenSSL 3.0 on these
-//! machines): roots, intermediates and leaves with chosen keys, validity windows,
-//! keyUsage / EKU / basicConstraints (critical or not), a signer for envelope
-//! signatures, and a real RFC 3161 TSA (`openssl ts -reply`). The revocation kit
-//! ([`crate::revocation`]), the TSA fixture ([`crate::tsa`]) and pullgate's policy
-//! unit tests build on it.
+//! The test kit's one PKI: roots, intermediates and leaves with chosen keys,
+//! validity windows, keyUsage / EKU / basicConstraints (critical or not), a signer
+//! for envelope signatures, and a real RFC 3161 TSA (`openssl ts -reply`, OpenSSL 3.0
+//! on these machines). The revocation kit ([`crate::revocation`]), the TSA fixture
+//! ([`crate::tsa`]) and pullgate's policy unit tests build on it.
 //!
-//! Keys are generated once per test process and per (key type, slot) and reused
-//! (RSA-4096 generation takes seconds); EC keys are made in-process, RSA keys by
-//! `openssl genpkey`. Different roles use different slots by
-//! default (root 0, intermediate 1, leaf 2, TSA root 3, TSA leaf 4), so a chain never
+//! Certificates are made in process (`pki/x509.rs`): the TBSCertificate is built from
+//! x509-cert's types, its extensions parsed from the same `x509v3_config` strings
+//! `openssl ca` took (`pki/extensions.rs`), and signed with RustCrypto's RSA (PKCS#1 v1.5
+//! or RSASSA-PSS) and ECDSA. No process is spawned per certificate, absolute
+//! validity dates (expired, not yet valid, past 2049) are just values, and an
+//! extension the kit does not know panics instead of being left out. The DER is
+//! what `openssl ca -preserveDN` made for the same spec (subject order and string
+//! types, key identifiers, PSS parameters, UTCTime/GeneralizedTime);
+//! `tests/openssl_verify.rs` has openssl parse and verify it. Every certificate and
+//! key is still written to disk as PEM, for the openssl commands that stay: `openssl
+//! ts` for timestamp tokens, `openssl ca`/`crl`/`ocsp` in the revocation kit.
+//! Envelope signatures ([`Pki::sign`]) are made in process too.
+//!
+//! Keys are per (key type, slot) and reused within a process. RSA keys are
+//! committed test-only fixtures (`testkit/keys/`: generating RSA-4096 takes seconds);
+//! EC keys are made in process. Different roles use different slots by default
+//! (root 0, intermediate 1, leaf 2, TSA root 3, TSA leaf 4), so a chain never
 //! reuses a key by accident; choose another slot with [`CertSpec::slot`].
 //!
-//! Certificates are issued with `openssl ca` because, unlike `openssl x509`/`req` in
-//! OpenSSL 3.0, it takes absolute `-startdate`/`-enddate`: expired and not-yet-valid
-//! certificates are made directly. `openssl ts -reply` stamps with the **current
-//! clock** (no faketime here): for time-specific timestamp tests choose certificate
-//! windows relative to now instead.
+//! `openssl ts -reply` stamps with the **current clock** (no faketime here): for
+//! time-specific timestamp tests choose certificate windows relative to now instead.
+
+mod extensions;
+mod x509;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +37,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pullgate::pki::{Certificate, SignatureAlgorithm};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 
 /// Key types notation signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,21 +100,32 @@ pub fn private_key_pem(spec: KeySpec, slot: u8) -> String {
         keys.entry((spec, slot)).or_default().clone()
     };
     cell.get_or_init(|| match spec.rsa_bits() {
-        Some(bits) => rsa_key_pem(bits),
+        Some(bits) => rsa_key_pem(bits, &format!("rsa{bits}-slot{slot}")),
         None => ec_key_pem(spec),
     })
     .clone()
 }
 
-/// A fresh RSA key from `openssl genpkey` (PEM). Its generation is what takes time,
-/// hence the per-process cache above.
-fn rsa_key_pem(bits: u32) -> String {
-    let out = openssl(
-        Command::new("openssl")
-            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
-            .arg(format!("rsa_keygen_bits:{bits}")),
-    );
-    String::from_utf8(out).expect("PEM key is ASCII")
+/// The committed RSA key `testkit/keys/{name}.pem` (test-only keys, never used
+/// outside the tests). A (size, slot) without one gets a fresh key from `openssl
+/// genpkey` (what the kit did for every RSA key before), slow for 4096 bits: commit
+/// one for a new slot instead (`openssl genpkey -algorithm RSA -pkeyopt
+/// rsa_keygen_bits:BITS -out testkit/keys/NAME.pem`).
+fn rsa_key_pem(bits: u32, name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("keys")
+        .join(format!("{name}.pem"));
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => pem,
+        Err(_) => {
+            let out = openssl(
+                Command::new("openssl")
+                    .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+                    .arg(format!("rsa_keygen_bits:{bits}")),
+            );
+            String::from_utf8(out).expect("PEM key is ASCII")
+        }
+    }
 }
 
 /// A fresh EC key made in-process: PKCS#8 PEM, named curve, public key included,
@@ -128,7 +149,9 @@ pub fn odd_rsa_key_pem(bits: u32) -> String {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    map.entry(bits).or_insert_with(|| rsa_key_pem(bits)).clone()
+    map.entry(bits)
+        .or_insert_with(|| rsa_key_pem(bits, &format!("rsa{bits}-odd")))
+        .clone()
 }
 
 /// Runs an openssl command, panicking with its stderr on failure; returns stdout.
@@ -294,7 +317,7 @@ pub struct Issued {
 impl Issued {
     /// The certificate parsed by the code under test.
     pub fn cert(&self) -> Certificate {
-        Certificate::from_der(&self.der).expect("openssl-made certificate parses")
+        Certificate::from_der(&self.der).expect("the kit's certificate parses")
     }
 }
 
@@ -358,17 +381,6 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// `openssl ca` date: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280
-/// §4.1.2.5).
-fn asn1_date(t: SystemTime) -> String {
-    let (y, m, d, hh, mm, ss) = civil(t);
-    if (1950..2050).contains(&y) {
-        format!("{:02}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z", y % 100)
-    } else {
-        format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z")
-    }
-}
-
 impl Pki {
     pub fn new() -> Pki {
         Pki {
@@ -421,89 +433,38 @@ impl Pki {
     fn make(&self, spec: &CertSpec, issuer: Option<&Issued>) -> Issued {
         let dir = self.fresh("cert");
         let key_path = dir.join("key.pem");
-        std::fs::write(&key_path, spec.key_pem()).expect("write key");
-        let csr = dir.join("req.csr");
-        openssl(
-            Command::new("openssl")
-                .args(["req", "-new", "-key"])
-                .arg(&key_path)
-                .args(["-subj", &spec.subject, "-out"])
-                .arg(&csr),
-        );
-        std::fs::write(dir.join("index.txt"), "").expect("index");
-        std::fs::write(
-            dir.join("serial"),
-            format!(
-                "{:02X}\n",
-                spec.serial
-                    .unwrap_or(self.counter.load(Ordering::SeqCst) as u64 + 0x10)
-            ),
-        )
-        .expect("serial");
-        let mut ext = String::from("[ext]\n");
-        if let Some(v) = &spec.basic_constraints {
-            ext += &format!("basicConstraints = {v}\n");
-        }
-        if let Some(v) = &spec.key_usage {
-            ext += &format!("keyUsage = {v}\n");
-        }
-        if let Some(v) = &spec.eku {
-            ext += &format!("extendedKeyUsage = {v}\n");
-        }
-        ext += "subjectKeyIdentifier = hash\n";
-        if issuer.is_some() {
-            ext += "authorityKeyIdentifier = keyid\n";
-        }
-        for line in &spec.extra {
-            ext += line;
-            ext += "\n";
-        }
-        let config = format!(
-            "[ca]\ndefault_ca = ca_default\n[ca_default]\ndir = {dir}\ndatabase = {dir}/index.txt\n\
-             new_certs_dir = {dir}\nserial = {dir}/serial\npolicy = policy_any\nemail_in_dn = yes\n\
-             unique_subject = no\ncopy_extensions = none\ndefault_md = sha256\n\
-             [policy_any]\ncountryName = optional\nstateOrProvinceName = optional\n\
-             localityName = optional\norganizationName = optional\n\
-             organizationalUnitName = optional\ncommonName = optional\n{ext}",
-            dir = dir.display()
-        );
-        let config_path = dir.join("ca.cnf");
-        std::fs::write(&config_path, config).expect("write ca.cnf");
-        let cert_path = dir.join("cert.pem");
-        let mut cmd = Command::new("openssl");
-        cmd.args(["ca", "-batch", "-notext", "-preserveDN", "-config"])
-            .arg(&config_path)
-            .args(["-extensions", "ext", "-md", &spec.digest])
-            .args(["-startdate", &asn1_date(spec.not_before)])
-            .args(["-enddate", &asn1_date(spec.not_after)])
-            .arg("-in")
-            .arg(&csr)
-            .arg("-out")
-            .arg(&cert_path);
-        match issuer {
-            None => {
-                cmd.arg("-selfsign").arg("-keyfile").arg(&key_path);
-            }
+        let key_pem = spec.key_pem();
+        std::fs::write(&key_path, &key_pem).expect("write key");
+        // The serial `openssl ca` got from the kit: the spec's, or one above this
+        // certificate's directory number, so every certificate of a `Pki` differs.
+        let serial = spec
+            .serial
+            .unwrap_or(self.counter.load(Ordering::SeqCst) as u64 + 0x10);
+        let subject_key = x509::SigningKey::from_pem(&key_pem);
+        let der = match issuer {
+            None => x509::certificate(spec, &subject_key, None, serial),
             Some(issuer) => {
-                cmd.arg("-cert")
-                    .arg(&issuer.cert_path)
-                    .arg("-keyfile")
-                    .arg(&issuer.key_path);
+                // From its file, like `openssl ca -keyfile`: the policy tests hand in
+                // issuers of their own.
+                let issuer_pem =
+                    std::fs::read_to_string(&issuer.key_path).expect("read issuer key");
+                let issuer_key = x509::SigningKey::from_pem(&issuer_pem);
+                let parts = x509::IssuerParts {
+                    cert_der: &issuer.der,
+                    key: &issuer_key,
+                };
+                x509::certificate(spec, &subject_key, Some(parts), serial)
             }
-        }
-        if spec.pss {
-            cmd.args([
-                "-sigopt",
-                "rsa_padding_mode:pss",
-                "-sigopt",
-                "rsa_pss_saltlen:digest",
-            ]);
-        }
-        openssl(&mut cmd);
-        let pem = std::fs::read_to_string(&cert_path).expect("read cert");
-        let der = CertificateDer::from_pem_slice(pem.as_bytes())
-            .expect("openssl ca writes one PEM certificate")
-            .to_vec();
+        };
+        // Parsed back by x509-cert on the way to PEM (64-column LF lines, as openssl).
+        let pem = {
+            use der::{Decode as _, EncodePem as _};
+            x509_cert::Certificate::from_der(&der)
+                .and_then(|cert| cert.to_pem(der::pem::LineEnding::LF))
+                .expect("the kit's certificate parses back")
+        };
+        let cert_path = dir.join("cert.pem");
+        std::fs::write(&cert_path, &pem).expect("write cert");
         Issued {
             cert_path,
             key_path,
@@ -528,30 +489,30 @@ impl Pki {
         message: &[u8],
         salt: &str,
     ) -> Vec<u8> {
-        let dir = self.fresh("sign");
-        let msg = dir.join("msg");
-        std::fs::write(&msg, message).expect("write message");
-        let md = match alg.hash() {
-            pullgate::pki::signature::HashAlgorithm::Sha256 => "-sha256",
-            pullgate::pki::signature::HashAlgorithm::Sha384 => "-sha384",
-            pullgate::pki::signature::HashAlgorithm::Sha512 => "-sha512",
-        };
-        let mut cmd = Command::new("openssl");
-        cmd.args(["dgst", md, "-sign"]).arg(key_path);
-        let is_rsa = matches!(
-            alg,
-            SignatureAlgorithm::Ps256 | SignatureAlgorithm::Ps384 | SignatureAlgorithm::Ps512
+        let key = x509::SigningKey::from_pem(
+            &std::fs::read_to_string(key_path).expect("read signing key"),
         );
-        if is_rsa {
-            cmd.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt"])
-                .arg(format!("rsa_pss_saltlen:{salt}"))
-                .args(["-sigopt", &format!("rsa_mgf1_md:{}", &md[1..])]);
+        let hash = match alg.hash() {
+            pullgate::pki::signature::HashAlgorithm::Sha256 => x509::Hash::Sha256,
+            pullgate::pki::signature::HashAlgorithm::Sha384 => x509::Hash::Sha384,
+            pullgate::pki::signature::HashAlgorithm::Sha512 => x509::Hash::Sha512,
+        };
+        let digest = hash.digest(message);
+        match alg {
+            SignatureAlgorithm::Ps256 | SignatureAlgorithm::Ps384 | SignatureAlgorithm::Ps512 => {
+                let salt_len = match salt {
+                    "digest" => digest.len(),
+                    "max" => key.max_pss_salt(hash),
+                    n => n
+                        .parse()
+                        .unwrap_or_else(|_| panic!("PSS salt {n:?}: digest, max or bytes")),
+                };
+                key.rsa_pss(hash, &digest, salt_len)
+            }
+            SignatureAlgorithm::Es256 | SignatureAlgorithm::Es384 | SignatureAlgorithm::Es512 => {
+                key.ecdsa_fixed(&digest)
+            }
         }
-        let sig = openssl(cmd.arg(&msg));
-        if is_rsa {
-            return sig;
-        }
-        ecdsa_der_to_fixed(alg, &sig)
     }
 
     /// A TSA root and leaf (critical timeStamping EKU) with an `openssl ts` config.
@@ -668,5 +629,35 @@ pub fn days_from_now(days: i64) -> SystemTime {
         SystemTime::now() + d
     } else {
         SystemTime::now() - d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed keys (testkit/keys/README.md) are there, of their size.
+    #[test]
+    fn committed_rsa_keys() {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        use rsa::traits::PublicKeyParts as _;
+        let mut names: Vec<(u32, String)> = Vec::new();
+        for bits in [2048, 3072, 4096] {
+            names.extend((0..8).map(|slot| (bits, format!("rsa{bits}-slot{slot}"))));
+        }
+        names.extend(
+            (16..24)
+                .chain(64..100)
+                .map(|slot| (2048, format!("rsa2048-slot{slot}"))),
+        );
+        names.extend([1024, 2560].map(|bits| (bits, format!("rsa{bits}-odd"))));
+        for (bits, name) in names {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("keys")
+                .join(format!("{name}.pem"));
+            let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let key = rsa::PrivateKey::from_pkcs8_pem(&pem).expect(&name);
+            assert_eq!(key.n().bit_width(), bits, "{name}");
+        }
     }
 }
