@@ -7,6 +7,10 @@
 //!
 //!   PULLGATE_IT_…=… PULLGATE_BIN=target/release/pullgate cargo bench --bench before_run
 //!
+//! `Version`, which pullgate only forwards, is measured the same way: its added
+//! p50 is what the unix-socket hop through pullgate costs by itself (issue 13 is
+//! about that hop); what `ImageStatus` adds beyond it is the check's own cost.
+//!
 //! Without a harness it says so and exits 0 (so `cargo bench` alone works).
 
 use std::time::Duration;
@@ -45,6 +49,18 @@ async fn image_status_once(client: &CriClient, image: &str) -> Duration {
     let took = started.elapsed();
     assert!(answer.into_inner().image.is_some(), "{image} is shown");
     took
+}
+
+/// `Version`: a call pullgate only forwards, for the cost of the hop itself.
+async fn version_once(client: &CriClient) -> Duration {
+    let started = pullgate::clock::monotonic_now();
+    client
+        .runtime
+        .clone()
+        .version(v1::VersionRequest::default())
+        .await
+        .expect("Version");
+    started.elapsed()
 }
 
 fn container(image: &str, n: usize) -> v1::ContainerConfig {
@@ -180,11 +196,14 @@ async fn bench(harness: Harness) {
         "before_run: image {reference} ({}) with a current verdict; {ROUNDS} rounds, interleaved",
         target.digest
     );
+    let mut hop = Samples::new();
     let mut status = Samples::new();
     let mut create = Samples::new();
     let mut n = 0;
     for _ in 0..ROUNDS {
         for _ in 0..STATUS_CALLS {
+            hop.direct.push(version_once(&direct).await);
+            hop.pullgate.push(version_once(&through).await);
             status
                 .direct
                 .push(image_status_once(&direct, &reference).await);
@@ -202,6 +221,7 @@ async fn bench(harness: Harness) {
         }
     }
     let registry_requests = registry_lines(&repo) - registry_before;
+    hop.report("Version (hop)");
     let status_ok = status.report("ImageStatus");
     let create_ok = create.report("CreateContainer");
     println!(

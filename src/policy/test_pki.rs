@@ -1,7 +1,7 @@
 //! Certificates for the policy unit tests, made by the test kit's PKI
-//! (`pullgate_testkit::pki`, the one openssl-driven builder the integration tests
-//! use too), in the shapes these tests ask for: a file name, an `openssl -subj`
-//! subject and `name=value` extension lines.
+//! (`pullgate_testkit::pki`, the one builder the integration tests use too:
+//! certificates made in process from typed specs), in the shapes these tests ask
+//! for: a file name, an `openssl -subj` subject and `name=value` extension lines.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
