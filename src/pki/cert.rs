@@ -55,9 +55,17 @@ impl PartialEq for Certificate {
 
 impl Eq for Certificate {}
 
-/// The `tbsCertificate`, `issuer` and `subject` TLVs of a certificate, as byte ranges
-/// of `der` (which `x509_cert` has already validated as a whole).
-fn raw_ranges(der: &[u8]) -> der::Result<(Range<usize>, Range<usize>, Range<usize>)> {
+/// The `tbsCertificate`, `issuer`, `subject` and `subjectPublicKeyInfo` TLVs of a
+/// certificate, as byte ranges of `der` (which `x509_cert` has already validated as a
+/// whole).
+struct RawRanges {
+    tbs: Range<usize>,
+    issuer: Range<usize>,
+    subject: Range<usize>,
+    spki: Range<usize>,
+}
+
+fn raw_ranges(der: &[u8]) -> der::Result<RawRanges> {
     let mut outer = SliceReader::new(der)?;
     let tbs = outer.sequence(|cert| {
         let tbs = cert.tlv_bytes()?;
@@ -66,7 +74,7 @@ fn raw_ranges(der: &[u8]) -> der::Result<(Range<usize>, Range<usize>, Range<usiz
         Ok::<_, der::Error>(tbs)
     })?;
     let mut inner = SliceReader::new(tbs)?;
-    let (issuer, subject) = inner.sequence(|tbs| {
+    let (issuer, subject, spki) = inner.sequence(|tbs| {
         // version [0] EXPLICIT, present for v2/v3 only.
         if tbs.peek_byte() == Some(0xA0) {
             tbs.tlv_bytes()?;
@@ -76,16 +84,18 @@ fn raw_ranges(der: &[u8]) -> der::Result<(Range<usize>, Range<usize>, Range<usiz
         let issuer = tbs.tlv_bytes()?;
         tbs.tlv_bytes()?; // validity
         let subject = tbs.tlv_bytes()?;
+        let spki = tbs.tlv_bytes()?;
         while !tbs.is_finished() {
             tbs.tlv_bytes()?;
         }
-        Ok::<_, der::Error>((issuer, subject))
+        Ok::<_, der::Error>((issuer, subject, spki))
     })?;
-    Ok((
-        range_in(der, tbs),
-        range_in(der, issuer),
-        range_in(der, subject),
-    ))
+    Ok(RawRanges {
+        tbs: range_in(der, tbs),
+        issuer: range_in(der, issuer),
+        subject: range_in(der, subject),
+        spki: range_in(der, spki),
+    })
 }
 
 /// Where `inner` (a sub-slice returned by a reader over `outer`) sits in `outer`.
@@ -226,22 +236,19 @@ impl Certificate {
     pub fn from_der(der: &[u8]) -> Result<Certificate, PkiError> {
         let malformed = |source| PkiError::MalformedCertificate { source };
         let parsed = x509_cert::Certificate::from_der(der).map_err(malformed)?;
-        let (tbs, raw_issuer, raw_subject) = raw_ranges(der).map_err(malformed)?;
+        let ranges = raw_ranges(der).map_err(malformed)?;
         let tbs_cert = parsed.tbs_certificate();
-        let key = tbs_cert
-            .subject_public_key_info()
-            .to_der()
-            .map_err(|e| format!("subjectPublicKeyInfo: {e}"))
-            .and_then(|spki| PublicKey::from_spki_der(&spki));
+        // The key from the SPKI bytes as encoded (no re-encoding of the parsed one).
+        let key = PublicKey::from_spki_der(&der[ranges.spki.clone()]).map_err(|e| e.to_string());
         let validity = tbs_cert.validity();
         Ok(Certificate {
             der: der.to_vec(),
             not_before: validity.not_before.to_system_time(),
             not_after: validity.not_after.to_system_time(),
             parsed,
-            tbs,
-            raw_issuer,
-            raw_subject,
+            tbs: ranges.tbs,
+            raw_issuer: ranges.issuer,
+            raw_subject: ranges.subject,
             key,
         })
     }
@@ -567,10 +574,14 @@ fn validate_chain(chain: &[Certificate], profile: Profile) -> Result<(), PkiErro
         return Err(PkiError::EmptyChain);
     };
     if let [only] = chain {
-        // Step 1: self-signed leaf.
-        verify_certificate_signature(only, only).map_err(|source| PkiError::RootNotSelfSigned {
-            subject: only.subject_string(),
-            source: Box::new(source),
+        // Step 1: self-signed leaf. A key the signature table refuses (an RSA modulus
+        // under 2048 bits) is reported as the key problem the leaf rule names.
+        verify_certificate_signature(only, only).map_err(|source| match source {
+            PkiError::UnsupportedKey { .. } => source,
+            source => PkiError::RootNotSelfSigned {
+                subject: only.subject_string(),
+                source: Box::new(source),
+            },
         })?;
         if !only.is_self_issued() {
             return Err(PkiError::RootNotSelfIssued {

@@ -8,7 +8,8 @@
 //! * [`Certificate`]: a parsed X.509 certificate that keeps its DER bytes.
 //! * [`signature`]: the envelope signature (PS256..ES512, derived from the leaf key),
 //!   X.509 certificate, CRL and OCSP signatures, the one signature and hash algorithm
-//!   enums.
+//!   enums, and the one table from algorithm identifier to verifier (ring, with
+//!   RustCrypto where ring has no algorithm).
 //! * [`timestamp`]: RFC 3161 tokens, with the one CMS signer-signature check.
 //! * [`time`]: RFC 3339 text, formatted and parsed.
 //! * [`cert`]: the chain-structure, code-signing, CA, TSA and trust-store rules.

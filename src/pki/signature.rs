@@ -11,14 +11,19 @@
 //!    identifiers as X.509. [`verify_with_spki`], with [`cms_signature_algorithm`] to
 //!    normalise the bare `rsaEncryption` / `id-ecPublicKey` identifiers that CMS
 //!    signers (OpenSSL among them) put in `signatureAlgorithm`.
+//!
+//! Each maps its algorithm identifier to one [`Scheme`] (the table: [`Scheme::envelope`],
+//! [`Scheme::x509`], the CMS mapping in `timestamp`), and every check runs through the
+//! one function [`verify`], backed by ring with RustCrypto for the few checks ring
+//! has no algorithm for. Key-size rules are ours and are applied before ring is asked.
 
 use std::fmt;
 
 use const_oid::db::rfc5912;
 use const_oid::ObjectIdentifier;
+use der::asn1::UintRef;
 use der::{Decode, Encode};
-use ecdsa::signature::hazmat::PrehashVerifier;
-use rsa::traits::PublicKeyParts;
+use ring::signature as ring_signature;
 use sha2::Digest;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
 
@@ -165,56 +170,152 @@ impl HashAlgorithm {
     }
 }
 
-/// A public key of a supported type, decoded once when the certificate is parsed.
+/// The curves notation signs with (NOTARY.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+/// An RSA public key: the `RSAPublicKey` DER of the SPKI (RFC 8017 §A.1.1), which is
+/// what ring verifies with, and its modulus size.
 #[derive(Clone, Debug)]
-pub(crate) enum PublicKey {
-    Rsa(rsa::PublicKey),
+pub(crate) struct RsaKey {
+    der: Vec<u8>,
+    bits: usize,
+}
+
+/// An EC public key: the uncompressed SEC1 point ring verifies with, and the
+/// RustCrypto key for the curve/hash pairs ring lacks (see [`verify`]). Decoding the
+/// RustCrypto key checks the point is on the curve, and decompresses a compressed one.
+#[derive(Clone, Debug)]
+pub(crate) struct EcKey {
+    curve: Curve,
+    point: Vec<u8>,
+    fallback: EcFallbackKey,
+}
+
+#[derive(Clone, Debug)]
+enum EcFallbackKey {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
 }
 
+/// A public key of a supported type, decoded once when the certificate is parsed.
+#[derive(Clone, Debug)]
+pub(crate) enum PublicKey {
+    Rsa(RsaKey),
+    Ec(EcKey),
+}
+
+/// Why a `SubjectPublicKeyInfo` is not a key this module verifies with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyError {
+    MalformedSpki,
+    MalformedRsa,
+    EcWithoutNamedCurve,
+    EcUnsupportedCurve(ObjectIdentifier),
+    MalformedEc,
+    UnsupportedAlgorithm(ObjectIdentifier),
+}
+
+impl KeyError {
+    /// A fixed description, for errors that carry a `&'static str`.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            KeyError::MalformedSpki => "public key does not decode",
+            KeyError::MalformedRsa => "RSA public key does not decode",
+            KeyError::EcWithoutNamedCurve => "EC key without a named curve",
+            KeyError::EcUnsupportedCurve(_) => "EC curve other than P-256, P-384 or P-521",
+            KeyError::MalformedEc => "EC public key does not decode",
+            KeyError::UnsupportedAlgorithm(_) => "key algorithm other than RSA or EC",
+        }
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::EcUnsupportedCurve(curve) => write!(f, "EC key on unsupported curve {curve}"),
+            KeyError::UnsupportedAlgorithm(oid) => write!(f, "unsupported key algorithm {oid}"),
+            other => f.write_str(other.reason()),
+        }
+    }
+}
+
+/// `RSAPublicKey` (RFC 8017 §A.1.1).
+#[derive(der::Sequence)]
+struct RsaPublicKeyDer<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+}
+
 impl PublicKey {
-    /// Decodes a DER `SubjectPublicKeyInfo`. The error is a short description of the
-    /// key for [`PkiError::UnsupportedKey`].
-    pub(crate) fn from_spki_der(spki_der: &[u8]) -> Result<PublicKey, String> {
-        let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
-            .map_err(|e| format!("malformed subjectPublicKeyInfo: {e}"))?;
+    /// Decodes a DER `SubjectPublicKeyInfo` (RFC 5280 §4.1.2.7): `rsaEncryption` with
+    /// an `RSAPublicKey` (RFC 3279 §2.3.1), or `id-ecPublicKey` on a named curve with
+    /// a SEC1 point (RFC 5480 §2). Sizes are judged where the key is used.
+    pub(crate) fn from_spki_der(spki_der: &[u8]) -> Result<PublicKey, KeyError> {
+        let spki =
+            SubjectPublicKeyInfoRef::from_der(spki_der).map_err(|_| KeyError::MalformedSpki)?;
         let oid = spki.algorithm.oid;
+        let key_bytes = spki.subject_public_key.as_bytes();
         if oid == rfc5912::RSA_ENCRYPTION {
-            return rsa::PublicKey::try_from(spki)
-                .map(PublicKey::Rsa)
-                .map_err(|e| format!("RSA key not usable: {e}"));
+            let der = key_bytes.ok_or(KeyError::MalformedRsa)?;
+            let parsed = RsaPublicKeyDer::from_der(der).map_err(|_| KeyError::MalformedRsa)?;
+            let modulus = parsed.modulus.as_bytes();
+            let bits = match modulus.first() {
+                Some(&top) => (modulus.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+                None => return Err(KeyError::MalformedRsa),
+            };
+            return Ok(PublicKey::Rsa(RsaKey {
+                der: der.to_vec(),
+                bits,
+            }));
         }
         if oid == rfc5912::ID_EC_PUBLIC_KEY {
             let curve = spki
                 .algorithm
                 .parameters_oid()
-                .map_err(|_| "EC key without a named curve".to_string())?;
-            let bad = |e: spki::Error| format!("EC key on {curve} not usable: {e}");
-            return if curve == rfc5912::SECP_256_R_1 {
-                p256::ecdsa::VerifyingKey::try_from(spki)
-                    .map(PublicKey::P256)
-                    .map_err(bad)
+                .map_err(|_| KeyError::EcWithoutNamedCurve)?;
+            let point = key_bytes.ok_or(KeyError::MalformedEc)?;
+            let bad = |_| KeyError::MalformedEc;
+            let (curve, fallback, uncompressed) = if curve == rfc5912::SECP_256_R_1 {
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?;
+                let uncompressed = key.to_sec1_point(false).as_bytes().to_vec();
+                (Curve::P256, EcFallbackKey::P256(key), uncompressed)
             } else if curve == rfc5912::SECP_384_R_1 {
-                p384::ecdsa::VerifyingKey::try_from(spki)
-                    .map(PublicKey::P384)
-                    .map_err(bad)
+                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?;
+                let uncompressed = key.to_sec1_point(false).as_bytes().to_vec();
+                (Curve::P384, EcFallbackKey::P384(key), uncompressed)
             } else if curve == rfc5912::SECP_521_R_1 {
-                p521::ecdsa::VerifyingKey::try_from(spki)
-                    .map(PublicKey::P521)
-                    .map_err(bad)
+                let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?;
+                let uncompressed = key.to_sec1_point(false).as_bytes().to_vec();
+                (Curve::P521, EcFallbackKey::P521(key), uncompressed)
             } else {
-                Err(format!("EC key on unsupported curve {curve}"))
+                return Err(KeyError::EcUnsupportedCurve(curve));
             };
+            return Ok(PublicKey::Ec(EcKey {
+                curve,
+                point: uncompressed,
+                fallback,
+            }));
         }
-        Err(format!("unsupported key algorithm {oid}"))
+        Err(KeyError::UnsupportedAlgorithm(oid))
+    }
+
+    fn family(&self) -> KeyFamily {
+        match self {
+            PublicKey::Rsa(_) => KeyFamily::Rsa,
+            PublicKey::Ec(_) => KeyFamily::Ec,
+        }
     }
 
     fn kind(&self) -> &'static str {
-        match self {
-            PublicKey::Rsa(_) => "RSA",
-            _ => "EC",
+        match self.family() {
+            KeyFamily::Rsa => "RSA",
+            KeyFamily::Ec => "EC",
         }
     }
 }
@@ -228,15 +329,17 @@ pub fn signature_algorithm_for_key(leaf: &Certificate) -> Result<SignatureAlgori
         key,
     };
     match leaf.public_key().map_err(unsupported)? {
-        PublicKey::Rsa(key) => match key.n().as_ref().bit_width() {
+        PublicKey::Rsa(key) => match key.bits {
             2048 => Ok(SignatureAlgorithm::Ps256),
             3072 => Ok(SignatureAlgorithm::Ps384),
             4096 => Ok(SignatureAlgorithm::Ps512),
             bits => Err(unsupported(format!("RSA {bits}"))),
         },
-        PublicKey::P256(_) => Ok(SignatureAlgorithm::Es256),
-        PublicKey::P384(_) => Ok(SignatureAlgorithm::Es384),
-        PublicKey::P521(_) => Ok(SignatureAlgorithm::Es512),
+        PublicKey::Ec(key) => Ok(match key.curve {
+            Curve::P256 => SignatureAlgorithm::Es256,
+            Curve::P384 => SignatureAlgorithm::Es384,
+            Curve::P521 => SignatureAlgorithm::Es512,
+        }),
     }
 }
 
@@ -260,22 +363,12 @@ pub fn verify_signature(
             key: key_alg,
         });
     }
-    let hash = alg.hash();
-    let hashed = hash.digest(message);
     let key = leaf.public_key().map_err(|key| PkiError::UnsupportedKey {
         subject: leaf.subject_string(),
         key,
     })?;
-    match key {
-        PublicKey::Rsa(key) => {
-            let salt_len = match salt {
-                PssSaltPolicy::HashLength => Some(hash.output_len()),
-                PssSaltPolicy::Any => None,
-            };
-            rsa_pss(key, hash, salt_len, &hashed, signature)
-        }
-        _ => ecdsa_prehash(key, &hashed, signature, EcdsaEncoding::Fixed),
-    }
+    verify(key, Scheme::envelope(alg, salt), message, signature)
+        .map_err(|e| e.into_pki(leaf, key, alg.jws_name()))
 }
 
 /// Verifies that `child`'s signature was made by `issuer`'s key (RFC 5280 §6.1.3
@@ -325,45 +418,15 @@ pub fn verify_with_spki(
         subject: cert.subject_string(),
         key,
     })?;
-    let oid = algorithm.oid;
-    let mismatch = || PkiError::KeyAlgorithmMismatch {
-        oid: oid.to_string(),
-        key: key.kind().to_string(),
-    };
-    if let Some(name) = insecure_algorithm_name(&oid) {
-        return Err(PkiError::InsecureSignatureAlgorithm {
-            oid: oid.to_string(),
-            name,
-        });
-    }
-    match (sha2_signature_algorithm(&oid), key) {
-        (Some((KeyFamily::Rsa, hash)), PublicKey::Rsa(rsa_key)) => {
-            return rsa_pkcs1v15(rsa_key, hash, message, signature)
-        }
-        (Some((KeyFamily::Rsa, _)), _) | (Some((KeyFamily::Ec, _)), PublicKey::Rsa(_)) => {
-            return Err(mismatch())
-        }
-        (Some((KeyFamily::Ec, hash)), _) => {
-            return ecdsa_prehash(key, &hash.digest(message), signature, EcdsaEncoding::Der)
-        }
-        (None, _) => {}
-    }
-    if oid == rfc5912::ID_RSASSA_PSS {
-        let PublicKey::Rsa(rsa_key) = key else {
-            return Err(mismatch());
-        };
-        let (hash, salt_len) = pss_parameters(algorithm)?;
-        return rsa_pss(
-            rsa_key,
-            hash,
-            Some(salt_len),
-            &hash.digest(message),
-            signature,
-        );
-    }
-    Err(PkiError::UnsupportedSignatureAlgorithm {
-        oid: oid.to_string(),
-    })
+    let scheme = Scheme::x509(algorithm, key.family()).map_err(|e| match e {
+        SchemeError::Pki(e) => e,
+        SchemeError::KeyMismatch => PkiError::KeyAlgorithmMismatch {
+            oid: algorithm.oid.to_string(),
+            key: key.kind().to_string(),
+        },
+    })?;
+    verify(key, scheme, message, signature)
+        .map_err(|e| e.into_pki(cert, key, &algorithm.oid.to_string()))
 }
 
 /// The key type a signature algorithm identifier needs.
@@ -371,6 +434,305 @@ pub fn verify_with_spki(
 pub(crate) enum KeyFamily {
     Rsa,
     Ec,
+}
+
+/// The RSASSA-PSS salt lengths a check accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PssSalt {
+    /// Exactly this many bytes (X.509/CMS: the declared `saltLength`; COSE: the hash
+    /// length).
+    Exactly(usize),
+    /// Any length the encoding allows (JWS, NOTARY.md §3).
+    Any,
+}
+
+/// How a signature is checked: one row of the table every signature goes through
+/// (envelope `alg`, X.509 `signatureAlgorithm`, CMS `signatureAlgorithm` +
+/// `digestAlgorithm` all map to one), executed by [`verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// RSASSA-PKCS1-v1_5 (RFC 8017 §8.2).
+    Pkcs1v15(HashAlgorithm),
+    /// RSASSA-PSS (RFC 8017 §8.1), MGF1 with the same hash.
+    Pss(HashAlgorithm, PssSalt),
+    /// ECDSA (FIPS 186-5 §6.4.2), the hash truncated to the curve order as usual.
+    Ecdsa(HashAlgorithm, EcdsaEncoding),
+}
+
+/// Why an algorithm identifier yields no [`Scheme`] for a key.
+#[derive(Debug)]
+pub(crate) enum SchemeError {
+    /// The algorithm is known but needs the other key family.
+    KeyMismatch,
+    /// Insecure, unsupported, or RSASSA-PSS parameters out of bounds.
+    Pki(PkiError),
+}
+
+impl Scheme {
+    /// The envelope algorithms (NOTARY.md §3): PS* with the salt policy of the
+    /// envelope format, ES* with fixed-width `r||s`.
+    pub(crate) fn envelope(alg: SignatureAlgorithm, salt: PssSaltPolicy) -> Scheme {
+        let hash = alg.hash();
+        match alg {
+            SignatureAlgorithm::Ps256 | SignatureAlgorithm::Ps384 | SignatureAlgorithm::Ps512 => {
+                Scheme::Pss(
+                    hash,
+                    match salt {
+                        PssSaltPolicy::HashLength => PssSalt::Exactly(hash.output_len()),
+                        PssSaltPolicy::Any => PssSalt::Any,
+                    },
+                )
+            }
+            SignatureAlgorithm::Es256 | SignatureAlgorithm::Es384 | SignatureAlgorithm::Es512 => {
+                Scheme::Ecdsa(hash, EcdsaEncoding::Fixed)
+            }
+        }
+    }
+
+    /// An X.509 (RFC 5280 §4.1.1.2) or CMS signature algorithm identifier, for a key
+    /// of `family`: SHA-1/MD5-based ones are refused as insecure, PSS parameters are
+    /// checked (after the key family, as Go does).
+    pub(crate) fn x509(
+        algorithm: &AlgorithmIdentifierOwned,
+        family: KeyFamily,
+    ) -> Result<Scheme, SchemeError> {
+        let oid = algorithm.oid;
+        if let Some(name) = insecure_algorithm_name(&oid) {
+            return Err(SchemeError::Pki(PkiError::InsecureSignatureAlgorithm {
+                oid: oid.to_string(),
+                name,
+            }));
+        }
+        if let Some((needed, hash)) = sha2_signature_algorithm(&oid) {
+            if needed != family {
+                return Err(SchemeError::KeyMismatch);
+            }
+            return Ok(match needed {
+                KeyFamily::Rsa => Scheme::Pkcs1v15(hash),
+                KeyFamily::Ec => Scheme::Ecdsa(hash, EcdsaEncoding::Der),
+            });
+        }
+        if oid == rfc5912::ID_RSASSA_PSS {
+            if family != KeyFamily::Rsa {
+                return Err(SchemeError::KeyMismatch);
+            }
+            let (hash, salt_len) = pss_parameters(algorithm).map_err(SchemeError::Pki)?;
+            return Ok(Scheme::Pss(hash, PssSalt::Exactly(salt_len)));
+        }
+        Err(SchemeError::Pki(PkiError::UnsupportedSignatureAlgorithm {
+            oid: oid.to_string(),
+        }))
+    }
+
+    /// The key type the scheme needs.
+    pub(crate) fn family(self) -> KeyFamily {
+        match self {
+            Scheme::Pkcs1v15(_) | Scheme::Pss(..) => KeyFamily::Rsa,
+            Scheme::Ecdsa(..) => KeyFamily::Ec,
+        }
+    }
+
+    /// The hash the scheme signs with.
+    pub(crate) fn hash(self) -> HashAlgorithm {
+        match self {
+            Scheme::Pkcs1v15(hash) | Scheme::Pss(hash, _) | Scheme::Ecdsa(hash, _) => hash,
+        }
+    }
+}
+
+/// RSA moduli accepted for any signature: at least 2048 bits (NOTARY.md §4, the
+/// spec's minimum; TSA signers likewise), at most 8192 (the largest ring verifies and
+/// the largest the earlier `rsa`-crate path decoded). The envelope's leaf is held to
+/// exactly 2048/3072/4096 by [`signature_algorithm_for_key`] before this.
+pub(crate) const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
+
+/// Why [`verify`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CheckError {
+    /// The scheme needs the other key family.
+    KeyMismatch,
+    /// An RSA modulus outside [`RSA_BITS`].
+    RsaKeySize { bits: usize },
+    /// The signature does not verify.
+    BadSignature,
+}
+
+impl CheckError {
+    /// The [`PkiError`] for a check of `cert`'s key with the algorithm named `algorithm`.
+    fn into_pki(self, cert: &Certificate, key: &PublicKey, algorithm: &str) -> PkiError {
+        match self {
+            CheckError::BadSignature => PkiError::BadSignature,
+            CheckError::RsaKeySize { bits } => PkiError::UnsupportedKey {
+                subject: cert.subject_string(),
+                key: format!("RSA {bits}"),
+            },
+            CheckError::KeyMismatch => PkiError::KeyAlgorithmMismatch {
+                oid: algorithm.to_string(),
+                key: key.kind().to_string(),
+            },
+        }
+    }
+}
+
+/// Checks `signature` over `message` under `key` with `scheme`: the one place a
+/// signature is verified.
+///
+/// ring (already linked for rustls) does every check it has an algorithm for: RSA
+/// PKCS#1 v1.5 and PSS with SHA-256/384/512, ECDSA P-256/P-384 with SHA-256/384 in
+/// fixed and ASN.1 form. ring has no P-521, no ECDSA with SHA-512 on P-256/P-384, and
+/// verifies PSS with salt = hash length only; those (P-521 envelopes and chains,
+/// `ecdsa-with-SHA512` on the smaller curves, a PSS salt other than the hash length
+/// that X.509/CMS parameters declare or JWS allows) go to the RustCrypto crates, the
+/// same verifiers this module used before it moved to ring.
+pub(crate) fn verify(
+    key: &PublicKey,
+    scheme: Scheme,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), CheckError> {
+    match (scheme, key) {
+        (Scheme::Pkcs1v15(hash), PublicKey::Rsa(key)) => {
+            key.check_size()?;
+            let alg = match hash {
+                HashAlgorithm::Sha256 => &ring_signature::RSA_PKCS1_2048_8192_SHA256,
+                HashAlgorithm::Sha384 => &ring_signature::RSA_PKCS1_2048_8192_SHA384,
+                HashAlgorithm::Sha512 => &ring_signature::RSA_PKCS1_2048_8192_SHA512,
+            };
+            ring_verify(alg, &key.der, message, signature)
+        }
+        (Scheme::Pss(hash, salt), PublicKey::Rsa(key)) => {
+            key.check_size()?;
+            let alg = match hash {
+                HashAlgorithm::Sha256 => &ring_signature::RSA_PSS_2048_8192_SHA256,
+                HashAlgorithm::Sha384 => &ring_signature::RSA_PSS_2048_8192_SHA384,
+                HashAlgorithm::Sha512 => &ring_signature::RSA_PSS_2048_8192_SHA512,
+            };
+            match salt {
+                PssSalt::Exactly(len) if len == hash.output_len() => {
+                    ring_verify(alg, &key.der, message, signature)
+                }
+                PssSalt::Exactly(len) => {
+                    fallback::rsa_pss(key, hash, Some(len), message, signature)
+                }
+                // Signers use the hash length: ring first, any other salt after.
+                PssSalt::Any => ring_verify(alg, &key.der, message, signature)
+                    .or_else(|_| fallback::rsa_pss(key, hash, None, message, signature)),
+            }
+        }
+        (Scheme::Ecdsa(hash, encoding), PublicKey::Ec(key)) => {
+            match ring_ecdsa_algorithm(key.curve, hash, encoding) {
+                Some(alg) => ring_verify(alg, &key.point, message, signature),
+                None => fallback::ecdsa(&key.fallback, hash, encoding, message, signature),
+            }
+        }
+        _ => Err(CheckError::KeyMismatch),
+    }
+}
+
+impl RsaKey {
+    fn check_size(&self) -> Result<(), CheckError> {
+        if RSA_BITS.contains(&self.bits) {
+            Ok(())
+        } else {
+            Err(CheckError::RsaKeySize { bits: self.bits })
+        }
+    }
+}
+
+fn ring_verify(
+    alg: &'static dyn ring_signature::VerificationAlgorithm,
+    key: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), CheckError> {
+    ring_signature::UnparsedPublicKey::new(alg, key)
+        .verify(message, signature)
+        .map_err(|_| CheckError::BadSignature)
+}
+
+/// ring's ECDSA algorithm for a curve/hash/encoding, if it has one.
+fn ring_ecdsa_algorithm(
+    curve: Curve,
+    hash: HashAlgorithm,
+    encoding: EcdsaEncoding,
+) -> Option<&'static dyn ring_signature::VerificationAlgorithm> {
+    use EcdsaEncoding::{Der, Fixed};
+    use HashAlgorithm::{Sha256, Sha384};
+    let alg: &'static ring_signature::EcdsaVerificationAlgorithm = match (curve, hash, encoding) {
+        (Curve::P256, Sha256, Fixed) => &ring_signature::ECDSA_P256_SHA256_FIXED,
+        (Curve::P256, Sha256, Der) => &ring_signature::ECDSA_P256_SHA256_ASN1,
+        (Curve::P256, Sha384, Der) => &ring_signature::ECDSA_P256_SHA384_ASN1,
+        (Curve::P384, Sha384, Fixed) => &ring_signature::ECDSA_P384_SHA384_FIXED,
+        (Curve::P384, Sha384, Der) => &ring_signature::ECDSA_P384_SHA384_ASN1,
+        (Curve::P384, Sha256, Der) => &ring_signature::ECDSA_P384_SHA256_ASN1,
+        _ => return None,
+    };
+    Some(alg)
+}
+
+/// The checks ring has no algorithm for (see [`verify`]), with RustCrypto.
+mod fallback {
+    use ecdsa::signature::hazmat::PrehashVerifier;
+
+    use super::{CheckError, EcFallbackKey, EcdsaEncoding, HashAlgorithm, RsaKey};
+
+    /// RSASSA-PSS (RFC 8017 §8.1.2) with a salt length other than the hash length;
+    /// `salt_len: None` accepts any.
+    pub(super) fn rsa_pss(
+        key: &RsaKey,
+        hash: HashAlgorithm,
+        salt_len: Option<usize>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), CheckError> {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        fn scheme<D: sha2::Digest>(salt_len: Option<usize>) -> rsa::pss::Pss<D> {
+            let mut pss = rsa::pss::Pss::<D>::new();
+            pss.salt_len = salt_len;
+            pss
+        }
+        let key = rsa::PublicKey::from_pkcs1_der(&key.der).map_err(|_| CheckError::BadSignature)?;
+        let hashed = hash.digest(message);
+        let result = match hash {
+            HashAlgorithm::Sha256 => {
+                key.verify(scheme::<sha2::Sha256>(salt_len), &hashed, signature)
+            }
+            HashAlgorithm::Sha384 => {
+                key.verify(scheme::<sha2::Sha384>(salt_len), &hashed, signature)
+            }
+            HashAlgorithm::Sha512 => {
+                key.verify(scheme::<sha2::Sha512>(salt_len), &hashed, signature)
+            }
+        };
+        result.map_err(|_| CheckError::BadSignature)
+    }
+
+    /// ECDSA over a prehashed message: P-521 (any hash), and SHA-512 on P-256/P-384.
+    pub(super) fn ecdsa(
+        key: &EcFallbackKey,
+        hash: HashAlgorithm,
+        encoding: EcdsaEncoding,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), CheckError> {
+        let hashed = hash.digest(message);
+        macro_rules! verify {
+            ($curve:ident, $vk:expr) => {{
+                let sig = match encoding {
+                    EcdsaEncoding::Fixed => $curve::ecdsa::Signature::from_slice(signature),
+                    EcdsaEncoding::Der => $curve::ecdsa::Signature::from_der(signature),
+                }
+                .map_err(|_| CheckError::BadSignature)?;
+                $vk.verify_prehash(&hashed, &sig)
+                    .map_err(|_| CheckError::BadSignature)
+            }};
+        }
+        match key {
+            EcFallbackKey::P256(vk) => verify!(p256, vk),
+            EcFallbackKey::P384(vk) => verify!(p384, vk),
+            EcFallbackKey::P521(vk) => verify!(p521, vk),
+        }
+    }
 }
 
 /// The one table of X.509/CMS signature algorithm identifiers that name their hash:
@@ -435,7 +797,8 @@ fn insecure_algorithm_name(oid: &ObjectIdentifier) -> Option<&'static str> {
 
 /// RSASSA-PSS-params (RFC 4055 §3.1) restricted to what Go and notation accept: hash
 /// SHA-256/384/512 (the SHA-1 default is refused), MGF1 with the same hash, trailer 1.
-fn pss_parameters(
+/// Returns the hash and the declared salt length.
+pub(crate) fn pss_parameters(
     algorithm: &AlgorithmIdentifierOwned,
 ) -> Result<(HashAlgorithm, usize), PkiError> {
     let invalid = |reason| PkiError::InvalidPssParameters { reason };
@@ -460,76 +823,18 @@ fn pss_parameters(
     if mgf_hash.oid != hash.oid() {
         return Err(invalid("MGF1 hash differs from the message hash"));
     }
+    if params.trailer_field != rsa::pkcs1::TrailerField::BC {
+        return Err(invalid("trailer field is not 1"));
+    }
     Ok((hash, usize::from(params.salt_len)))
 }
 
-pub(crate) fn rsa_pkcs1v15(
-    key: &rsa::PublicKey,
-    hash: HashAlgorithm,
-    message: &[u8],
-    signature: &[u8],
-) -> Result<(), PkiError> {
-    let result = match hash {
-        HashAlgorithm::Sha256 => key.pkcs1v15_verify::<sha2::Sha256>(message, signature),
-        HashAlgorithm::Sha384 => key.pkcs1v15_verify::<sha2::Sha384>(message, signature),
-        HashAlgorithm::Sha512 => key.pkcs1v15_verify::<sha2::Sha512>(message, signature),
-    };
-    result.map_err(|_| PkiError::BadSignature)
-}
-
-/// RSASSA-PSS (RFC 8017 §8.1.2) over an already computed hash; `salt_len: None`
-/// accepts any salt length.
-pub(crate) fn rsa_pss(
-    key: &rsa::PublicKey,
-    hash: HashAlgorithm,
-    salt_len: Option<usize>,
-    hashed: &[u8],
-    signature: &[u8],
-) -> Result<(), PkiError> {
-    fn scheme<D: Digest>(salt_len: Option<usize>) -> rsa::pss::Pss<D> {
-        let mut pss = rsa::pss::Pss::<D>::new();
-        pss.salt_len = salt_len;
-        pss
-    }
-    let result = match hash {
-        HashAlgorithm::Sha256 => key.verify(scheme::<sha2::Sha256>(salt_len), hashed, signature),
-        HashAlgorithm::Sha384 => key.verify(scheme::<sha2::Sha384>(salt_len), hashed, signature),
-        HashAlgorithm::Sha512 => key.verify(scheme::<sha2::Sha512>(salt_len), hashed, signature),
-    };
-    result.map_err(|_| PkiError::BadSignature)
-}
-
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EcdsaEncoding {
     /// `r||s`, each left-padded to the field size (JWS, COSE).
     Fixed,
     /// DER `Ecdsa-Sig-Value` (X.509, CMS; RFC 5480 §2.2... RFC 5758 §3.2).
     Der,
-}
-
-pub(crate) fn ecdsa_prehash(
-    key: &PublicKey,
-    hashed: &[u8],
-    signature: &[u8],
-    encoding: EcdsaEncoding,
-) -> Result<(), PkiError> {
-    macro_rules! verify {
-        ($curve:ident, $vk:expr) => {{
-            let sig = match encoding {
-                EcdsaEncoding::Fixed => $curve::ecdsa::Signature::from_slice(signature),
-                EcdsaEncoding::Der => $curve::ecdsa::Signature::from_der(signature),
-            }
-            .map_err(|_| PkiError::BadSignature)?;
-            $vk.verify_prehash(hashed, &sig)
-                .map_err(|_| PkiError::BadSignature)
-        }};
-    }
-    match key {
-        PublicKey::P256(vk) => verify!(p256, vk),
-        PublicKey::P384(vk) => verify!(p384, vk),
-        PublicKey::P521(vk) => verify!(p521, vk),
-        PublicKey::Rsa(_) => Err(PkiError::BadSignature),
-    }
 }
 
 #[cfg(test)]
@@ -551,5 +856,49 @@ mod tests {
     fn garbage_spki_is_described_not_panicking() {
         assert!(PublicKey::from_spki_der(b"\x30\x03\x02\x01\x00").is_err());
         assert!(PublicKey::from_spki_der(&[]).is_err());
+    }
+
+    #[test]
+    fn envelope_algorithms_map_to_their_scheme() {
+        assert_eq!(
+            Scheme::envelope(SignatureAlgorithm::Ps384, PssSaltPolicy::HashLength),
+            Scheme::Pss(HashAlgorithm::Sha384, PssSalt::Exactly(48))
+        );
+        assert_eq!(
+            Scheme::envelope(SignatureAlgorithm::Ps256, PssSaltPolicy::Any),
+            Scheme::Pss(HashAlgorithm::Sha256, PssSalt::Any)
+        );
+        assert_eq!(
+            Scheme::envelope(SignatureAlgorithm::Es512, PssSaltPolicy::HashLength),
+            Scheme::Ecdsa(HashAlgorithm::Sha512, EcdsaEncoding::Fixed)
+        );
+    }
+
+    #[test]
+    fn rsa_keys_outside_the_size_rule_are_refused_before_ring() {
+        use pullgate_testkit::pki::{CertSpec, Pki};
+        let pki = Pki::new();
+        let root = pki.self_signed(&CertSpec::ca("/CN=Small Root").odd_rsa(1024));
+        let leaf = pki.issue(&CertSpec::leaf("/CN=Leaf"), &root);
+        let parse = |der: &[u8]| Certificate::from_der(der).expect("openssl-made certificate");
+        match verify_signed_by(&parse(&leaf.der), &parse(&root.der)) {
+            Err(PkiError::UnsupportedKey { key, .. }) => assert_eq!(key, "RSA 1024"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ring_covers_the_envelope_curves_but_not_p521() {
+        for (curve, hash) in [
+            (Curve::P256, HashAlgorithm::Sha256),
+            (Curve::P384, HashAlgorithm::Sha384),
+        ] {
+            assert!(ring_ecdsa_algorithm(curve, hash, EcdsaEncoding::Fixed).is_some());
+            assert!(ring_ecdsa_algorithm(curve, hash, EcdsaEncoding::Der).is_some());
+        }
+        assert!(
+            ring_ecdsa_algorithm(Curve::P521, HashAlgorithm::Sha512, EcdsaEncoding::Fixed)
+                .is_none()
+        );
     }
 }

@@ -23,14 +23,16 @@ use const_oid::db::rfc5912;
 use const_oid::ObjectIdentifier;
 use der::asn1::{Int, OctetString, Uint};
 use der::{Decode, Encode, Header, Reader, SliceReader, Tag, TagMode, TagNumber};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::attr::Attributes;
 use x509_cert::ext::pkix::name::{GeneralName, GeneralNames};
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
 
-use super::signature::{self, EcdsaEncoding, HashAlgorithm, KeyFamily, PublicKey};
+use super::signature::{
+    self, CheckError, EcdsaEncoding, HashAlgorithm, KeyFamily, PublicKey, Scheme,
+};
 
 /// Largest token accepted. Real tokens carrying a four-certificate chain are about
 /// 6.6 KB (the GlobalSign vectors); 256 KiB leaves room for long chains while keeping
@@ -58,9 +60,6 @@ const ID_AA_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
 /// etsi(0) time-stamp-policy(2023) policy-identifiers(1) baseline-ts-policy(1)"): a token
 /// under it without an explicit accuracy is accurate to 1 s (NOTARY.md §6).
 pub const BASELINE_TSA_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.2023.1.1");
-
-/// Smallest RSA modulus accepted for a TSA key (NOTARY.md §4 key sizes).
-const MIN_RSA_BITS: usize = 2048;
 
 /// Why a timestamp token was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -648,10 +647,12 @@ struct IssuerSerial {
 /// DER signature, hashing with `digest_algorithm` (SHA-256/384/512 only). A signature
 /// algorithm that names its own hash must name the digest algorithm's; the bare key
 /// algorithms (`rsaEncryption`, RFC 3370 §3.2; `id-ecPublicKey`) that CMS signers
-/// (OpenSSL among them) write take the digest algorithm's hash.
+/// (OpenSSL among them) write take the digest algorithm's hash. RSA keys must have
+/// 2048 to 8192 bits (NOTARY.md §4 key sizes; [`signature::RSA_BITS`]).
 ///
 /// The one CMS signer-signature check: [`TimestampToken::verify`] uses it for the
-/// TSA's signature.
+/// TSA's signature. The check itself is [`signature::verify`], the one every
+/// signature goes through.
 pub fn verify_signer_signature(
     spki: &SubjectPublicKeyInfoOwned,
     signature_algorithm: &AlgorithmIdentifierOwned,
@@ -661,143 +662,76 @@ pub fn verify_signer_signature(
 ) -> Result<(), TimestampError> {
     let hash = hash_from_identifier(digest_algorithm)?;
     let scheme = signer_scheme(signature_algorithm, hash)?;
-    let spki_der = spki.to_der().map_err(|_| TimestampError::UnsupportedKey {
-        reason: "public key does not encode",
-    })?;
-    let spki_ref = SubjectPublicKeyInfoRef::from_der(&spki_der).map_err(|_| {
-        TimestampError::UnsupportedKey {
-            reason: "public key does not decode",
-        }
-    })?;
-    let verified = match scheme {
-        SignerScheme::Pkcs1v15 => {
-            let key = signer_rsa_key(spki_ref)?;
-            signature::rsa_pkcs1v15(&key, hash, message, signature)
-        }
-        SignerScheme::Pss { salt_len } => {
-            let key = signer_rsa_key(spki_ref)?;
-            signature::rsa_pss(&key, hash, Some(salt_len), &hash.digest(message), signature)
-        }
-        SignerScheme::Ecdsa => {
-            let key = signer_ec_key(spki_ref)?;
-            signature::ecdsa_prehash(&key, &hash.digest(message), signature, EcdsaEncoding::Der)
-        }
-    };
-    verified.map_err(|_| TimestampError::BadSignature)
+    let key = signer_key(spki, scheme)?;
+    signature::verify(&key, scheme, message, signature).map_err(|e| match e {
+        CheckError::BadSignature => TimestampError::BadSignature,
+        CheckError::KeyMismatch => TimestampError::UnsupportedKey {
+            reason: mismatch_reason(scheme),
+        },
+        CheckError::RsaKeySize { bits } => TimestampError::UnsupportedKey {
+            reason: if bits < *signature::RSA_BITS.start() {
+                "RSA key smaller than 2048 bits"
+            } else {
+                "RSA key larger than 8192 bits"
+            },
+        },
+    })
 }
 
-/// How a CMS `SignerInfo` signs (RFC 5652 §5.3 `signatureAlgorithm`).
-enum SignerScheme {
-    Pkcs1v15,
-    Pss { salt_len: usize },
-    Ecdsa,
-}
-
-/// The scheme of `signature_algorithm`, whose own hash (if it names one) must be
-/// `hash`, the `digestAlgorithm`'s.
+/// The scheme of `signature_algorithm` (RFC 5652 §5.3), whose own hash (if it names
+/// one) must be `hash`, the `digestAlgorithm`'s. Named algorithms go through the
+/// X.509 table ([`Scheme::x509`]); the bare key algorithms take `hash`.
 fn signer_scheme(
     signature_algorithm: &AlgorithmIdentifierOwned,
     hash: HashAlgorithm,
-) -> Result<SignerScheme, TimestampError> {
+) -> Result<Scheme, TimestampError> {
     let oid = signature_algorithm.oid;
-    if oid == rfc5912::RSA_ENCRYPTION {
-        return Ok(SignerScheme::Pkcs1v15);
-    }
-    if oid == rfc5912::ID_RSASSA_PSS {
-        let salt_len = pss_salt_len(signature_algorithm, hash)?;
-        return Ok(SignerScheme::Pss { salt_len });
-    }
+    let unsupported = || TimestampError::UnsupportedSignatureAlgorithm { oid };
     // Some CMS producers name the key algorithm instead of a signature algorithm.
+    if oid == rfc5912::RSA_ENCRYPTION {
+        return Ok(Scheme::Pkcs1v15(hash));
+    }
     if oid == rfc5912::ID_EC_PUBLIC_KEY {
-        return Ok(SignerScheme::Ecdsa);
+        return Ok(Scheme::Ecdsa(hash, EcdsaEncoding::Der));
     }
-    match signature::sha2_signature_algorithm(&oid) {
-        Some((KeyFamily::Rsa, named)) if named == hash => Ok(SignerScheme::Pkcs1v15),
-        Some((KeyFamily::Ec, named)) if named == hash => Ok(SignerScheme::Ecdsa),
-        _ => Err(TimestampError::UnsupportedSignatureAlgorithm { oid }),
-    }
-}
-
-/// The TSA's RSA key: at least [`MIN_RSA_BITS`] (NOTARY.md §4 key sizes).
-fn signer_rsa_key(spki: SubjectPublicKeyInfoRef<'_>) -> Result<rsa::PublicKey, TimestampError> {
-    use rsa::traits::PublicKeyParts as _;
-    if spki.algorithm.oid != rfc5912::RSA_ENCRYPTION {
-        return Err(TimestampError::UnsupportedKey {
-            reason: "RSA signature algorithm with a non-RSA key",
-        });
-    }
-    let key = rsa::PublicKey::try_from(spki).map_err(|_| TimestampError::UnsupportedKey {
-        reason: "RSA public key does not decode",
-    })?;
-    if key.size() * 8 < MIN_RSA_BITS {
-        return Err(TimestampError::UnsupportedKey {
-            reason: "RSA key smaller than 2048 bits",
-        });
-    }
-    Ok(key)
-}
-
-/// The TSA's EC key on P-256, P-384 or P-521.
-fn signer_ec_key(spki: SubjectPublicKeyInfoRef<'_>) -> Result<PublicKey, TimestampError> {
-    if spki.algorithm.oid != rfc5912::ID_EC_PUBLIC_KEY {
-        return Err(TimestampError::UnsupportedKey {
-            reason: "ECDSA signature algorithm with a non-EC key",
-        });
-    }
-    let curve = spki
-        .algorithm
-        .parameters_oid()
-        .map_err(|_| TimestampError::UnsupportedKey {
-            reason: "EC key without a named curve",
-        })?;
-    let bad_key = |_| TimestampError::UnsupportedKey {
-        reason: "EC public key does not decode",
+    let family = match signature::sha2_signature_algorithm(&oid) {
+        Some((family, _)) => family,
+        None if oid == rfc5912::ID_RSASSA_PSS => KeyFamily::Rsa,
+        None => return Err(unsupported()),
     };
-    if curve == rfc5912::SECP_256_R_1 {
-        p256::ecdsa::VerifyingKey::try_from(spki)
-            .map(PublicKey::P256)
-            .map_err(bad_key)
-    } else if curve == rfc5912::SECP_384_R_1 {
-        p384::ecdsa::VerifyingKey::try_from(spki)
-            .map(PublicKey::P384)
-            .map_err(bad_key)
-    } else if curve == rfc5912::SECP_521_R_1 {
-        p521::ecdsa::VerifyingKey::try_from(spki)
-            .map(PublicKey::P521)
-            .map_err(bad_key)
-    } else {
-        Err(TimestampError::UnsupportedKey {
-            reason: "EC curve other than P-256, P-384 or P-521",
-        })
-    }
-}
-
-/// RSASSA-PSS parameters (RFC 4055 §3.1): the hash must be the digest algorithm's,
-/// MGF1 with that same hash, trailer field 1. SHA-1 defaults are rejected.
-fn pss_salt_len(
-    signature_algorithm: &AlgorithmIdentifierOwned,
-    hash: HashAlgorithm,
-) -> Result<usize, TimestampError> {
-    let unsupported = || TimestampError::UnsupportedSignatureAlgorithm {
-        oid: signature_algorithm.oid,
-    };
-    let params_der = signature_algorithm
-        .parameters
-        .as_ref()
-        .ok_or_else(unsupported)?
-        .to_der()
-        .map_err(|_| unsupported())?;
-    let params =
-        rsa::pkcs1::RsaPssParams::<der::Any>::from_der(&params_der).map_err(|_| unsupported())?;
-    let pss_hash = hash_from_oid(params.hash.oid)?;
-    if pss_hash != hash
-        || params.mask_gen.oid != rfc5912::ID_MGF_1
-        || params.mask_gen.parameters.as_ref().map(|p| p.oid) != Some(params.hash.oid)
-        || params.trailer_field != rsa::pkcs1::TrailerField::BC
-    {
+    let scheme = Scheme::x509(signature_algorithm, family).map_err(|_| unsupported())?;
+    if scheme.hash() != hash {
         return Err(unsupported());
     }
-    Ok(usize::from(params.salt_len))
+    Ok(scheme)
+}
+
+/// The TSA's key, of the family `scheme` needs.
+fn signer_key(
+    spki: &SubjectPublicKeyInfoOwned,
+    scheme: Scheme,
+) -> Result<PublicKey, TimestampError> {
+    let key_algorithm = match scheme.family() {
+        KeyFamily::Rsa => rfc5912::RSA_ENCRYPTION,
+        KeyFamily::Ec => rfc5912::ID_EC_PUBLIC_KEY,
+    };
+    if spki.algorithm.oid != key_algorithm {
+        return Err(TimestampError::UnsupportedKey {
+            reason: mismatch_reason(scheme),
+        });
+    }
+    let spki_der = spki.to_der().map_err(|_| TimestampError::UnsupportedKey {
+        reason: "public key does not encode",
+    })?;
+    PublicKey::from_spki_der(&spki_der)
+        .map_err(|e| TimestampError::UnsupportedKey { reason: e.reason() })
+}
+
+fn mismatch_reason(scheme: Scheme) -> &'static str {
+    match scheme.family() {
+        KeyFamily::Rsa => "RSA signature algorithm with a non-RSA key",
+        KeyFamily::Ec => "ECDSA signature algorithm with a non-EC key",
+    }
 }
 
 /// `ContentInfo` (RFC 5652 §3) → (contentType, the content TLV).
@@ -1216,7 +1150,7 @@ mod tests {
                 &alg(rfc5912::SHA_384_WITH_RSA_ENCRYPTION),
                 HashAlgorithm::Sha384
             ),
-            Ok(SignerScheme::Pkcs1v15)
+            Ok(Scheme::Pkcs1v15(HashAlgorithm::Sha384))
         ));
         // A signature algorithm naming another hash than the digest's is refused.
         assert!(matches!(
