@@ -479,12 +479,17 @@ impl Judging {
             let digest = &record.target.digest;
             match self.recorded(&reference, record, by_name, statement) {
                 Ok(verdict) => verdict,
-                Err(why) => {
+                // Why this name has no current verdict is its own; only what the
+                // registry says is shared between the names of one digest.
+                Err(why) if self.verifier.is_none() => {
+                    VerdictReport::new(VerdictState::NotChecked, Some(why))
+                }
+                Err(_) => {
                     let key = (reference.pinned(digest), statement.name.clone());
                     match verified.get(&key) {
                         Some(verdict) => verdict.clone(),
                         None => {
-                            let verdict = self.verify_now(&reference, &record.target, why).await;
+                            let verdict = self.verify_now(&reference, &record.target).await;
                             verified.insert(key, verdict.clone());
                             verdict
                         }
@@ -549,14 +554,9 @@ impl Judging {
     /// Verifies `reference`'s `target` against the registry now, as the gate
     /// verifies a pull: the statement's judge, the registry's signatures, the
     /// engine, [`classify`].
-    async fn verify_now(
-        &self,
-        reference: &Reference,
-        target: &Descriptor,
-        no_record: String,
-    ) -> VerdictReport {
+    async fn verify_now(&self, reference: &Reference, target: &Descriptor) -> VerdictReport {
         let Some(verifier) = &self.verifier else {
-            return VerdictReport::new(VerdictState::NotChecked, Some(no_record));
+            return VerdictReport::new(VerdictState::NotChecked, None);
         };
         let pinned: Reference = match reference.pinned(&target.digest).parse() {
             Ok(pinned) => pinned,
@@ -674,4 +674,391 @@ fn recorded_report(verdict: &Recorded, holders: &[&ImageRecord]) -> VerdictRepor
 /// `authenticity, trusted identity` ([`Check::as_str`]).
 fn failed_checks_text(label: &str) -> String {
     label.replace('_', " ").replace(',', ", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::policy::TrustPolicyDocument;
+    use crate::verdict::Fingerprint;
+
+    const HEX_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const HEX_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    /// `audited` (audit) for r.test/audited, `enforced` (strict) for r.test/strict,
+    /// `skipped` (skip) for r.test/skipped; nothing else.
+    fn policy() -> Arc<PolicyDir> {
+        let statement = |name: &str, level: &str| {
+            serde_json::json!({
+                "name": name,
+                "registryScopes": [format!("r.test/{name}")],
+                "signatureVerification": {"level": level},
+                "trustStores": ["ca:acme"],
+                "trustedIdentities": ["*"],
+            })
+        };
+        let mut skipped = statement("skipped", "skip");
+        let skipped_map = skipped.as_object_mut().expect("object");
+        skipped_map.remove("trustStores");
+        skipped_map.remove("trustedIdentities");
+        let document = serde_json::json!({
+            "version": "1.0",
+            "trustPolicies": [
+                statement("audited", "audit"),
+                statement("strict", "strict"),
+                skipped,
+            ],
+        });
+        let document = TrustPolicyDocument::parse(document.to_string().as_bytes()).expect("policy");
+        Arc::new(PolicyDir {
+            document,
+            stores: Vec::new(),
+            policy_file: "trustpolicy.json".into(),
+            fingerprint: Fingerprint::from_hex("0123456789abcdef0123"),
+        })
+    }
+
+    fn judging(unmatched: Unmatched) -> Judging {
+        Judging {
+            policy: policy(),
+            unmatched,
+            now: at(2_000_000_000),
+            verifier: None,
+        }
+    }
+
+    fn record(name: &str, hex: &str, labels: &[(&str, &str)]) -> ImageRecord {
+        ImageRecord {
+            name: name.to_owned(),
+            target: Descriptor {
+                media_type: crate::oci::MEDIA_TYPE_IMAGE_MANIFEST.into(),
+                digest: format!("sha256:{hex}").parse().expect("digest"),
+                size: 100,
+                annotations: BTreeMap::new(),
+                artifact_type: None,
+            },
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// The verdict label value for `hex` under `statement`.
+    fn label(outcome: &str, hex: &str, statement: &str, until: Option<u64>) -> String {
+        Recorded {
+            outcome: outcome.into(),
+            digest: format!("sha256:{hex}").parse().expect("digest"),
+            verified_at: at(1_900_000_000),
+            valid_until: until.map(at),
+            statement: statement.into(),
+        }
+        .to_label()
+    }
+
+    fn reports(judging: &Judging, records: &[ImageRecord]) -> Vec<ImageReport> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(judging.reports(records))
+    }
+
+    #[test]
+    fn a_current_recorded_verdict_is_reported_with_its_end_and_the_id_record_is_left_out() {
+        let judging = judging(Unmatched::Deny);
+        let key = judging.policy.fingerprint.label_key();
+        let value = label("verified", HEX_A, "strict", Some(2_100_000_000));
+        let records = [
+            // The verdict sits on the pinned record only; the tag finds it there.
+            record(
+                &format!("r.test/strict@sha256:{HEX_A}"),
+                HEX_A,
+                &[(&key, &value)],
+            ),
+            record("r.test/strict:v1", HEX_A, &[]),
+            record(&format!("sha256:{HEX_B}"), HEX_A, &[]),
+        ];
+        let reports = reports(&judging, &records);
+        let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                format!("r.test/strict:v1"),
+                format!("r.test/strict@sha256:{HEX_A}")
+            ]
+        );
+        for report in &reports {
+            assert_eq!(report.statement.as_deref(), Some("strict"));
+            assert_eq!(report.level.as_deref(), Some("strict"));
+            assert_eq!(
+                report.verdict,
+                VerdictReport {
+                    state: VerdictState::Verified,
+                    source: Some(VerdictSource::Recorded),
+                    valid_until: Some("2036-07-18T13:20:00Z".into()),
+                    reason: None,
+                }
+            );
+            assert_eq!(report.strict, StrictOutcome::Pass);
+            assert_eq!(
+                report.verdict_text(),
+                "verified until 2036-07-18T13:20:00Z (recorded)"
+            );
+        }
+        assert_eq!(exit_status(&reports), 0);
+    }
+
+    #[test]
+    fn stale_or_foreign_verdicts_do_not_count() {
+        let judging = judging(Unmatched::Deny);
+        let key = judging.policy.fingerprint.label_key();
+        let expired = label("verified", HEX_A, "strict", Some(1_999_999_999));
+        let retargeted = label("verified", HEX_B, "strict", None);
+        let records = [
+            record("r.test/strict:expired", HEX_A, &[(&key, &expired)]),
+            record("r.test/strict:moved", HEX_A, &[(&key, &retargeted)]),
+            record(
+                "r.test/strict:old-policy",
+                HEX_A,
+                &[("io.pullgate.verdict.ffffffffffffffff", &retargeted)],
+            ),
+            record("r.test/strict:never", HEX_A, &[]),
+        ];
+        let reasons: Vec<(String, Option<String>)> = reports(&judging, &records)
+            .into_iter()
+            .map(|report| {
+                assert_eq!(report.verdict.state, VerdictState::NotChecked);
+                assert_eq!(report.strict, StrictOutcome::Unknown);
+                (report.name, report.verdict.reason)
+            })
+            .collect();
+        let expected = [
+            (
+                "r.test/strict:expired",
+                "recorded verdict: the verdict expired at 2033-05-18T03:33:19Z",
+            ),
+            (
+                "r.test/strict:moved",
+                &*format!("recorded verdict: the recorded verdict is for sha256:{HEX_B}"),
+            ),
+            ("r.test/strict:never", "no verdict recorded"),
+            (
+                "r.test/strict:old-policy",
+                "verified under another trust policy only",
+            ),
+        ];
+        let expected: Vec<(String, Option<String>)> = expected
+            .iter()
+            .map(|(name, why)| ((*name).to_owned(), Some((*why).to_owned())))
+            .collect();
+        assert_eq!(reasons, expected);
+    }
+
+    #[test]
+    fn logged_failures_at_audit_are_what_strict_refuses() {
+        let judging = judging(Unmatched::Deny);
+        let key = judging.policy.fingerprint.label_key();
+        let value = label("allowed-with-failures", HEX_A, "audited", None);
+        let records = [record(
+            "r.test/audited:v1",
+            HEX_A,
+            &[
+                (&key, &value),
+                (FAILED_CHECKS_LABEL, "authenticity,trusted_identity"),
+            ],
+        )];
+        let report = &reports(&judging, &records)[0];
+        assert_eq!(report.verdict.state, VerdictState::AllowedWithFailures);
+        assert_eq!(report.strict, StrictOutcome::Refuse);
+        assert_eq!(
+            report.verdict_text(),
+            "strict would refuse: failed checks: authenticity, trusted identity \
+             (allowed with failures at audit) (recorded)"
+        );
+        assert_eq!(exit_status(std::slice::from_ref(report)), EXIT_WOULD_REFUSE);
+    }
+
+    #[test]
+    fn unmatched_skipped_and_invalid_names_follow_the_node_setting() {
+        let records = [
+            record("r.test/other:v1", HEX_A, &[]),
+            record("r.test/skipped:v1", HEX_A, &[]),
+            record("Not A Reference", HEX_A, &[]),
+        ];
+        let deny = reports(&judging(Unmatched::Deny), &records);
+        let outcome: Vec<(&str, VerdictState, StrictOutcome)> = deny
+            .iter()
+            .map(|r| (r.name.as_str(), r.verdict.state, r.strict))
+            .collect();
+        assert_eq!(
+            outcome,
+            [
+                (
+                    "Not A Reference",
+                    VerdictState::InvalidName,
+                    StrictOutcome::Refuse
+                ),
+                (
+                    "r.test/other:v1",
+                    VerdictState::Unmatched,
+                    StrictOutcome::Refuse
+                ),
+                (
+                    "r.test/skipped:v1",
+                    VerdictState::Skipped,
+                    StrictOutcome::Pass
+                ),
+            ]
+        );
+        assert_eq!(
+            deny[1].verdict_text(),
+            "no statement (unmatched=deny would refuse)"
+        );
+        assert_eq!(deny[2].verdict_text(), "not verified (level skip)");
+        let allow = reports(&judging(Unmatched::Allow), &records[..1]);
+        assert_eq!(allow[0].strict, StrictOutcome::Pass);
+        assert_eq!(
+            allow[0].verdict_text(),
+            "no statement (allowed: unmatched=allow; unmatched=deny would refuse)"
+        );
+    }
+
+    #[test]
+    fn strict_outcomes_by_state_and_level() {
+        use LevelName::{Audit, Permissive, Strict};
+        use StrictOutcome::{Pass, Refuse, Unknown};
+        use VerdictState::*;
+        let deny = crate::gate::Unmatched::Deny;
+        let cases = [
+            (Verified, Some(Audit), Pass),
+            (Skipped, None, Pass),
+            (AllowedWithFailures, Some(Audit), Refuse),
+            (AllowedWithFailures, Some(Permissive), Refuse),
+            (AllowedWithFailures, Some(Strict), Pass),
+            (Refused, Some(Strict), Refuse),
+            (Refused, Some(Audit), Refuse),
+            (InvalidName, None, Refuse),
+            (Unmatched, None, Refuse),
+            (Unavailable, Some(Audit), Unknown),
+            (NotChecked, Some(Strict), Unknown),
+        ];
+        for (state, level, expected) in cases {
+            assert_eq!(strict_outcome(state, level, deny), expected, "{state:?}");
+        }
+    }
+
+    fn sample() -> Vec<ImageReport> {
+        vec![
+            ImageReport {
+                name: "r.test/audited:v1".into(),
+                digest: format!("sha256:{HEX_A}"),
+                statement: Some("audited".into()),
+                level: Some("audit".into()),
+                verdict: VerdictReport {
+                    state: VerdictState::Refused,
+                    source: Some(VerdictSource::VerifiedNow),
+                    valid_until: None,
+                    reason: Some("no signature is associated with r.test/audited@…".into()),
+                },
+                strict: StrictOutcome::Refuse,
+            },
+            ImageReport {
+                name: "unreachable.test/app:v1".into(),
+                digest: format!("sha256:{HEX_B}"),
+                statement: Some("all".into()),
+                level: Some("strict".into()),
+                verdict: VerdictReport::new(
+                    VerdictState::Unavailable,
+                    Some("registry unreachable: connection refused".into()),
+                ),
+                strict: StrictOutcome::Unknown,
+            },
+        ]
+    }
+
+    #[test]
+    fn the_table_aligns_columns_and_ends_with_a_summary() {
+        let table = render_table(&sample());
+        let expected = "\
+NAME                     DIGEST               STATEMENT  LEVEL   VERDICT
+r.test/audited:v1        sha256:aaaaaaaaaaaa  audited    audit   strict would refuse: no signature is associated with r.test/audited@… (verified now)
+unreachable.test/app:v1  sha256:bbbbbbbbbbbb  all        strict  not verified: registry unreachable: connection refused
+2 image name(s): 0 would pass under strict, 1 would be refused, 1 not verified
+";
+        assert_eq!(table, expected);
+        assert_eq!(exit_status(&sample()), EXIT_WOULD_REFUSE);
+        assert_eq!(exit_status(&[]), 0, "an empty node passes");
+    }
+
+    #[test]
+    fn json_is_an_array_of_objects_with_every_field() {
+        let json = serde_json::to_value(sample()).expect("json");
+        assert_eq!(
+            json[0],
+            serde_json::json!({
+                "name": "r.test/audited:v1",
+                "digest": format!("sha256:{HEX_A}"),
+                "statement": "audited",
+                "level": "audit",
+                "verdict": {
+                    "state": "refused",
+                    "source": "verified-now",
+                    "valid_until": null,
+                    "reason": "no signature is associated with r.test/audited@…",
+                },
+                "strict": "refuse",
+            })
+        );
+        assert_eq!(json[1]["verdict"]["state"], "unavailable");
+        assert_eq!(json[1]["verdict"]["source"], serde_json::Value::Null);
+        assert_eq!(json[1]["strict"], "unknown");
+        let states = [
+            (VerdictState::AllowedWithFailures, "allowed-with-failures"),
+            (VerdictState::NotChecked, "not-checked"),
+            (VerdictState::InvalidName, "invalid-name"),
+        ];
+        for (state, text) in states {
+            assert_eq!(serde_json::to_value(state).expect("json"), text);
+        }
+    }
+
+    #[test]
+    fn a_namespace_is_judged_under_the_first_policy_that_matches_it() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str| {
+            let dir = root.path().join(name);
+            std::fs::create_dir_all(&dir).expect("dir");
+            let policy = serde_json::json!({
+                "version": "1.0",
+                "trustPolicies": [{
+                    "name": name,
+                    "registryScopes": ["*"],
+                    "signatureVerification": {"level": "skip"},
+                }],
+            });
+            std::fs::write(dir.join("trustpolicy.json"), policy.to_string()).expect("policy");
+            dir
+        };
+        let (default, teams, team_a) = (write("default"), write("teams"), write("team-a"));
+        let text = format!(
+            "[policy]\ndir = {default:?}\n\
+             [[policy.namespace]]\nnamespaces = [\"team-*\"]\ndir = {teams:?}\n\
+             [[policy.namespace]]\nnamespaces = [\"team-a\"]\ndir = {team_a:?}\n"
+        );
+        let config = Config::parse(&root.path().join("config.toml"), &text).expect("config");
+        let statement = |namespace: Option<&str>| {
+            let policy = policy_for(&config, namespace).expect("policy");
+            policy.document.statements[0].name.clone()
+        };
+        assert_eq!(statement(None), "default");
+        assert_eq!(statement(Some("kube-system")), "default");
+        assert_eq!(statement(Some("team-b")), "teams");
+        assert_eq!(statement(Some("team-a")), "teams", "the first match wins");
+    }
 }
