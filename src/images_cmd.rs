@@ -789,8 +789,8 @@ mod tests {
         assert_eq!(
             names,
             [
-                format!("r.test/strict:v1"),
-                format!("r.test/strict@sha256:{HEX_A}")
+                "r.test/strict:v1",
+                &*format!("r.test/strict@sha256:{HEX_A}")
             ]
         );
         for report in &reports {
