@@ -101,29 +101,36 @@ async fn list_returns_every_record_of_the_cri_namespace() {
     };
     let _serial = SERIAL.lock().await;
     let store = ImageStore::new(&harness.containerd_socket);
-    let (_, reference, target) = image(&harness, "listed").await;
+    // A CRI pull makes three records: the tag, `repo@digest` and the image ID.
+    let (repo, reference, target) = image(&harness, "listed").await;
+    let image_id = pull(&harness.direct_client(), &reference)
+        .await
+        .unwrap_or_else(|e| panic!("pull {reference} from containerd: {e:?}"));
+    let pinned = format!("{}/{repo}@{}", harness.registry, target.digest);
+    // And one written through the images API, with a label.
+    let labelled = format!("{}/{repo}:labelled", harness.registry);
     let labels = BTreeMap::from([("io.pullgate.test".to_owned(), "listed".to_owned())]);
-    store.tag(&reference, &target, &labels).await.expect("tag");
+    store.tag(&labelled, &target, &labels).await.expect("tag");
     let listed = store.list().await.expect("List");
-    let mine: Vec<_> = listed.iter().filter(|r| r.name == reference).collect();
-    assert_eq!(mine.len(), 1, "{listed:?}");
-    assert_eq!(mine[0].target.digest, target.digest);
-    assert_eq!(mine[0].target.media_type, target.media_type);
-    assert_eq!(mine[0].target.size, target.size);
+    for name in [&reference, &pinned, &image_id, &labelled] {
+        let record = listed
+            .iter()
+            .find(|r| &r.name == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {listed:?}"));
+        // The ID record points at the manifest too (its name is the config digest).
+        assert_eq!(record.target.digest, target.digest, "{record:?}");
+        assert_eq!(record.target.media_type, target.media_type);
+        assert_eq!(record.target.size, target.size);
+        assert_eq!(
+            Some(record),
+            store.get(name).await.expect("Get").as_ref(),
+            "List and Get agree"
+        );
+    }
+    let record = listed.iter().find(|r| r.name == labelled).expect("listed");
     assert_eq!(
-        mine[0].labels.get("io.pullgate.test").map(String::as_str),
+        record.labels.get("io.pullgate.test").map(String::as_str),
         Some("listed")
-    );
-    assert_eq!(
-        Some(mine[0]),
-        store.get(&reference).await.expect("Get").as_ref(),
-        "List and Get agree"
-    );
-    // Every record, not only the CRI-managed ones: the harness's busybox is there
-    // under its tag.
-    assert!(
-        listed.iter().any(|r| r.name == harness.busybox),
-        "{listed:?}"
     );
     let names: Vec<&str> = listed.iter().map(|r| r.name.as_str()).collect();
     let mut sorted = names.clone();
