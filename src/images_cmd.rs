@@ -409,6 +409,15 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// What this run learnt from registries: verdicts by (`repo@digest`, statement),
+/// and the registries that could not be reached, by name, each with the report of
+/// the first failure: a registry that is down costs one timeout, not one per image.
+#[derive(Default)]
+struct Asked {
+    verdicts: HashMap<(String, String), VerdictReport>,
+    unreachable: HashMap<String, VerdictReport>,
+}
+
 /// How images are verified now when they have no current recorded verdict.
 struct Verifier {
     registry: RegistryClient,
@@ -434,13 +443,13 @@ impl Judging {
     async fn reports(&self, records: &[ImageRecord]) -> Vec<ImageReport> {
         let by_name: HashMap<&str, &ImageRecord> =
             records.iter().map(|r| (r.name.as_str(), r)).collect();
-        let mut verified: HashMap<(String, String), VerdictReport> = HashMap::new();
+        let mut asked = Asked::default();
         let mut reports = Vec::new();
         let mut named: Vec<&ImageRecord> =
             records.iter().filter(|r| !is_image_id(&r.name)).collect();
         named.sort_by(|a, b| a.name.cmp(&b.name));
         for record in named {
-            reports.push(self.report(record, &by_name, &mut verified).await);
+            reports.push(self.report(record, &by_name, &mut asked).await);
         }
         reports
     }
@@ -449,7 +458,7 @@ impl Judging {
         &self,
         record: &ImageRecord,
         by_name: &HashMap<&str, &ImageRecord>,
-        verified: &mut HashMap<(String, String), VerdictReport>,
+        asked: &mut Asked,
     ) -> ImageReport {
         let mut report = ImageReport {
             name: record.name.clone(),
@@ -490,11 +499,18 @@ impl Judging {
                 }
                 Err(_) => {
                     let key = (reference.pinned(digest), statement.name.clone());
-                    match verified.get(&key) {
-                        Some(verdict) => verdict.clone(),
-                        None => {
-                            let verdict = self.verify_now(&reference, &record.target).await;
-                            verified.insert(key, verdict.clone());
+                    let registry = reference.registry();
+                    match (asked.verdicts.get(&key), asked.unreachable.get(registry)) {
+                        (Some(verdict), _) | (None, Some(verdict)) => verdict.clone(),
+                        (None, None) => {
+                            let (verdict, reached) =
+                                self.verify_now(&reference, &record.target).await;
+                            if !reached {
+                                asked
+                                    .unreachable
+                                    .insert(registry.to_owned(), verdict.clone());
+                            }
+                            asked.verdicts.insert(key, verdict.clone());
                             verdict
                         }
                     }
@@ -557,15 +573,21 @@ impl Judging {
 
     /// Verifies `reference`'s `target` against the registry now, as the gate
     /// verifies a pull: the statement's judge, the registry's signatures, the
-    /// engine, [`classify`].
-    async fn verify_now(&self, reference: &Reference, target: &Descriptor) -> VerdictReport {
+    /// engine, [`classify`]. `false`: the registry could not be reached (or was
+    /// overloaded), and is not worth asking again in this run.
+    async fn verify_now(
+        &self,
+        reference: &Reference,
+        target: &Descriptor,
+    ) -> (VerdictReport, bool) {
         let Some(verifier) = &self.verifier else {
-            return VerdictReport::new(VerdictState::NotChecked, None);
+            return (VerdictReport::new(VerdictState::NotChecked, None), true);
         };
         let pinned: Reference = match reference.pinned(&target.digest).parse() {
             Ok(pinned) => pinned,
             Err(error) => {
-                return VerdictReport::new(VerdictState::InvalidName, Some(error.to_string()))
+                let report = VerdictReport::new(VerdictState::InvalidName, Some(error.to_string()));
+                return (report, true);
             }
         };
         let judge = match Judge::for_scope(
@@ -576,7 +598,8 @@ impl Judging {
         ) {
             Ok(judge) => judge.with_revocation(verifier.revocation.clone()),
             Err(error) => {
-                return VerdictReport::new(VerdictState::Unmatched, Some(error.to_string()))
+                let report = VerdictReport::new(VerdictState::Unmatched, Some(error.to_string()));
+                return (report, true);
             }
         };
         let deadline = crate::clock::monotonic_now() + verifier.timeout;
@@ -626,21 +649,23 @@ impl Judging {
             Decision::Unavailable(error) => return unavailable(&error),
         };
         report.source = Some(VerdictSource::VerifiedNow);
-        report
+        (report, true)
     }
 }
 
-/// The report of a registry error: no verdict, and why.
-fn unavailable(error: &RegistryError) -> VerdictReport {
+/// The report of a registry error: no verdict, and why; `false` when the error
+/// says the registry cannot be reached now ([`RegistryError::is_transient`]).
+fn unavailable(error: &RegistryError) -> (VerdictReport, bool) {
     let what = if error.is_transient() {
         "registry unreachable"
     } else {
         "registry error"
     };
-    VerdictReport::new(
+    let report = VerdictReport::new(
         VerdictState::Unavailable,
         Some(format!("{what}: {}", error_chain(error))),
-    )
+    );
+    (report, !error.is_transient())
 }
 
 fn allow_state(outcome: AllowOutcome) -> VerdictState {

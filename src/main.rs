@@ -36,6 +36,8 @@ enum Command {
     /// Check that this node's kubelet cannot pull around pullgate: its effective CRI
     /// endpoints, its connections to pullgate, the trust policy.
     Doctor(pullgate::doctor::DoctorArgs),
+    /// Every image on the node with its verdict, and what `strict` would refuse.
+    ///
     /// Every image in containerd's `k8s.io` namespace with its verdict under the
     /// current trust policy, and what a `strict` level would refuse and why: the
     /// check to run before switching a node from `audit` to `strict`. Exit status:

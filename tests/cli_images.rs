@@ -159,16 +159,20 @@ async fn images_shows_recorded_verdicts_and_what_strict_would_refuse() {
     let (unsigned_repo, unsigned_ref, unsigned) = image(&harness, "unsigned").await;
     let (bypass_repo, bypass_ref, bypass) = image(&harness, "bypass").await;
     untrusted.sign_and_push(&harness, &bypass_repo, &bypass, Format::Cose);
-    // A record of a registry nobody answers for.
+    // Two records of a registry nobody answers for.
     let unreachable_repo = format!("images/{}", unique("unreachable"));
     let unreachable_ref = format!("{UNREACHABLE}/{unreachable_repo}:v1");
+    let unreachable_too = format!("{UNREACHABLE}/{unreachable_repo}-too:v1");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("notation");
     let scopes: Vec<String> = [&signed_repo, &logged_repo, &unsigned_repo, &bypass_repo]
         .iter()
         .map(|repo| format!("{}/{repo}", harness.registry))
-        .chain([format!("{UNREACHABLE}/{unreachable_repo}")])
+        .chain([
+            format!("{UNREACHABLE}/{unreachable_repo}"),
+            format!("{UNREACHABLE}/{unreachable_repo}-too"),
+        ])
         .collect();
     write_policy(&policy, &scopes, trusted.root_pem());
     let config_text = format!(
@@ -189,10 +193,12 @@ async fn images_shows_recorded_verdicts_and_what_strict_would_refuse() {
             .await
             .unwrap_or_else(|e| panic!("pull {reference} from containerd: {e:?}"));
     }
-    ImageStore::new(&harness.containerd_socket)
-        .tag(&unreachable_ref, &signed, &BTreeMap::new())
-        .await
-        .expect("record the unreachable image");
+    for name in [&unreachable_ref, &unreachable_too] {
+        ImageStore::new(&harness.containerd_socket)
+            .tag(name, &signed, &BTreeMap::new())
+            .await
+            .expect("record the unreachable image");
+    }
 
     let (code, table, stderr) = images(&config, &[]);
     assert_eq!(code, 1, "some images would be refused\n{table}\n{stderr}");
@@ -278,6 +284,11 @@ async fn images_shows_recorded_verdicts_and_what_strict_would_refuse() {
     assert!(
         row(&table, &unreachable_ref).ends_with(&format!("not verified: {reason}")),
         "{table}"
+    );
+    // The registry was asked once: the second image has the first one's answer.
+    assert_eq!(
+        objects[&unreachable_too]["verdict"], object["verdict"],
+        "{json}"
     );
     // The table and the JSON report the same images.
     let table_names = table
