@@ -295,12 +295,32 @@ pub fn exit_status(reports: &[ImageReport]) -> u8 {
     }
 }
 
+/// Why no report could be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImagesError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy_dir::PolicyDirError),
+    /// The registry settings (hosts directory, credentials file) do not load.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// containerd's images could not be listed.
+    #[error("{error}{}", error.status_message().map(|m| format!(": {m}")).unwrap_or_default())]
+    Containerd {
+        error: crate::upstream::ImageStoreError,
+    },
+}
+
 /// Runs `pullgate images`.
 pub fn main(args: &ImagesArgs) -> ExitCode {
     let reports = match run(args) {
         Ok(reports) => reports,
-        Err(message) => {
-            eprintln!("Error: {message}");
+        Err(error) => {
+            eprintln!("Error: {}", error_chain(&error));
             return ExitCode::from(EXIT_ERROR);
         }
     };
@@ -320,22 +340,20 @@ pub fn main(args: &ImagesArgs) -> ExitCode {
     ExitCode::from(exit_status(&reports))
 }
 
-/// Loads what the report needs and makes it; `Err` is the message of a run that
-/// made no report.
-fn run(args: &ImagesArgs) -> Result<Vec<ImageReport>, String> {
-    let config = Config::load_or_default(args.config.as_deref()).map_err(|e| e.to_string())?;
+/// Loads what the report needs and makes it.
+fn run(args: &ImagesArgs) -> Result<Vec<ImageReport>, ImagesError> {
+    let config = Config::load_or_default(args.config.as_deref())?;
     let policy = policy_for(&config, args.namespace.as_deref())?;
     let registry = RegistryClient::new(crate::registry::RegistryConfig {
         hosts_dir: Some(config.registry.hosts_dir.clone()),
         credentials_file: config.registry.credentials_file.clone(),
         insecure_registries: config.registry.insecure.clone(),
         ..Default::default()
-    })
-    .map_err(|error| error.to_string())?;
+    })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+        .map_err(ImagesError::Runtime)?;
     let revocation = crate::revocation::Checker::new(
         crate::revocation::RevocationSettings {
             cache_dir: config.revocation.cache_dir.clone(),
@@ -348,7 +366,7 @@ fn run(args: &ImagesArgs) -> Result<Vec<ImageReport>, String> {
     let store = ImageStore::new(&config.upstream.containerd_socket);
     let records = runtime
         .block_on(store.list())
-        .map_err(|error| error_chain(&error))?;
+        .map_err(|error| ImagesError::Containerd { error })?;
     let judge = Judging {
         policy,
         unmatched: config.policy.unmatched,
@@ -371,10 +389,11 @@ fn run(args: &ImagesArgs) -> Result<Vec<ImageReport>, String> {
 /// `[[policy.namespace]]` whose patterns match, else the default). Every policy
 /// the config names is loaded, as `serve` loads them before it starts, so a
 /// broken one is an error here too.
-fn policy_for(config: &Config, namespace: Option<&str>) -> Result<Arc<PolicyDir>, String> {
-    let load = |dir: &std::path::Path| {
-        crate::policy_dir::load_policy_dir(dir).map_err(|error| error.to_string())
-    };
+fn policy_for(
+    config: &Config,
+    namespace: Option<&str>,
+) -> Result<Arc<PolicyDir>, crate::policy_dir::PolicyDirError> {
+    let load = crate::policy_dir::load_policy_dir;
     let default = load(&config.policy.dir)?;
     let mut tables = Vec::new();
     for table in &config.policy.namespaces {

@@ -325,6 +325,26 @@ fn a_broken_config_is_exit_status_2() {
     assert_eq!(code, 2, "{stdout}{stderr}");
     assert!(stderr.starts_with("Error: "), "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
+    // A policy that loads, and no containerd: no report either.
+    let policy = dir.path().join("notation");
+    let signer = ImageSigner::new(KeySpec::P256);
+    write_policy(&policy, &["r.test/app".to_owned()], signer.root_pem());
+    let socket = dir.path().join("no-containerd.sock");
+    std::fs::write(
+        &config,
+        format!("[policy]\ndir = {policy:?}\n[upstream]\ncontainerd_socket = {socket:?}\n"),
+    )
+    .expect("config");
+    let (code, stdout, stderr) = images(&config, &[]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "Error: containerd images service at {} is unavailable: \
+             No such file or directory (os error 2)",
+            socket.display()
+        )
+    );
     let output = Command::new(env!("CARGO_BIN_EXE_pullgate"))
         .args(["images", "--output", "yaml"])
         .output()

@@ -82,6 +82,18 @@ pub enum ImageStoreError {
     },
 }
 
+impl ImageStoreError {
+    /// What containerd (or the connection to it) said, for text a person reads:
+    /// the gRPC status message, without the status's own debug fields.
+    pub fn status_message(&self) -> Option<&str> {
+        match self {
+            ImageStoreError::Unavailable { source, .. }
+            | ImageStoreError::Refused { source, .. } => Some(source.message()),
+            ImageStoreError::MissingTarget { .. } | ImageStoreError::InvalidTarget { .. } => None,
+        }
+    }
+}
+
 /// A cloneable handle to containerd's images service in the CRI namespace. The
 /// channel is made on first use (it needs a runtime) and dials lazily; tonic redials
 /// by itself after containerd has gone away and come back.
