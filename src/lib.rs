@@ -13,6 +13,7 @@ pub mod cri;
 pub mod doctor;
 pub mod envelope;
 pub mod gate;
+pub mod images_cmd;
 pub mod intercept;
 pub mod metrics;
 pub mod oci;

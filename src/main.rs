@@ -36,6 +36,15 @@ enum Command {
     /// Check that this node's kubelet cannot pull around pullgate: its effective CRI
     /// endpoints, its connections to pullgate, the trust policy.
     Doctor(pullgate::doctor::DoctorArgs),
+    /// Every image on the node with its verdict, and what `strict` would refuse.
+    ///
+    /// Every image in containerd's `k8s.io` namespace with its verdict under the
+    /// current trust policy, and what a `strict` level would refuse and why: the
+    /// check to run before switching a node from `audit` to `strict`. Exit status:
+    /// 0 when every image would pass under strict, 1 when some would be refused or
+    /// could not be verified, 2 when no report could be made (arguments, config,
+    /// policy, containerd).
+    Images(pullgate::images_cmd::ImagesArgs),
     /// Trust policy commands.
     Policy {
         #[command(subcommand)]
@@ -167,6 +176,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Verify(args) => verify(*args),
         Command::Doctor(args) => pullgate::doctor::main(&args),
+        Command::Images(args) => pullgate::images_cmd::main(&args),
         Command::Policy {
             command: PolicyCommand::Check { policy_dir },
         } => policy_check(&policy_dir),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::{
-    CreateImageRequest, GetImageRequest, Image, UpdateImageRequest,
+    CreateImageRequest, GetImageRequest, Image, ListImagesRequest, UpdateImageRequest,
 };
 use containerd_client::types::Descriptor;
 use hyper_util::rt::TokioIo;
@@ -80,6 +80,18 @@ pub enum ImageStoreError {
         digest: String,
         size: i64,
     },
+}
+
+impl ImageStoreError {
+    /// What containerd (or the connection to it) said, for text a person reads:
+    /// the gRPC status message, without the status's own debug fields.
+    pub fn status_message(&self) -> Option<&str> {
+        match self {
+            ImageStoreError::Unavailable { source, .. }
+            | ImageStoreError::Refused { source, .. } => Some(source.message()),
+            ImageStoreError::MissingTarget { .. } | ImageStoreError::InvalidTarget { .. } => None,
+        }
+    }
 }
 
 /// A cloneable handle to containerd's images service in the CRI namespace. The
@@ -151,9 +163,32 @@ impl ImageStore {
             Err(status) if status.code() == Code::NotFound => return Ok(None),
             Err(status) => return Err(self.error("get", name, status)),
         };
-        let Some(image) = response.image else {
-            return Ok(None);
+        response.image.map(|image| self.record(image)).transpose()
+    }
+
+    /// Every image record in the CRI namespace, in containerd's order (by name):
+    /// tags, `repo@digest` names and the CRI plugin's image-ID records
+    /// (`sha256:…`) alike. A record without a usable target fails the whole
+    /// listing rather than being left out, so no caller reports on a partial list.
+    pub async fn list(&self) -> Result<Vec<ImageRecord>, ImageStoreError> {
+        let request = ListImagesRequest {
+            filters: Vec::new(),
         };
+        let response = self
+            .client()
+            .list(self.request(request))
+            .await
+            .map_err(|status| self.error("list", "*", status))?
+            .into_inner();
+        response
+            .images
+            .into_iter()
+            .map(|image| self.record(image))
+            .collect()
+    }
+
+    /// Our record of containerd's `image`.
+    fn record(&self, image: Image) -> Result<ImageRecord, ImageStoreError> {
         let Some(target) = image.target else {
             return Err(ImageStoreError::MissingTarget {
                 socket: self.inner.socket.clone(),
@@ -168,7 +203,7 @@ impl ImageStore {
                 size: target.size,
             });
         };
-        Ok(Some(ImageRecord {
+        Ok(ImageRecord {
             name: image.name,
             target: oci::Descriptor {
                 media_type: target.media_type,
@@ -178,7 +213,7 @@ impl ImageStore {
                 artifact_type: None,
             },
             labels: image.labels.into_iter().collect(),
-        }))
+        })
     }
 
     async fn update(&self, image: &Image) -> Result<(), ImageStoreError> {
