@@ -199,15 +199,28 @@ pub(super) async fn check(
         .unwrap_or_else(|e| e.into_inner())
         .get(image)
         .cloned();
+    let started = crate::clock::monotonic_now();
     if let Some(facts) = remembered {
         let standing = shared
             .gate
             .standing(call, requested, &facts, namespace, &records)
             .await;
         if standing.is_ok() {
+            let check_us = started.elapsed().as_micros() as u64;
+            tracing::debug!(
+                call = call.as_str(),
+                image,
+                check_us,
+                "standing from what containerd said before"
+            );
             return Ok(());
         }
     }
+    tracing::debug!(
+        call = call.as_str(),
+        image,
+        "asking containerd about the image"
+    );
     let facts = ask_containerd(shared, image).await?;
     remember(shared, image, &facts);
     shared
