@@ -254,7 +254,7 @@ fn remember(shared: &Shared, asked: &str, facts: &ImageFacts) {
     }
 }
 
-async fn read_request(body: Incoming) -> Result<bytes::Bytes, CallError> {
+pub(super) async fn read_request(body: Incoming) -> Result<bytes::Bytes, CallError> {
     Limited::new(body, MAX_PULL_REQUEST_BYTES)
         .collect()
         .await
