@@ -386,3 +386,76 @@ async fn a_sandbox_image_no_statement_covers_runs_even_on_a_deny_node() {
         "{log}"
     );
 }
+
+/// The `io.pullgate.verdict.*` label keys on containerd's record `name`.
+async fn verdict_keys(store: &pullgate::upstream::ImageStore, name: &str) -> Vec<String> {
+    store
+        .get(name)
+        .await
+        .expect("images API")
+        .map(|record| {
+            record
+                .labels
+                .into_keys()
+                .filter(|key| key.starts_with("io.pullgate.verdict."))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_reload_verifies_the_sandbox_image_again_without_a_pod() {
+    let (harness, _serial) =
+        harness_or_skip!("a_policy_reload_verifies_the_sandbox_image_again_without_a_pod");
+    let mut restore = RestorePause::new(&harness);
+    let signer = ImageSigner::new(KeySpec::P256);
+    let target = resolve(&harness.registry, &harness.pause).await;
+    restore.signed = Some(target.digest.to_string());
+    signer.sign_and_push(&harness, "pause", &target, Format::Jws);
+    // At start the trust store holds another root: the signature does not verify.
+    let stranger = ImageSigner::new(KeySpec::P256);
+    let pullgate = pullgate(
+        &harness,
+        serde_json::json!([strict("pause-reloaded", &pause_scope(&harness))]),
+        stranger.root_pem(),
+    );
+    let client = pullgate.client();
+    let status = run_pod(&client, &support::signing::unique("before-reload"))
+        .await
+        .expect_err("not trusted yet");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("not verified under trust policy \"pause-reloaded\""),
+        "{status:?}"
+    );
+    let store = pullgate::upstream::ImageStore::new(&harness.containerd_socket);
+    let before = verdict_keys(&store, &harness.pause).await;
+
+    // The store now trusts the signer (replaced by rename, as an operator would).
+    let root = pullgate
+        .dir
+        .path()
+        .join("notation/truststore/x509/ca/acme/root.pem");
+    let staged = root.with_extension("new");
+    std::fs::write(&staged, signer.root_pem()).expect("new root");
+    std::fs::rename(&staged, &root).expect("replace root");
+    // The reload alone verifies it and records the verdict: no RunPodSandbox asks.
+    let mut added = Vec::new();
+    for _ in 0..500 {
+        added = verdict_keys(&store, &harness.pause)
+            .await
+            .into_iter()
+            .filter(|key| !before.contains(key))
+            .collect();
+        if !added.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(added.len(), 1, "{}", pullgate.log_text());
+    let pod = Pod::run(&client, &support::signing::unique("after-reload")).await;
+    pod.stop(&client).await;
+    pod.remove(&client).await;
+}
