@@ -221,8 +221,10 @@ async fn ensure_now(shared: &Shared, namespace: Option<&str>) -> Result<(), Call
                     source,
                 });
             }
-            record_tag(shared, &image, tag.as_ref(), &target).await;
+            // The verdict first: once the name points at the digest, its record
+            // has the verdict that gives it standing.
             record_verdict(shared, &pinned, &target, Some(&verdict)).await;
+            record_tag(shared, &image, tag.as_ref(), &target).await;
             visible(shared, &image).await;
             tracing::info!(
                 image = image.as_str(),
