@@ -71,6 +71,7 @@ impl CriRouter {
             }
             Route::ImageStatus(_) => self.gate.image_status(request).await,
             Route::CreateContainer(_) => self.gate.create_container(request).await,
+            Route::RunPodSandbox(_) => self.gate.run_pod_sandbox(request).await,
             Route::PassThrough { .. } => self.pass_through(request).await,
             Route::Refused { service } => {
                 tracing::warn!(service, "refused a call to a non-CRI service");
@@ -259,6 +260,8 @@ pub async fn serve(
         crate::upstream::ImageStore::new(&config.upstream.containerd_socket),
         gate,
     );
+    // In the background: serving does not wait for containerd to answer.
+    let sandbox_image = gate.keep_sandbox_image();
     let router = CriRouter::new(upstream, gate);
     // Who connects (SO_PEERCRED), for `pullgate doctor` and the client metrics.
     let (clients, clients_writer) =
@@ -291,6 +294,7 @@ pub async fn serve(
         reload.abort();
     }
     clients_writer.abort();
+    sandbox_image.abort();
     if let Some(task) = metrics_server {
         task.abort();
     }

@@ -40,6 +40,9 @@ pub enum Route<'a> {
     ImageStatus(CriApi),
     /// `RuntimeService/CreateContainer`: forwarded only for an image with standing.
     CreateContainer(CriApi),
+    /// `RuntimeService/RunPodSandbox`: forwarded only while containerd's sandbox
+    /// image has standing.
+    RunPodSandbox(CriApi),
     /// Any other method of a CRI service, known or not: forwarded unchanged.
     PassThrough { service: &'a str, method: &'a str },
     /// Not a CRI service (containerd's own API, health, reflection, garbage):
@@ -72,6 +75,9 @@ pub fn route(path: &str) -> Route<'_> {
         }
         Some((_, api)) if service.ends_with(".RuntimeService") && method == "CreateContainer" => {
             Route::CreateContainer(*api)
+        }
+        Some((_, api)) if service.ends_with(".RuntimeService") && method == "RunPodSandbox" => {
+            Route::RunPodSandbox(*api)
         }
         Some(_) => Route::PassThrough { service, method },
         None => Route::Refused { service },
@@ -205,6 +211,25 @@ mod tests {
             Route::PassThrough {
                 service: "runtime.v1.RuntimeService",
                 method: "PullImage"
+            }
+        );
+    }
+
+    #[test]
+    fn run_pod_sandbox_is_intercepted_in_both_versions() {
+        assert_eq!(
+            route("/runtime.v1.RuntimeService/RunPodSandbox"),
+            Route::RunPodSandbox(CriApi::V1)
+        );
+        assert_eq!(
+            route("/runtime.v1alpha2.RuntimeService/RunPodSandbox"),
+            Route::RunPodSandbox(CriApi::V1alpha2)
+        );
+        assert_eq!(
+            route("/runtime.v1.ImageService/RunPodSandbox"),
+            Route::PassThrough {
+                service: "runtime.v1.ImageService",
+                method: "RunPodSandbox"
             }
         );
     }

@@ -159,6 +159,13 @@ impl NamespacePolicy {
     }
 }
 
+/// One policy the gate applies, for a task that acts when it changes: `namespace`
+/// is a Kubernetes namespace it applies to (`None`: the node's default policy).
+pub struct PolicyWatch {
+    pub namespace: Option<String>,
+    pub policy: watch::Receiver<Arc<LoadedPolicy>>,
+}
+
 /// A cached verdict for one (digest, policy generation, statement + repository).
 #[derive(Debug, Clone)]
 pub enum Decision {
@@ -418,6 +425,25 @@ impl<S: ImageSource> Gate<S> {
             Some(policy) => Arc::clone(&policy.policy.borrow()),
             None => Arc::clone(&self.policy.borrow()),
         }
+    }
+
+    /// Every policy this gate applies: the node's default, then each namespace
+    /// policy with a namespace its first pattern matches (`team-*` → `team-`), so
+    /// [`Gate::policy_for`] of that namespace reaches it (unless an earlier
+    /// namespace policy matches it too).
+    pub fn policy_watches(&self) -> Vec<PolicyWatch> {
+        let default = PolicyWatch {
+            namespace: None,
+            policy: self.policy.clone(),
+        };
+        let namespaces = self.namespaces.iter().filter_map(|namespace| {
+            let pattern = namespace.patterns.first()?;
+            Some(PolicyWatch {
+                namespace: Some(pattern.strip_suffix('*').unwrap_or(pattern).to_owned()),
+                policy: namespace.policy.clone(),
+            })
+        });
+        std::iter::once(default).chain(namespaces).collect()
     }
 
     /// Decides one pull of `image` with the call's `credentials` (else the node's

@@ -284,7 +284,7 @@ fn forwarded_log(path: &str, started: std::time::Instant, answer: &'static str) 
     );
 }
 
-async fn read_request(body: Incoming) -> Result<bytes::Bytes, CallError> {
+pub(super) async fn read_request(body: Incoming) -> Result<bytes::Bytes, CallError> {
     Limited::new(body, MAX_PULL_REQUEST_BYTES)
         .collect()
         .await

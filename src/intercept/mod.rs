@@ -1,11 +1,15 @@
 //! The transport of the gate: every `PullImage` (both CRI API versions) is read
 //! here, decided by [`crate::gate`], forwarded to containerd unchanged or pinned to
 //! the verified digest, and its tag and verdict recorded; `ImageStatus` and
-//! `CreateContainer` ([`before_run`]) are answered from the image's standing; a
-//! refusal leaves as the status that [`status`], the one place errors become gRPC
+//! `CreateContainer` ([`before_run`]) are answered from the image's standing;
+//! `RunPodSandbox` ([`sandbox`]) waits for containerd's sandbox image to be
+//! verified and pulled pinned; a refusal leaves as the status that [`status`], the one place errors become gRPC
 //! statuses, gives it.
 
 mod before_run;
+mod sandbox;
+
+pub use sandbox::SandboxImageError;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -59,6 +63,21 @@ pub enum CallError {
     /// containerd did not answer what it knows about an image.
     #[error("asking containerd at {socket} about an image failed: {source}")]
     ImageLookup {
+        socket: std::path::PathBuf,
+        #[source]
+        source: tonic::Status,
+    },
+    /// containerd did not say which sandbox image it runs.
+    #[error("containerd at {socket} did not say which sandbox image it uses: {source}")]
+    SandboxImageUnknown {
+        socket: std::path::PathBuf,
+        #[source]
+        source: SandboxImageError,
+    },
+    /// containerd could not pull the verified sandbox image.
+    #[error("containerd at {socket} could not pull the sandbox image {image}: {source}")]
+    SandboxPull {
+        image: String,
         socket: std::path::PathBuf,
         #[source]
         source: tonic::Status,
@@ -117,6 +136,12 @@ pub fn status(error: &CallError) -> tonic::Status {
         CallError::UnreadableResponse { .. } | CallError::ImageLookup { .. } => {
             tonic::Status::unavailable(plain())
         }
+        CallError::SandboxImageUnknown {
+            source: SandboxImageError::Status(_),
+            ..
+        }
+        | CallError::SandboxPull { .. } => tonic::Status::unavailable(chained()),
+        CallError::SandboxImageUnknown { .. } => tonic::Status::internal(chained()),
         CallError::NotVerified(_) => tonic::Status::permission_denied(plain()),
         CallError::NotCri { .. } => tonic::Status::unimplemented(plain()),
     }
@@ -148,6 +173,8 @@ struct Shared {
     /// facts about content, so a remembered answer is never wrong about the digests
     /// it lists; a miss or a refusal asks containerd again).
     facts: std::sync::Mutex<lru::LruCache<String, crate::gate::ImageFacts>>,
+    /// containerd's sandbox image and the single flight that verifies it.
+    sandbox: sandbox::SandboxImage,
 }
 
 /// The `PullImage` gate, as a tower service.
@@ -169,6 +196,7 @@ impl PullImageGate {
                 facts: std::sync::Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(4096).expect("non-zero"),
                 )),
+                sandbox: sandbox::SandboxImage::default(),
             }),
         }
     }
@@ -184,6 +212,19 @@ impl PullImageGate {
     /// `CreateContainer`: forwarded only for an image with standing.
     pub async fn create_container(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         before_run::create_container(&self.shared, request).await
+    }
+
+    /// `RunPodSandbox`: forwarded only while containerd's sandbox image has
+    /// standing, where an enforcing statement covers it.
+    pub async fn run_pod_sandbox(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        sandbox::run_pod_sandbox(&self.shared, request).await
+    }
+
+    /// Learns containerd's sandbox image (retrying until containerd answers), then
+    /// verifies and pulls it pinned, and again after each policy reload. Runs until
+    /// aborted.
+    pub fn keep_sandbox_image(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(sandbox::keep(Arc::clone(&self.shared)))
     }
 }
 
