@@ -56,9 +56,7 @@ impl World {
         World {
             harness,
             trusted: ImageSigner::new(KeySpec::P256),
-            // Another key type, so other keys: the kit reuses a key per (type, slot)
-            // within a process, and two CAs with one name and one key are one CA.
-            team: ImageSigner::new(KeySpec::P384),
+            team: ImageSigner::new(KeySpec::P256),
         }
     }
 

@@ -29,6 +29,8 @@ use tokio_stream::StreamExt;
 struct Observed {
     release_events: Notify,
     slow_dropped: AtomicBool,
+    /// `PullImage` calls that reached the fake (pullgate itself asks `Status`
+    /// at start, to learn the sandbox image).
     calls: AtomicUsize,
 }
 
@@ -70,8 +72,10 @@ async fn fake_containerd(
     request: Request<Incoming>,
     observed: Arc<Observed>,
 ) -> Response<ProxyBody> {
-    observed.calls.fetch_add(1, Ordering::SeqCst);
     let path = request.uri().path().to_owned();
+    if path.ends_with("/PullImage") {
+        observed.calls.fetch_add(1, Ordering::SeqCst);
+    }
     let headers = request.headers().clone();
     let body = request
         .into_body()

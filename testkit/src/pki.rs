@@ -17,9 +17,13 @@
 //! ts` for timestamp tokens, `openssl ca`/`crl`/`ocsp` in the revocation kit.
 //! Envelope signatures ([`Pki::sign`]) are made in process too.
 //!
-//! Keys are per (key type, slot) and reused within a process. RSA keys are
-//! committed test-only fixtures (`testkit/keys/`: generating RSA-4096 takes seconds);
-//! EC keys are made in process. Different roles use different slots by default
+//! RSA keys are per (key type, slot) and shared by every `Pki` of a process: they
+//! are committed test-only fixtures (`testkit/keys/`: generating RSA-4096 takes
+//! seconds). EC keys are made in process per `Pki`, (key type, slot): two `Pki`s
+//! are two CAs. (With RSA, two `Pki`s making the same spec in the same second make
+//! the same certificate, byte for byte, since RSA PKCS#1 v1.5 and the kit's ECDSA
+//! (RFC 6979) sign deterministically: give a second RSA CA another slot.) Different
+//! roles use different slots by default
 //! (root 0, intermediate 1, leaf 2, TSA root 3, TSA leaf 4), so a chain never
 //! reuses a key by accident; choose another slot with [`CertSpec::slot`].
 //!
@@ -86,18 +90,23 @@ impl KeySpec {
     }
 }
 
-/// Private keys (PEM) generated so far in this process, per (type, slot).
-type KeyCache = Mutex<HashMap<(KeySpec, u8), Arc<OnceLock<String>>>>;
+/// Private keys (PEM) made so far in this process, per (owning `Pki` for EC keys,
+/// type, slot).
+type KeyCache = Mutex<HashMap<(Option<u64>, KeySpec, u8), Arc<OnceLock<String>>>>;
 static KEYS: OnceLock<KeyCache> = OnceLock::new();
+/// Numbers the `Pki`s of a process.
+static PKIS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The PEM private key for (spec, slot), generated on first use.
-pub fn private_key_pem(spec: KeySpec, slot: u8) -> String {
+/// The PEM private key for (spec, slot) of the `Pki` numbered `pki`, made on first
+/// use (RSA keys are the same for every `Pki`).
+fn private_key_pem(pki: u64, spec: KeySpec, slot: u8) -> String {
+    let owner = spec.rsa_bits().is_none().then_some(pki);
     let cell = {
         let mut keys = KEYS
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        keys.entry((spec, slot)).or_default().clone()
+        keys.entry((owner, spec, slot)).or_default().clone()
     };
     cell.get_or_init(|| match spec.rsa_bits() {
         Some(bits) => rsa_key_pem(bits, &format!("rsa{bits}-slot{slot}")),
@@ -295,10 +304,10 @@ impl CertSpec {
         self
     }
 
-    fn key_pem(&self) -> String {
+    fn key_pem(&self, pki: u64) -> String {
         match self.odd_rsa_bits {
             Some(bits) => odd_rsa_key_pem(bits),
-            None => private_key_pem(self.key, self.slot),
+            None => private_key_pem(pki, self.key, self.slot),
         }
     }
 }
@@ -348,6 +357,8 @@ pub struct Tsa {
 pub struct Pki {
     dir: tempfile::TempDir,
     counter: AtomicUsize,
+    /// This `Pki`'s number in the process: its EC keys are its own.
+    id: u64,
 }
 
 impl Default for Pki {
@@ -386,7 +397,13 @@ impl Pki {
         Pki {
             dir: tempfile::tempdir().expect("tempdir"),
             counter: AtomicUsize::new(0),
+            id: PKIS.fetch_add(1, Ordering::SeqCst),
         }
+    }
+
+    /// The private key (PEM) this `Pki` gives certificates of `spec` in `slot`.
+    pub fn private_key_pem(&self, spec: KeySpec, slot: u8) -> String {
+        private_key_pem(self.id, spec, slot)
     }
 
     pub fn dir(&self) -> &Path {
@@ -433,7 +450,7 @@ impl Pki {
     fn make(&self, spec: &CertSpec, issuer: Option<&Issued>) -> Issued {
         let dir = self.fresh("cert");
         let key_path = dir.join("key.pem");
-        let key_pem = spec.key_pem();
+        let key_pem = spec.key_pem(self.id);
         std::fs::write(&key_path, &key_pem).expect("write key");
         // The serial `openssl ca` got from the kit: the spec's, or one above this
         // certificate's directory number, so every certificate of a `Pki` differs.

@@ -122,7 +122,7 @@ impl Tsa {
         let leaf_spec = CertSpec::tsa_leaf("/C=US/O=pullgate tests/CN=pullgate test TSA")
             .key(key.key_spec())
             .slot(leaf_slot);
-        let leaf_key = crate::pki::private_key_pem(key.key_spec(), leaf_slot);
+        let leaf_key = pki.private_key_pem(key.key_spec(), leaf_slot);
         std::fs::write(d.join("leaf.key"), leaf_key).expect("write leaf.key");
         // The leaf's request, for whoever wants to issue it elsewhere.
         openssl(
