@@ -350,6 +350,9 @@ struct Samples {
     gate_requests: Vec<f64>,
     gate_connections: Vec<f64>,
     direct_requests: Vec<f64>,
+    /// From the start of a pull through pullgate until pullgate got its last
+    /// registry byte: its own round trips (and its little local work before them).
+    gate_registry_ms: Vec<f64>,
     /// containerd's requests when pulling pinned, after pullgate's verification.
     pinned_requests: Vec<f64>,
 }
@@ -427,7 +430,13 @@ async fn run_case(env: &Env, case: &mut Case<'_>, counter: &mut usize) {
             let img = image(repo, counter);
             let (requests, connections) = (gates.requests(), gates.connections());
             let pinned = pulls.requests();
+            let start = pullgate_testkit::time::instant();
             samples.gate_ms.push(ms(pull(&client, &img).await));
+            if let Some(last) = gates.last_delivery() {
+                samples
+                    .gate_registry_ms
+                    .push(ms(last.saturating_duration_since(start)));
+            }
             samples
                 .pinned_requests
                 .push((pulls.requests() - pinned) as f64);
@@ -438,7 +447,16 @@ async fn run_case(env: &Env, case: &mut Case<'_>, counter: &mut usize) {
                 .gate_connections
                 .push((gates.connections() - connections) as f64);
             if rep == 0 {
-                first_lines.push(gates.request_lines()[requests..].to_vec());
+                let arrivals = gates.arrivals();
+                let lines = gates.request_lines()[requests..]
+                    .iter()
+                    .zip(&arrivals[requests..])
+                    .map(|(line, at)| {
+                        let after = ms(at.saturating_duration_since(start));
+                        format!("+{after:6.1} ms  {line}")
+                    })
+                    .collect();
+                first_lines.push(lines);
             }
         }
         gate.stop();
@@ -459,6 +477,7 @@ fn report(env: &Env, case: &Case<'_>, samples: [Samples; 2], first_lines: &[Vec<
         "  pull   direct p50 ms   pullgate p50 ms   added ms   added RTT   target   \
          pullgate requests/conns   containerd requests direct/pinned"
     );
+    let phases: Vec<Vec<f64>> = samples.iter().map(|s| s.gate_registry_ms.clone()).collect();
     for (kind, samples) in ["cold", "warm"].into_iter().zip(samples) {
         let direct_ms = median(samples.direct_ms);
         let gate_ms = median(samples.gate_ms);
@@ -473,8 +492,13 @@ fn report(env: &Env, case: &Case<'_>, samples: [Samples; 2], first_lines: &[Vec<
             median(samples.pinned_requests),
         );
     }
+    println!("  pullgate's own registry phase (pull start → its last registry byte), p50:");
+    for (kind, samples) in ["cold", "warm"].into_iter().zip(&phases) {
+        let phase = median(samples.clone());
+        println!("  {kind:<5} {phase:8.1} ms = {:.2} RTT", phase / rtt);
+    }
     for (kind, lines) in ["cold", "warm"].iter().zip(first_lines) {
-        println!("  pullgate's requests on its first {kind} pull, in order of arrival:");
+        println!("  pullgate's requests on its first {kind} pull (sent, after the pull's start):");
         for line in lines {
             println!("    {line}");
         }

@@ -36,6 +36,10 @@ struct Counts {
     connections: usize,
     /// Request lines (`GET /v2/… HTTP/1.1`), in the order they reached the relay.
     requests: Vec<String>,
+    /// When each request line reached the relay (same order).
+    arrivals: Vec<Instant>,
+    /// When the last chunk from the target was handed to a client.
+    last_delivery: Option<Instant>,
 }
 
 /// A running relay; dropped → it stops accepting (open connections run on).
@@ -86,9 +90,14 @@ impl LatencyRelay {
                         (client_read, server_write),
                         established,
                         one_way,
-                        Some(counts),
+                        (counts.clone(), Toward::Target),
                     );
-                    let down = direction((server_read, client_write), established, one_way, None);
+                    let down = direction(
+                        (server_read, client_write),
+                        established,
+                        one_way,
+                        (counts, Toward::Client),
+                    );
                     tokio::join!(up, down);
                 });
             }
@@ -121,6 +130,21 @@ impl LatencyRelay {
         lock(&self.counts).requests.len()
     }
 
+    /// When the last bytes from the target reached a client (`None`: never).
+    pub fn last_delivery(&self) -> Option<std::time::Instant> {
+        lock(&self.counts).last_delivery.map(Instant::into_std)
+    }
+
+    /// When each request line of [`LatencyRelay::request_lines`] reached the relay
+    /// (it reaches the target `one_way` later).
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        lock(&self.counts)
+            .arrivals
+            .iter()
+            .map(|i| i.into_std())
+            .collect()
+    }
+
     /// The request lines relayed so far, in order.
     pub fn request_lines(&self) -> Vec<String> {
         lock(&self.counts).requests.clone()
@@ -134,8 +158,9 @@ async fn direction(
     (mut from, mut to): (OwnedReadHalf, OwnedWriteHalf),
     established: Instant,
     one_way: Duration,
-    counts: Option<Arc<Mutex<Counts>>>,
+    (counts, toward): (Arc<Mutex<Counts>>, Toward),
 ) {
+    let delivered = counts.clone();
     // `None` = end of stream, passed on as a half close.
     let (send, mut receive) = mpsc::unbounded_channel::<(Instant, Option<Vec<u8>>)>();
     let reader = async move {
@@ -148,9 +173,11 @@ async fn direction(
                 return;
             }
             buf.truncate(n);
-            if let Some(counts) = &counts {
+            if toward == Toward::Target {
                 if let Some(line) = request_line(&buf) {
-                    lock(counts).requests.push(line);
+                    let mut counts = lock(&counts);
+                    counts.requests.push(line);
+                    counts.arrivals.push(Instant::now());
                 }
             }
             if send.send((due, Some(buf))).is_err() {
@@ -166,6 +193,9 @@ async fn direction(
                     if to.write_all(&bytes).await.is_err() {
                         return;
                     }
+                    if toward == Toward::Client {
+                        lock(&delivered).last_delivery = Some(Instant::now());
+                    }
                 }
                 None => {
                     let _ = to.shutdown().await;
@@ -175,6 +205,13 @@ async fn direction(
         }
     };
     tokio::join!(reader, writer);
+}
+
+/// Which way a [`direction`] carries bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Toward {
+    Target,
+    Client,
 }
 
 /// The request line a chunk starts with, if it starts with one.
@@ -227,6 +264,7 @@ mod tests {
         let second = round_trip(&mut stream, b"HEAD /v2/x HTTP/1.1\r\n\r\n").await;
         assert!(second >= 2 * delay, "round trip took {second:?}");
         assert_eq!(relay.connections(), 1);
+        assert!(relay.last_delivery().is_some());
         assert_eq!(
             relay.request_lines(),
             vec!["GET /v2/ HTTP/1.1", "HEAD /v2/x HTTP/1.1"]
@@ -243,7 +281,10 @@ mod tests {
         }
         stream.shutdown().await.expect("half close");
         let mut back = Vec::new();
-        stream.read_to_end(&mut back).await.expect("read to the end");
+        stream
+            .read_to_end(&mut back)
+            .await
+            .expect("read to the end");
         assert_eq!(back, sent);
         assert_eq!(relay.requests(), 0);
     }
