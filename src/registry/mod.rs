@@ -198,6 +198,9 @@ struct Inner {
     /// Origins contacted at least once (a second connection is opened at most once,
     /// on the first contact, and only when that is slow).
     contacted: Mutex<LruCache<String, ()>>,
+    /// Second connections being opened, by origin: `true` once it is in the pool
+    /// (the sender is dropped if opening it failed).
+    opening: Mutex<LruCache<String, tokio::sync::watch::Receiver<bool>>>,
     /// Evicting a semaphore still in use lets at most one more batch of requests
     /// run for that endpoint; that needs `MAX_REGISTRIES` busier endpoints.
     slots: Mutex<LruCache<String, Arc<Semaphore>>>,
@@ -271,6 +274,7 @@ impl RegistryClient {
                 referrers_mode: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
                 round_trips: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
                 contacted: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
+                opening: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
                 slots: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
                 stats: Mutex::new(RequestStats::default()),
             }),
@@ -496,7 +500,10 @@ impl RegistryClient {
         key: String,
     ) -> Result<Vec<Descriptor>, RegistryError> {
         let api = self.referrers_api(call, target);
-        let tag = self.referrers_tag(call, target);
+        let tag = async {
+            self.second_connection(&call.endpoint).await;
+            self.referrers_tag(call, target).await
+        };
         tokio::pin!(api, tag);
         // Biased: the API's request is sent first, so it gets the warm connection.
         let (api_answer, tag_answer) = tokio::select! {
@@ -520,6 +527,20 @@ impl RegistryClient {
                     None => tag.await,
                 }
             }
+        }
+    }
+
+    /// Waits for the second connection being opened to `endpoint`, if one is, for
+    /// at most one round trip: longer, and a new connection would be as quick. (The
+    /// HTTP client would otherwise race it with a new connection of its own, which
+    /// on a distant registry costs a handshake the waiting saves.)
+    async fn second_connection(&self, endpoint: &Endpoint) {
+        let opening = lock(&self.inner.opening).get(&endpoint.origin).cloned();
+        let fastest = lock(&self.inner.round_trips)
+            .peek(&endpoint.origin)
+            .copied();
+        if let (Some(mut opening), Some(fastest)) = (opening, fastest) {
+            let _ = tokio::time::timeout(fastest, opening.wait_for(|open| *open)).await;
         }
     }
 
@@ -562,7 +583,14 @@ impl RegistryClient {
                 let client = self.clone();
                 let endpoint = call.endpoint.clone();
                 let deadline = call.deadline;
-                tokio::spawn(async move { client.open_connection(&endpoint, deadline).await });
+                let (open, opening) = tokio::sync::watch::channel(false);
+                lock(&self.inner.opening).put(endpoint.origin.clone(), opening);
+                tokio::spawn(async move {
+                    if client.open_connection(&endpoint, deadline).await {
+                        let _ = open.send(true);
+                    }
+                    lock(&client.inner.opening).pop(&endpoint.origin);
+                });
                 sending.await
             }
         }
@@ -571,12 +599,13 @@ impl RegistryClient {
     /// `GET /v2/` without credentials (the API version check), drained so its
     /// connection stays in the pool. Its answer is not used: it only opens the
     /// connection. It takes a request slot like any other request.
-    async fn open_connection(&self, endpoint: &Endpoint, deadline: Instant) {
+    /// Returns whether it got an answer (so the connection is in the pool).
+    async fn open_connection(&self, endpoint: &Endpoint, deadline: Instant) -> bool {
         let Ok(_slot) = self.slot_for(&endpoint.authority, deadline).await else {
-            return;
+            return false;
         };
         let Ok(client) = self.client(&endpoint.tls) else {
-            return;
+            return false;
         };
         let started = crate::clock::monotonic_now();
         let until = deadline.min(started + self.inner.config.request_timeout);
@@ -592,8 +621,12 @@ impl RegistryClient {
         )
         .await;
         self.count(&result);
-        if let Ok((_, _, body)) = result {
-            transport::drain(body, until).await;
+        match result {
+            Ok((_, _, body)) => {
+                transport::drain(body, until).await;
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -1427,6 +1460,7 @@ mod tests {
         );
         assert_eq!(lock(&client.inner.round_trips).cap().get(), MAX_REGISTRIES);
         assert_eq!(lock(&client.inner.contacted).cap().get(), MAX_REGISTRIES);
+        assert_eq!(lock(&client.inner.opening).cap().get(), MAX_REGISTRIES);
         assert_eq!(lock(&client.inner.tokens).cap().get(), MAX_TOKENS);
         assert_eq!(lock(&client.inner.clients).cap().get(), MAX_CLIENTS);
     }
