@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod envelope_builder;
 pub mod fixtures;
+pub mod latency;
 pub mod pod;
 pub mod signer;
 pub mod time;
