@@ -71,18 +71,6 @@ const MAX_TOKENS: usize = 4096;
 /// every edit of a file can add one now that they are re-read.
 const MAX_CLIENTS: usize = 64;
 const USER_AGENT: &str = concat!("pullgate/", env!("CARGO_PKG_VERSION"));
-/// A registry whose fastest answer so far took at least this long is distant: on
-/// first contact its referrers API and tag schema are probed at once, saving a
-/// round trip for the price of one request. Nearer registries keep the sequential
-/// probe (the tag schema only after the API turned out missing), whose extra round
-/// trip costs them less than this, once per registry. 10 ms is above a same-host
-/// or same-rack round trip even on a busy node, and at or below a same-region one.
-const DISTANT_ROUND_TRIP: Duration = Duration::from_millis(10);
-/// First contact with an endpoint: when its first HEAD takes longer than this,
-/// a second connection is opened meanwhile (`GET /v2/`, no credentials), so the
-/// concurrent probe that follows finds two warm connections instead of paying a
-/// TCP (and TLS) handshake on one of them. Same threshold as `DISTANT_ROUND_TRIP`.
-const SECOND_CONNECTION_AFTER: Duration = DISTANT_ROUND_TRIP;
 
 /// The `Accept` header for resolving a reference: every manifest type a target may have.
 const RESOLVE_ACCEPT: &[&str] = &[
@@ -192,15 +180,6 @@ struct Inner {
     tokens: Mutex<LruCache<TokenKey, (String, Instant)>>,
     challenges: Mutex<LruCache<String, Challenge>>,
     referrers_mode: Mutex<LruCache<String, ReferrersMode>>,
-    /// The fastest answer (request sent → response headers) seen from each origin:
-    /// its round trip, plus a handshake while it has had only new connections.
-    round_trips: Mutex<LruCache<String, Duration>>,
-    /// Origins contacted at least once (a second connection is opened at most once,
-    /// on the first contact, and only when that is slow).
-    contacted: Mutex<LruCache<String, ()>>,
-    /// Second connections being opened, by origin: `true` once it is in the pool
-    /// (the sender is dropped if opening it failed).
-    opening: Mutex<LruCache<String, tokio::sync::watch::Receiver<bool>>>,
     /// Evicting a semaphore still in use lets at most one more batch of requests
     /// run for that endpoint; that needs `MAX_REGISTRIES` busier endpoints.
     slots: Mutex<LruCache<String, Arc<Semaphore>>>,
@@ -272,9 +251,6 @@ impl RegistryClient {
                 tokens: Mutex::new(LruCache::new(capacity(MAX_TOKENS))),
                 challenges: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
                 referrers_mode: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
-                round_trips: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
-                contacted: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
-                opening: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
                 slots: Mutex::new(LruCache::new(capacity(MAX_REGISTRIES))),
                 stats: Mutex::new(RequestStats::default()),
             }),
@@ -467,9 +443,6 @@ impl RegistryClient {
     ) -> Result<Vec<Descriptor>, RegistryError> {
         let key = call.endpoint.url("");
         let mode = lock(&self.inner.referrers_mode).get(&key).copied();
-        if mode.is_none() && self.is_distant(&call.endpoint) {
-            return self.probe_referrers(call, target, key).await;
-        }
         if mode != Some(ReferrersMode::TagSchema) {
             match self.referrers_api(call, target).await? {
                 Some(found) => {
@@ -486,148 +459,6 @@ impl RegistryClient {
             }
         }
         self.referrers_tag(call, target).await
-    }
-
-    /// First contact with a distant registry: its referrers API and its tag schema
-    /// at once. The API's answer decides, as in the sequential probe: a listing is
-    /// taken whatever the tag schema says (its request is dropped if still running);
-    /// a missing API (404, not an index) takes the tag schema's answer, errors
-    /// included; an API error is the error, never "no signatures".
-    async fn probe_referrers(
-        &self,
-        call: &Call<'_>,
-        target: &Descriptor,
-        key: String,
-    ) -> Result<Vec<Descriptor>, RegistryError> {
-        let api = self.referrers_api(call, target);
-        let tag = async {
-            self.second_connection(&call.endpoint).await;
-            self.referrers_tag(call, target).await
-        };
-        tokio::pin!(api, tag);
-        // Biased: the API's request is sent first, so it gets the warm connection.
-        let (api_answer, tag_answer) = tokio::select! {
-            biased;
-            answer = &mut api => (answer, None),
-            answer = &mut tag => (api.await, Some(answer)),
-        };
-        match api_answer? {
-            Some(found) => {
-                lock(&self.inner.referrers_mode).put(key, ReferrersMode::Api);
-                Ok(found)
-            }
-            None => {
-                tracing::debug!(
-                    registry = call.registry,
-                    "no referrers API; using the tag schema"
-                );
-                lock(&self.inner.referrers_mode).put(key, ReferrersMode::TagSchema);
-                match tag_answer {
-                    Some(answer) => answer,
-                    None => tag.await,
-                }
-            }
-        }
-    }
-
-    /// Waits for the second connection being opened to `endpoint`, if one is, for
-    /// at most one round trip: longer, and a new connection would be as quick. (The
-    /// HTTP client would otherwise race it with a new connection of its own, which
-    /// on a distant registry costs a handshake the waiting saves.)
-    async fn second_connection(&self, endpoint: &Endpoint) {
-        let opening = lock(&self.inner.opening).get(&endpoint.origin).cloned();
-        let fastest = lock(&self.inner.round_trips)
-            .peek(&endpoint.origin)
-            .copied();
-        if let (Some(mut opening), Some(fastest)) = (opening, fastest) {
-            let _ = tokio::time::timeout(fastest, opening.wait_for(|open| *open)).await;
-        }
-    }
-
-    /// Whether `endpoint`'s fastest answer so far took `DISTANT_ROUND_TRIP` or more.
-    fn is_distant(&self, endpoint: &Endpoint) -> bool {
-        lock(&self.inner.round_trips)
-            .get(&endpoint.origin)
-            .is_some_and(|fastest| *fastest >= DISTANT_ROUND_TRIP)
-    }
-
-    fn record_round_trip(&self, origin: &str, took: Duration) {
-        let mut round_trips = lock(&self.inner.round_trips);
-        match round_trips.get_mut(origin) {
-            Some(fastest) => *fastest = (*fastest).min(took),
-            None => {
-                round_trips.put(origin.to_owned(), took);
-            }
-        }
-    }
-
-    /// Awaits `sending` (a HEAD); on the first contact with the endpoint, if no
-    /// answer came within `SECOND_CONNECTION_AFTER`, opens a second connection
-    /// meanwhile.
-    async fn with_second_connection<T>(
-        &self,
-        call: &Call<'_>,
-        sending: impl std::future::Future<Output = T>,
-    ) -> T {
-        let first = lock(&self.inner.contacted)
-            .put(call.endpoint.origin.clone(), ())
-            .is_none();
-        if !first {
-            return sending.await;
-        }
-        tokio::pin!(sending);
-        tokio::select! {
-            biased;
-            answered = &mut sending => answered,
-            () = tokio::time::sleep(SECOND_CONNECTION_AFTER) => {
-                let client = self.clone();
-                let endpoint = call.endpoint.clone();
-                let deadline = call.deadline;
-                let (open, opening) = tokio::sync::watch::channel(false);
-                lock(&self.inner.opening).put(endpoint.origin.clone(), opening);
-                tokio::spawn(async move {
-                    if client.open_connection(&endpoint, deadline).await {
-                        let _ = open.send(true);
-                    }
-                    lock(&client.inner.opening).pop(&endpoint.origin);
-                });
-                sending.await
-            }
-        }
-    }
-
-    /// `GET /v2/` without credentials (the API version check), drained so its
-    /// connection stays in the pool. Its answer is not used: it only opens the
-    /// connection. It takes a request slot like any other request.
-    /// Returns whether it got an answer (so the connection is in the pool).
-    async fn open_connection(&self, endpoint: &Endpoint, deadline: Instant) -> bool {
-        let Ok(_slot) = self.slot_for(&endpoint.authority, deadline).await else {
-            return false;
-        };
-        let Ok(client) = self.client(&endpoint.tls) else {
-            return false;
-        };
-        let started = crate::clock::monotonic_now();
-        let until = deadline.min(started + self.inner.config.request_timeout);
-        let headers = [("user-agent", USER_AGENT.to_owned())];
-        let result = transport::send_once(
-            &client,
-            Method::GET,
-            &endpoint.url("/"),
-            &headers,
-            None,
-            started,
-            until,
-        )
-        .await;
-        self.count(&result);
-        match result {
-            Ok((_, _, body)) => {
-                transport::drain(body, until).await;
-                true
-            }
-            Err(_) => false,
-        }
     }
 
     /// The referrers API; `None` when the registry does not have it (404 or not
@@ -964,27 +795,19 @@ impl RegistryClient {
     }
 
     async fn slot(&self, call: &Call<'_>) -> Result<OwnedSemaphorePermit, RegistryError> {
-        self.slot_for(&call.endpoint.authority, call.deadline).await
-    }
-
-    async fn slot_for(
-        &self,
-        authority: &str,
-        deadline: Instant,
-    ) -> Result<OwnedSemaphorePermit, RegistryError> {
         let semaphore = lock(&self.inner.slots)
-            .get_or_insert(authority.to_owned(), || {
+            .get_or_insert(call.endpoint.authority.clone(), || {
                 Arc::new(Semaphore::new(
                     self.inner.config.max_concurrent_per_registry.max(1),
                 ))
             })
             .clone();
         let started = crate::clock::monotonic_now();
-        match tokio::time::timeout_at(deadline.into(), semaphore.acquire_owned()).await {
+        match tokio::time::timeout_at(call.deadline.into(), semaphore.acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; treat it like a timeout if it were.
             _ => Err(RegistryError::Timeout {
-                what: format!("waiting for a request slot on {authority}"),
+                what: format!("waiting for a request slot on {}", call.endpoint.authority),
                 after: started.elapsed(),
             }),
         }
@@ -1115,8 +938,7 @@ impl RegistryClient {
             if let (true, Some(value)) = (same_origin, &authorization) {
                 headers.push(("authorization", value.clone()));
             }
-            let sent = crate::clock::monotonic_now();
-            let sending = transport::send_once(
+            let result = transport::send_once(
                 &client,
                 method.clone(),
                 &url,
@@ -1124,23 +946,9 @@ impl RegistryClient {
                 None,
                 started,
                 until,
-            );
-            // Timed from here, not from building the client (reading the system's
-            // roots), and only for a HEAD (the resolve), which has no body for the
-            // registry to build: the network decides whether a second connection
-            // helps, not a registry busy making a long referrers page.
-            let result = if same_origin && method == Method::HEAD {
-                self.with_second_connection(call, sending).await
-            } else {
-                sending.await
-            };
+            )
+            .await;
             self.count(&result);
-            if let (true, Ok(_)) = (same_origin, &result) {
-                self.record_round_trip(
-                    &origin,
-                    crate::clock::monotonic_now().saturating_duration_since(sent),
-                );
-            }
             let (status, headers, body) = result?;
             if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
                 return Ok(Response {
@@ -1458,9 +1266,6 @@ mod tests {
             lock(&client.inner.referrers_mode).cap().get(),
             MAX_REGISTRIES
         );
-        assert_eq!(lock(&client.inner.round_trips).cap().get(), MAX_REGISTRIES);
-        assert_eq!(lock(&client.inner.contacted).cap().get(), MAX_REGISTRIES);
-        assert_eq!(lock(&client.inner.opening).cap().get(), MAX_REGISTRIES);
         assert_eq!(lock(&client.inner.tokens).cap().get(), MAX_TOKENS);
         assert_eq!(lock(&client.inner.clients).cap().get(), MAX_CLIENTS);
     }
@@ -1487,90 +1292,6 @@ mod tests {
             drop(client.slot(&call).await.expect("slot"));
         }
         assert_eq!(lock(&client.inner.slots).len(), MAX_REGISTRIES);
-    }
-
-    /// The test kit's descriptors are the other copy of `oci::Descriptor`.
-    fn ours(theirs: &impl serde::Serialize) -> Descriptor {
-        serde_json::from_value(serde_json::to_value(theirs).expect("json")).expect("descriptor")
-    }
-
-    /// A client that already takes `registry` for a distant one (issue 13).
-    fn distant_client(registry: &pullgate_testkit::registry::TestRegistry) -> RegistryClient {
-        let client = RegistryClient::new(RegistryConfig {
-            hosts_dir: None,
-            insecure_registries: vec![registry.host()],
-            ..RegistryConfig::default()
-        })
-        .expect("client");
-        lock(&client.inner.round_trips).put(
-            format!("http://{}", registry.host()),
-            Duration::from_millis(50),
-        );
-        client
-    }
-
-    /// Issue 13: a distant registry's referrers API and tag schema are asked at
-    /// once on first contact. The API's answer still decides: its failure is the
-    /// answer even when the tag schema says "no signatures" (fail closed), its
-    /// listing wins over the tag schema's, and only a missing API lets the tag
-    /// schema answer.
-    #[tokio::test]
-    async fn the_concurrent_probe_fails_closed_and_the_api_answer_decides() {
-        use pullgate_testkit::registry::{Fault, TestRegistry};
-        let until = || crate::clock::monotonic_now() + Duration::from_secs(10);
-        let registry = TestRegistry::start().await;
-        let target = ours(&registry.push_image("app", "v1"));
-        let signature =
-            ours(&registry.push_signature("app", &registry.push_image("app", "v1"), b"e"));
-        let reference: Reference = format!("{}/app:v1", registry.host())
-            .parse()
-            .expect("reference");
-
-        // The API fails; the tag schema has no index (404 = no signatures).
-        registry.fault("/referrers/", Fault::Status(500), 1);
-        let client = distant_client(&registry);
-        let err = client
-            .signature_manifests(&reference, &target, &Credentials::None, until())
-            .await
-            .expect_err("an API failure is never \"no signatures\"");
-        assert!(
-            matches!(err, RegistryError::Http { status: 500, .. }),
-            "{err:?}"
-        );
-        let paths: Vec<String> = registry.log().into_iter().map(|l| l.path).collect();
-        assert!(paths.iter().any(|p| p.contains("/referrers/")), "{paths:?}");
-        // Nothing was learnt from the failure: the next call probes again.
-        assert!(lock(&client.inner.referrers_mode).is_empty());
-
-        // The API answers; a tag-schema index listing nothing does not count.
-        registry.push_referrers_tag("app", &registry.push_image("app", "v1"), &[]);
-        let found = distant_client(&registry)
-            .signature_manifests(&reference, &target, &Credentials::None, until())
-            .await
-            .expect("API listing");
-        assert_eq!(found, vec![signature.clone()]);
-
-        // No API: the tag schema answers, its failure included.
-        registry.set_referrers_api(false);
-        registry.push_referrers_tag(
-            "app",
-            &registry.push_image("app", "v1"),
-            &[registry.push_signature("app", &registry.push_image("app", "v1"), b"e")],
-        );
-        let found = distant_client(&registry)
-            .signature_manifests(&reference, &target, &Credentials::None, until())
-            .await
-            .expect("tag schema listing");
-        assert_eq!(found, vec![signature]);
-        registry.fault("/manifests/sha256-", Fault::Status(500), 1);
-        let err = distant_client(&registry)
-            .signature_manifests(&reference, &target, &Credentials::None, until())
-            .await
-            .expect_err("a tag-schema failure is never \"no signatures\"");
-        assert!(
-            matches!(err, RegistryError::Http { status: 500, .. }),
-            "{err:?}"
-        );
     }
 
     #[test]
