@@ -377,12 +377,7 @@ fn gate_and_reloads(
 /// The gate's settings from the config file; revocation checks report to `metrics`.
 fn gate_settings(config: &Config, metrics: &Arc<Metrics>) -> GateSettings {
     let revocation = crate::revocation::Checker::new(
-        crate::revocation::RevocationSettings {
-            cache_dir: config.revocation.cache_dir.clone(),
-            max_cache_bytes: config.revocation.max_cache_bytes,
-            crl_dir: config.revocation.crl_dir.clone(),
-            ..Default::default()
-        },
+        config.revocation.settings(),
         tokio::runtime::Handle::current(),
     )
     .with_observer(Arc::new(RevocationMetrics(Arc::clone(metrics))));

@@ -114,6 +114,18 @@ pub struct RevocationConfig {
     pub crl_dir: Option<PathBuf>,
 }
 
+impl RevocationConfig {
+    /// The revocation checker's settings (its other settings at their defaults).
+    pub fn settings(&self) -> crate::revocation::RevocationSettings {
+        crate::revocation::RevocationSettings {
+            cache_dir: self.cache_dir.clone(),
+            max_cache_bytes: self.max_cache_bytes,
+            crl_dir: self.crl_dir.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Default CRL cache directory (the unit's `CacheDirectory=pullgate`).
 pub const DEFAULT_CRL_CACHE_DIR: &str = "/var/cache/pullgate/crl";
 

@@ -354,15 +354,8 @@ fn run(args: &ImagesArgs) -> Result<Vec<ImageReport>, ImagesError> {
         .enable_all()
         .build()
         .map_err(ImagesError::Runtime)?;
-    let revocation = crate::revocation::Checker::new(
-        crate::revocation::RevocationSettings {
-            cache_dir: config.revocation.cache_dir.clone(),
-            max_cache_bytes: config.revocation.max_cache_bytes,
-            crl_dir: config.revocation.crl_dir.clone(),
-            ..Default::default()
-        },
-        runtime.handle().clone(),
-    );
+    let revocation =
+        crate::revocation::Checker::new(config.revocation.settings(), runtime.handle().clone());
     let store = ImageStore::new(&config.upstream.containerd_socket);
     let records = runtime
         .block_on(store.list())

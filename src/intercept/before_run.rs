@@ -46,21 +46,10 @@ pub(super) async fn image_status(
     const CALL: &str = "ImageStatus";
     let started = crate::clock::monotonic_now();
     let (parts, body) = request.into_parts();
-    let bytes = match read_request(body).await {
-        Ok(bytes) => bytes,
-        Err(error) => return refuse_call(CALL, "", started, error),
-    };
-    let asked: cri::v1::ImageStatusRequest =
-        match cri::decode_unary(&bytes, "runtime.v1.ImageStatusRequest") {
-            Ok(asked) => asked,
-            Err(source) => {
-                return refuse_call(
-                    CALL,
-                    "",
-                    started,
-                    CallError::MalformedCall { call: CALL, source },
-                )
-            }
+    let (bytes, asked): (_, cri::v1::ImageStatusRequest) =
+        match read_unary(body, CALL, "runtime.v1.ImageStatusRequest").await {
+            Ok(read) => read,
+            Err(error) => return refuse_call(CALL, "", started, error),
         };
     let requested = asked.image.map(|spec| spec.image).unwrap_or_default();
     let path = parts.uri.path().to_owned();
@@ -128,21 +117,10 @@ pub(super) async fn create_container(
     const CALL: &str = "CreateContainer";
     let started = crate::clock::monotonic_now();
     let (parts, body) = request.into_parts();
-    let bytes = match read_request(body).await {
-        Ok(bytes) => bytes,
-        Err(error) => return refuse_call(CALL, "", started, error),
-    };
-    let create: cri::v1::CreateContainerRequest =
-        match cri::decode_unary(&bytes, "runtime.v1.CreateContainerRequest") {
-            Ok(create) => create,
-            Err(source) => {
-                return refuse_call(
-                    CALL,
-                    "",
-                    started,
-                    CallError::MalformedCall { call: CALL, source },
-                )
-            }
+    let (bytes, create): (_, cri::v1::CreateContainerRequest) =
+        match read_unary(body, CALL, "runtime.v1.CreateContainerRequest").await {
+            Ok(read) => read,
+            Err(error) => return refuse_call(CALL, "", started, error),
         };
     let spec = create
         .config
@@ -284,7 +262,20 @@ fn forwarded_log(path: &str, started: std::time::Instant, answer: &'static str) 
     );
 }
 
-pub(super) async fn read_request(body: Incoming) -> Result<bytes::Bytes, CallError> {
+/// The request's one message (bounded) and what it decodes to; a malformed one is
+/// [`CallError::MalformedCall`] for `call`.
+pub(super) async fn read_unary<M: prost::Message + Default>(
+    body: Incoming,
+    call: &'static str,
+    message: &'static str,
+) -> Result<(bytes::Bytes, M), CallError> {
+    let bytes = read_request(body).await?;
+    let decoded = cri::decode_unary(&bytes, message)
+        .map_err(|source| CallError::MalformedCall { call, source })?;
+    Ok((bytes, decoded))
+}
+
+async fn read_request(body: Incoming) -> Result<bytes::Bytes, CallError> {
     Limited::new(body, MAX_PULL_REQUEST_BYTES)
         .collect()
         .await

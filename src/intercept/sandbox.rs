@@ -26,7 +26,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use super::before_run::{check, read_request};
+use super::before_run::{check, read_unary};
 use super::{record_tag, record_verdict, refuse_call, CallError, Shared};
 use crate::cri::{self, box_body, ProxyBody};
 use crate::gate::{Credentials, NotVerified, Pass, PolicyWatch, Refusal, StandingCall};
@@ -360,17 +360,10 @@ pub(super) async fn run_pod_sandbox(
     const CALL: &str = "RunPodSandbox";
     let started = crate::clock::monotonic_now();
     let (parts, body) = request.into_parts();
-    let bytes = match read_request(body).await {
-        Ok(bytes) => bytes,
-        Err(error) => return refuse_call(CALL, "", started, error),
-    };
-    let run: cri::v1::RunPodSandboxRequest =
-        match cri::decode_unary(&bytes, "runtime.v1.RunPodSandboxRequest") {
-            Ok(run) => run,
-            Err(source) => {
-                let error = CallError::MalformedCall { call: CALL, source };
-                return refuse_call(CALL, "", started, error);
-            }
+    let (bytes, run): (_, cri::v1::RunPodSandboxRequest) =
+        match read_unary(body, CALL, "runtime.v1.RunPodSandboxRequest").await {
+            Ok(read) => read,
+            Err(error) => return refuse_call(CALL, "", started, error),
         };
     let namespace = run
         .config
